@@ -1,0 +1,3 @@
+"""Shian cloud collector: subscribes, validates, stores idempotently, tracks devices."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,216 @@
+"""The collector: subscribe to every device, validate, store once, acknowledge after commit.
+
+paho delivers messages in its network thread; with manual acknowledgement on, the PUBACK for
+a QoS 1 message is sent only after the batch holding it is committed, so a collector killed at
+any moment loses nothing: the broker keeps the session (``clean=False``) and sends what was
+not acknowledged again. Events go through a shared subscription when ``share_group`` is set;
+status messages (retained) are read by every collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from cloud.config import CloudConfig
+from cloud.store import DeadLetter, Store, WriteResult, merge_ranges
+from shared import SCHEMA_VERSION, topics
+from shared.codec import CodecError, decode_batch, decode_status
+from shared.models import Ack, Envelope, Status
+from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
+
+log = logging.getLogger("shian.collector")
+
+
+@dataclass
+class Incoming:
+    client: Any
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+def classify(
+    messages: list[Incoming],
+) -> tuple[list[Envelope], list[Status], list[DeadLetter]]:
+    """Decode a batch of MQTT messages; anything invalid becomes a dead letter with a reason."""
+    events: list[Envelope] = []
+    statuses: list[Status] = []
+    dead: list[DeadLetter] = []
+    for m in messages:
+        where = topics.parse(m.topic)
+        try:
+            if where is None or where.channel not in ("events", "status") or where.rest:
+                raise CodecError("topic", f"not a device events or status topic: {m.topic}")
+            if where.channel == "status":
+                if not m.payload:
+                    continue  # a retained status being cleared
+                statuses.append(decode_status(m.payload, where.device))
+            else:
+                batch = decode_batch(m.payload, where.device)
+                events.extend(batch.events)
+                dead.extend(DeadLetter(m.topic, r.raw, r.reason) for r in batch.rejected)
+        except CodecError as exc:
+            dead.append(DeadLetter(m.topic, m.payload, exc.reason))
+    return events, statuses, dead
+
+
+class Collector:
+    """Runs a network session thread and a writer thread."""
+
+    def __init__(self, cfg: CloudConfig, store: Store) -> None:
+        self.cfg = cfg
+        self.settings = cfg.broker()
+        self.store = store
+        self.counters = {"messages": 0, "events": 0, "duplicates": 0, "deadletters": 0}
+        self.connected = threading.Event()
+        self._inbox: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._net = threading.Thread(target=self._run_network, name="collector-net", daemon=True)
+        self._writer = threading.Thread(target=self._run_writer, name="collector-db", daemon=True)
+
+    def start(self) -> None:
+        self._writer.start()
+        self._net.start()
+
+    def stop(self) -> None:
+        """Write and acknowledge what has arrived, then leave the broker."""
+        self._inbox.put(None)
+        self._writer.join(10)
+        self._stop.set()
+        self._net.join(10)
+
+    # -- network ------------------------------------------------------------------------------
+    def _run_network(self) -> None:
+        backoff = Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
+        candidates = protocols(self.settings)
+        while not self._stop.is_set():
+            try:
+                outcome = self._session(candidates[0])
+            except Exception:
+                log.exception("collector session failed")
+                outcome = "error"
+            if outcome == "unsupported" and len(candidates) > 1:
+                candidates = candidates[1:]
+                continue
+            if outcome == "ok":
+                backoff.reset()
+            if not self._stop.is_set():
+                self._stop.wait(backoff.next_delay())
+
+    def _session(self, protocol: MQTTProtocolVersion) -> str:
+        s, c = self.settings, self.cfg.collector
+        events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        client = make_client(s, s.client_id, protocol, clean=False)
+        client.manual_ack_set(True)
+        client.on_connect = lambda _c, _u, flags, rc, _p: events.put(("connack", rc, flags))
+        client.on_disconnect = lambda _c, _u, _f, rc, _p: events.put(("gone", rc))
+        client.on_message = lambda cl, _u, msg: self._inbox.put(
+            Incoming(cl, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+        )
+        try:
+            client.connect(
+                s.host,
+                s.port,
+                s.keepalive_s,
+                **connect_kwargs(protocol, clean=False, session_expiry_s=c.session_expiry_s),
+            )
+        except (OSError, ValueError) as exc:
+            log.warning("cannot connect to %s: %s", s.url, exc)
+            return "error"
+        client.loop_start()
+        try:
+            ev = events.get(timeout=s.connect_timeout_s)
+        except queue.Empty:
+            client.disconnect()
+            client.loop_stop()
+            return "timeout"
+        if ev[0] != "connack" or ev[1].is_failure:
+            client.disconnect()
+            client.loop_stop()
+            code = getattr(ev[1], "value", -1)
+            return "unsupported" if code in UNSUPPORTED_PROTOCOL or ev[0] == "gone" else "error"
+        client.subscribe(
+            [(topics.shared(c.share_group or None, topics.ALL_EVENTS), 1), (topics.ALL_STATUS, 1)]
+        )
+        log.info(
+            "collector connected to %s (MQTT %s, session present: %s)",
+            s.url,
+            "5" if protocol == MQTTProtocolVersion.MQTTv5 else "3.1.1",
+            ev[2].session_present,
+        )
+        self.connected.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    gone = events.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if gone[0] == "gone":
+                    log.warning("collector disconnected: %s", gone[1])
+                    return "ok"
+            return "ok"
+        finally:
+            self.connected.clear()
+            client.disconnect()
+            client.loop_stop()
+
+    # -- writing ------------------------------------------------------------------------------
+    def _run_writer(self) -> None:
+        c = self.cfg.collector
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + c.batch_max_wait_s
+            while len(batch) < c.batch_max_messages:
+                try:
+                    item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._write(batch)
+                    return
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[Incoming]) -> WriteResult | None:
+        events, statuses, dead = classify(batch)
+        while True:
+            try:
+                res = self.store.write(events, statuses, dead)
+                break
+            except Exception:
+                # Not acknowledged, so not lost: retry until the store takes it.
+                log.exception("store write failed; retrying")
+                if self._stop.wait(1.0):
+                    return None
+        for m in batch:
+            if m.qos > 0:
+                m.client.ack(m.mid, m.qos)
+        self._confirm(batch[-1].client, events)
+        self.counters["messages"] += len(batch)
+        self.counters["events"] += res.inserted
+        self.counters["duplicates"] += res.duplicates
+        self.counters["deadletters"] += res.deadletters
+        for d in dead:
+            log.warning("dead letter on %s: %s", d.topic, d.reason)
+        return res
+
+    def _confirm(self, client: Any, events: list[Envelope]) -> None:
+        """Tell each device which of its events are now stored (``cmd/ack``), so it can stop
+        sending them. If this is lost the device sends them again and they are deduplicated."""
+        by_device: dict[str, list[int]] = {}
+        for e in events:
+            by_device.setdefault(e.device, []).append(e.seq)
+        for device, seqs in by_device.items():
+            ack = Ack(v=SCHEMA_VERSION, seqs=merge_ranges([], seqs))
+            client.publish(topics.command(device, "ack"), ack.model_dump_json(), qos=1)

@@ -1,0 +1,45 @@
+"""The collector process: embedded broker (when no broker is configured), store, collector."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from cloud.broker import BrokerThread
+from cloud.collector import Collector
+from cloud.config import CloudConfig
+from cloud.store import Store
+
+log = logging.getLogger("shian.cloud")
+
+
+class CloudService:
+    def __init__(self, cfg: CloudConfig) -> None:
+        self.cfg = cfg
+        self.broker = BrokerThread(cfg.embedded_broker) if cfg.mqtt is None else None
+        self.store = Store(cfg.store.path)
+        self.collector = Collector(cfg, self.store)
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        if self.broker is not None:
+            self.broker.start()
+        self.collector.start()
+        log.info("collector started; store %s", self.cfg.store.path)
+
+    def stop(self) -> None:
+        self.collector.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        self.store.close()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

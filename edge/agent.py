@@ -1,0 +1,112 @@
+"""The edge agent: wires the outbox, the sync worker and the event sources of one box.
+
+Everything a box produces goes through :meth:`Agent.emit`, which commits it to the outbox and
+wakes the sync worker. Later features (cameras, scale, printer) are more sources and add their
+counters to the status heartbeat through :meth:`Agent.add_counters`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from edge import __version__
+from edge.config import EdgeConfig
+from edge.store.outbox import Outbox, Queued
+from edge.sync.mqtt import SyncWorker
+from shared import SCHEMA_VERSION
+from shared.models import Status, utcnow
+
+log = logging.getLogger("shian.agent")
+
+
+class Agent:
+    def __init__(self, cfg: EdgeConfig) -> None:
+        self.cfg = cfg
+        self.started = time.monotonic()
+        self.outbox = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+        self.sync = SyncWorker(cfg, self.outbox, self.status)
+        self.outbox.on_commit = self.sync.wake
+        self._counter_sources: list[Callable[[], dict[str, int]]] = [lambda: self.sync.counters]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def add_counters(self, source: Callable[[], dict[str, int]]) -> None:
+        self._counter_sources.append(source)
+
+    def emit(
+        self, kind: str, data: BaseModel | dict[str, Any], ts: datetime | None = None
+    ) -> Queued:
+        return self.outbox.enqueue(kind, data, ts)
+
+    def status(self, state: str, reason: str = "") -> Status:
+        counters: dict[str, int] = {}
+        for source in self._counter_sources:
+            counters.update(source())
+        return Status(
+            v=SCHEMA_VERSION,
+            device=self.cfg.device,
+            site=self.cfg.site,
+            state=state,  # type: ignore[arg-type]
+            reason=reason,
+            ts=utcnow(),
+            version=__version__,
+            uptime_s=round(time.monotonic() - self.started, 1),
+            last_seq=self.outbox.last_seq(),
+            outbox=self.outbox.stats(),
+            counters=counters,
+        )
+
+    def start(self) -> None:
+        pending = self.outbox.stats().depth
+        self.emit("device_started", {"version": __version__, "pending": pending})
+        self.sync.start()
+        if self.cfg.demo.sample_every_s > 0:
+            t = threading.Thread(target=self._samples, name="shian-samples", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info(
+            "agent %s for site %s started (%d events waiting)",
+            self.cfg.device,
+            self.cfg.site,
+            pending,
+        )
+
+    def _samples(self) -> None:
+        """Demo source: a `test` event every ``sample_every_s`` seconds."""
+        demo = self.cfg.demo
+        n = 0
+        while not self._stop.wait(demo.sample_every_s):
+            if demo.sample_count and n >= demo.sample_count:
+                return
+            n += 1
+            self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
+
+    def alive(self) -> bool:
+        """True while every worker is running (for the systemd watchdog, later)."""
+        return self.sync.running and time.monotonic() - self.sync.alive_at < 30
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sync.stop()
+        for t in self._threads:
+            t.join(2)
+        self.outbox.close()
+        log.info("agent stopped")
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    def request_stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,151 @@
+"""``shian-edge``: the box's command line, a thin layer over :mod:`edge.agent` and the outbox."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge.config import DEFAULT_PATH, EdgeConfig
+from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
+from shared.kinds import KINDS
+
+
+def config_option(f: Any) -> Any:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_PATH,
+        show_default=True,
+        envvar="SHIAN_EDGE_CONFIG",
+        help="Edge config file (TOML); also $SHIAN_EDGE_CONFIG.",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shian")
+def main() -> None:
+    """Shian edge agent: kitchen cameras, stall scales, and a durable outbox synced over MQTT.
+
+    Example: shian-edge run --config /etc/shian/edge.toml
+    """
+
+
+@main.command()
+@config_option
+@log_option
+def run(config_path: Path, log_level: str) -> None:
+    """Run the agent until stopped (SIGTERM or Ctrl-C).
+
+    Example: shian-edge run --config /etc/shian/edge.toml
+    """
+    from edge.agent import Agent
+    from shared.clikit import on_stop_signals, setup_logging
+
+    setup_logging(log_level)
+    cfg = load_config(config_path, EdgeConfig)
+    agent = Agent(cfg)
+    on_stop_signals(agent.request_stop)
+    agent.run_forever()
+
+
+@main.group()
+def config() -> None:
+    """Check the config file.
+
+    Example: shian-edge config validate --config edge.toml
+    """
+
+
+@config.command("validate")
+@config_option
+def config_validate(config_path: Path) -> None:
+    """Validate the config; name each bad field and its line, exit 2 if any.
+
+    Example: shian-edge config validate --config /etc/shian/edge.toml
+    """
+    cfg = load_config(config_path, EdgeConfig)
+    click.echo(f"{config_path}: OK (device {cfg.device}, site {cfg.site}, broker {cfg.mqtt.url})")
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect the local outbox.
+
+    Example: shian-edge outbox status --json
+    """
+
+
+@outbox.command("status")
+@config_option
+@json_option
+@limit_option
+def outbox_status(config_path: Path, as_json: bool, limit: int) -> None:
+    """Show the outbox: unconfirmed depth, oldest age, drops, and the newest events.
+
+    Example: shian-edge outbox status --config edge.toml --limit 10
+    """
+    from edge.store.outbox import Outbox
+
+    cfg = load_config(config_path, EdgeConfig)
+    ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+    try:
+        stats = ob.stats().model_dump()
+        stats["last_seq"] = ob.last_seq()
+        counters = ob.counters()
+        stats["delivered_total"] = counters["delivered"]
+        stats["confirmed_total"] = counters["confirmed"]
+        recent = ob.recent(limit)
+    finally:
+        ob.close()
+    if as_json:
+        click.echo(json.dumps({"outbox": stats, "recent": recent}, ensure_ascii=False, indent=2))
+        return
+    for key, value in stats.items():
+        click.echo(f"{key:>16}: {value}")
+    click.echo("")
+    for r in recent:
+        r["created"] = _time(r["created"])
+        r["delivered"] = _time(r["delivered"]) if r["delivered"] else "pending"
+        r["confirmed"] = _time(r["confirmed"]) if r["confirmed"] else "pending"
+    print_rows(recent, ["seq", "kind", "created", "delivered", "confirmed", "data"], False)
+
+
+def _time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.option("--data", "data_json", default="{}", show_default=True, help="Event data, JSON.")
+@config_option
+def emit(kind: str, data_json: str, config_path: Path) -> None:
+    """Queue one event by hand; the running agent sends it.
+
+    Example: shian-edge emit test --data '{"note": "installer check"}'
+    """
+    from edge.store.outbox import Outbox, OutboxError
+
+    try:
+        data = json.loads(data_json)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    cfg = load_config(config_path, EdgeConfig)
+    ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+    try:
+        queued = ob.enqueue(kind, data)
+    except OutboxError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        ob.close()
+    click.echo(json.dumps({"seq": queued.seq, "id": queued.id, "kind": kind}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Edge sync: from the outbox to the broker, at QoS 1, losing nothing.
+
+The outbox, not paho, is the source of truth. Each MQTT session uses a fresh paho client with a
+clean session; whatever the cloud has not confirmed (in the last session, or before a restart)
+is read again from the outbox and sent again, and the collector drops duplicates by event id.
+Rows are marked delivered when the PUBACK for the message carrying them arrives, matched by
+``mid`` in ``on_publish`` (a publish made while disconnected never resolves its
+``MQTTMessageInfo``, so nothing waits on one), and confirmed when the collector says on
+``cmd/ack`` that it committed them. Delivered rows still unconfirmed after
+``confirm_timeout_s`` are sent again: the broker may have acknowledged a message it then lost
+(a restart without persistence before the collector had subscribed again).
+
+paho's callbacks run in its network thread and only put tuples on a queue; this worker's
+thread owns the in-flight map and the outbox writes, so there are no locks shared with paho.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from pydantic import ValidationError
+
+from edge.config import EdgeConfig
+from edge.store.outbox import Outbox, Pending
+from shared import topics
+from shared.codec import BATCH_OVERHEAD, batch_payload, encode_status
+from shared.models import Ack, Status
+from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
+
+log = logging.getLogger("shian.sync")
+
+StatusFn = Callable[[str, str], Status]
+"""(state, reason) -> the status to publish now."""
+
+
+def _code(rc: Any) -> int:
+    return int(getattr(rc, "value", rc))
+
+
+def _failed(rc: Any) -> bool:
+    return bool(getattr(rc, "is_failure", _code(rc) >= 0x80))
+
+
+class SyncWorker:
+    """One thread that keeps the outbox flowing to the broker."""
+
+    def __init__(self, cfg: EdgeConfig, outbox: Outbox, status: StatusFn) -> None:
+        self.cfg = cfg
+        self.outbox = outbox
+        self.status = status
+        self.counters = {
+            "sync_sessions": 0,
+            "sync_messages": 0,
+            "sync_acked_events": 0,
+            "sync_broker_rejected": 0,
+            "sync_connect_failures": 0,
+            "sync_confirmed_events": 0,
+            "sync_resends": 0,
+            "sync_bad_commands": 0,
+        }
+        self.connected = False
+        self.protocol: MQTTProtocolVersion | None = None
+        self.alive_at = time.monotonic()
+        self._stop = threading.Event()
+        self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="shian-sync", daemon=True)
+        self._backoff = Backoff(cfg.mqtt.backoff_initial_s, cfg.mqtt.backoff_max_s)
+
+    # -- control ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self.wake()
+        self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """New events were committed: send them now rather than at the next poll."""
+        self._q.put(("wake",))
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        candidates = protocols(self.cfg.mqtt)
+        while not self._stop.is_set():
+            self.alive_at = time.monotonic()
+            outcome = "error"
+            try:
+                outcome = self._session(candidates[0], probing=len(candidates) > 1)
+            except Exception:  # never let the sync thread die; log and retry
+                log.exception("sync session failed")
+            if outcome == "unsupported" and len(candidates) > 1:
+                log.info("broker does not speak MQTT %s; trying the next version", candidates[0])
+                candidates = candidates[1:]
+                continue
+            if outcome == "stopped":
+                return
+            if outcome == "clean":
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            log.info("reconnecting in %.1f s", delay)
+            self._sleep(delay)
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop.is_set() and time.monotonic() < end:
+            self.alive_at = time.monotonic()
+            self._stop.wait(min(1.0, end - time.monotonic()))
+
+    def _session(self, protocol: MQTTProtocolVersion, probing: bool = False) -> str:
+        """Run one MQTT session; return how it ended. ``probing``: other versions remain to
+        try, and a broker that never answers this CONNECT is taken as not speaking it (a
+        3.1.1-only broker may misparse an MQTT 5 CONNECT and wait for bytes that never come)."""
+        cfg, mq = self.cfg, self.cfg.mqtt
+        q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._q = q
+        client = make_client(mq, mq.client_id, protocol)
+        client.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
+        client.on_disconnect = lambda _c, _u, _f, rc, _p: q.put(("gone", rc))
+        client.on_publish = lambda _c, _u, mid, rc, _p: q.put(("ack", mid, rc))
+        client.on_message = lambda _c, _u, msg: q.put(("cmd", msg.topic, msg.payload))
+        client.max_inflight_messages_set(cfg.sync.inflight_window + 4)  # + status messages
+        client.max_queued_messages_set(0)
+        will = encode_status(self.status("offline", "will"))
+        client.will_set(topics.status(cfg.device), will, qos=1, retain=True)
+        try:
+            client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
+        except (OSError, ValueError) as exc:
+            self.counters["sync_connect_failures"] += 1
+            log.warning("cannot connect to %s: %s", mq.url, exc)
+            return "error"
+        client.loop_start()
+        try:
+            return self._connected_session(client, q, protocol, probing)
+        finally:
+            self.connected = False
+            client.disconnect()
+            client.loop_stop()
+
+    def _wait_connack(self, q: queue.SimpleQueue[tuple[Any, ...]], probing: bool) -> str:
+        timeout = self.cfg.mqtt.connect_timeout_s
+        if probing and self.protocol is None:
+            timeout = min(timeout, 3.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            self.alive_at = time.monotonic()
+            try:
+                ev = q.get(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+            except queue.Empty:
+                continue
+            if ev[0] == "connack":
+                if not _failed(ev[1]):
+                    return "ok"
+                if _code(ev[1]) in UNSUPPORTED_PROTOCOL:
+                    return "unsupported"
+                log.warning("broker refused the connection: %s", ev[1])
+                return "refused"
+            if ev[0] == "gone":
+                # A 3.1.1-only broker may just close the socket on an MQTT 5 CONNECT.
+                return "unsupported" if probing and self.protocol is None else "error"
+        if self._stop.is_set():
+            return "stopped"
+        return "unsupported" if probing and self.protocol is None else "timeout"
+
+    def _connected_session(
+        self,
+        client: Any,
+        q: queue.SimpleQueue[tuple[Any, ...]],
+        protocol: MQTTProtocolVersion,
+        probing: bool,
+    ) -> str:
+        cfg = self.cfg
+        outcome = self._wait_connack(q, probing)
+        if outcome != "ok":
+            if outcome != "stopped":
+                self.counters["sync_connect_failures"] += 1
+            return outcome
+        self.protocol = protocol
+        self.connected = True
+        self.counters["sync_sessions"] += 1
+        self._backoff.reset()
+        log.info("connected to %s (MQTT %s)", cfg.mqtt.url, "5" if protocol == 5 else "3.1.1")
+        client.subscribe(topics.commands(cfg.device), qos=1)
+        self._publish_status(client, "online")
+        inflight: dict[int, list[int]] = {}
+        cursor = 0  # highest seq published in this session; all below it are in flight or acked
+        next_beat = time.monotonic() + cfg.sync.heartbeat_s
+        next_maint = time.monotonic()
+        confirm_wait = cfg.sync.confirm_timeout_s
+        next_confirm_check = time.monotonic() + confirm_wait
+        while True:
+            self.alive_at = now = time.monotonic()
+            if self._stop.is_set():
+                self._publish_status(client, "offline", "stop", wait=True)
+                return "stopped"
+            if now >= next_maint:
+                self.outbox.maintain()
+                next_maint = now + 60
+            if now >= next_confirm_check:
+                oldest = self.outbox.oldest_unconfirmed_delivery()
+                if oldest is not None and self.outbox.clock() - oldest >= confirm_wait:
+                    log.warning(
+                        "no confirmation from the collector for %.0f s; sending unconfirmed "
+                        "events again",
+                        confirm_wait,
+                    )
+                    cursor = 0
+                    self.counters["sync_resends"] += 1
+                    confirm_wait = min(3600.0, confirm_wait * 2)
+                next_confirm_check = now + min(confirm_wait, 5.0)
+            if now >= next_beat:
+                self._publish_status(client, "online")
+                next_beat = now + cfg.sync.heartbeat_s
+            cursor = self._fill(client, inflight, cursor)
+            timeout = min(cfg.sync.poll_interval_s, max(0.0, next_beat - time.monotonic()))
+            events = []
+            try:
+                events.append(q.get(timeout=timeout))
+                while True:
+                    events.append(q.get_nowait())
+            except queue.Empty:
+                pass
+            acked: list[int] = []
+            end = None
+            for ev in events:
+                if ev[0] == "ack":
+                    seqs = inflight.pop(ev[1], None)
+                    if seqs is None:
+                        continue  # a status message
+                    if _failed(ev[2]):
+                        self.counters["sync_broker_rejected"] += 1
+                        log.warning("broker refused a message of %d events: %s", len(seqs), ev[2])
+                        end = "refused"  # resend them in a new session, after a backoff
+                    else:
+                        acked.extend(seqs)
+                elif ev[0] == "cmd":
+                    if self._command(ev[1], ev[2]):
+                        confirm_wait = cfg.sync.confirm_timeout_s
+                elif ev[0] == "gone":
+                    log.warning("disconnected: %s", ev[1])
+                    end = end or "error"
+            if acked:
+                self.outbox.mark_delivered(acked)
+                self.counters["sync_acked_events"] += len(acked)
+            if end:
+                return end
+
+    def _command(self, topic: str, payload: bytes) -> bool:
+        """Handle a message on this device's command topic; True for a confirmation."""
+        name = topics.parse(topic)
+        if name is None or name.channel != "cmd":
+            return False
+        if name.rest == "ack":
+            try:
+                ack = Ack.model_validate_json(payload)
+            except ValidationError as exc:
+                self.counters["sync_bad_commands"] += 1
+                log.warning("bad ack on %s: %s", topic, exc.errors(include_url=False)[0]["msg"])
+                return False
+            self.counters["sync_confirmed_events"] += self.outbox.mark_confirmed(ack.seqs)
+            return True
+        log.info("command %s not handled by this agent version", name.rest)
+        return False
+
+    def _fill(self, client: Any, inflight: dict[int, list[int]], cursor: int) -> int:
+        """Publish batches until the in-flight window is full or the outbox is drained."""
+        sync = self.cfg.sync
+        room = sync.inflight_window - len(inflight)
+        if room <= 0:
+            return cursor
+        rows = self.outbox.pending(after_seq=cursor, limit=room * sync.batch_max_events)
+        flying = {seq for seqs in inflight.values() for seq in seqs}
+        complete = True
+        for batch in _batches(
+            [r for r in rows if r.seq not in flying], sync.batch_max_events, sync.batch_max_bytes
+        ):
+            info = client.publish(
+                topics.events(self.cfg.device), batch_payload([r.body for r in batch]), qos=1
+            )
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # Not connected: the rows stay unconfirmed and go in the next session.
+                log.info("publish not accepted (%s); waiting for the session to end", info.rc)
+                return cursor
+            inflight[info.mid] = [r.seq for r in batch]
+            cursor = batch[-1].seq
+            self.counters["sync_messages"] += 1
+            if len(inflight) >= sync.inflight_window:
+                complete = False
+                break
+        return max(cursor, rows[-1].seq) if rows and complete else cursor
+
+    def _publish_status(
+        self, client: Any, state: str, reason: str = "", wait: bool = False
+    ) -> None:
+        payload = encode_status(self.status(state, reason))
+        info = client.publish(topics.status(self.cfg.device), payload, qos=1, retain=True)
+        if wait and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            with contextlib.suppress(RuntimeError):  # the connection went meanwhile
+                info.wait_for_publish(timeout=2)
+
+
+def _batches(rows: list[Pending], max_events: int, max_bytes: int) -> list[list[Pending]]:
+    """Split rows into messages of at most ``max_events`` events and ``max_bytes`` bytes."""
+    out: list[list[Pending]] = []
+    cur: list[Pending] = []
+    size = BATCH_OVERHEAD
+    for row in rows:
+        if cur and (len(cur) >= max_events or size + row.size + 1 > max_bytes):
+            out.append(cur)
+            cur, size = [], BATCH_OVERHEAD
+        cur.append(row)
+        size += row.size + 1
+    if cur:
+        out.append(cur)
+    return out

@@ -1,0 +1,131 @@
+"""Message models: the event envelope and the device status (heartbeat and last will)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from shared import SCHEMA_VERSION
+from shared.kinds import KINDS
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Device and site ids: safe as one MQTT topic level (no ``/``, ``+``, ``#``)."""
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _iso_z(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+UtcTime = Annotated[
+    AwareDatetime, AfterValidator(_to_utc), PlainSerializer(_iso_z, return_type=str)
+]
+"""A timezone-aware time, kept and written in UTC (``2026-11-26T04:02:05.123Z``)."""
+
+DeviceId = Annotated[str, Field(pattern=NAME_PATTERN, description="Device id.")]
+SiteId = Annotated[str, Field(pattern=NAME_PATTERN, description="Site id.")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """One event, as made on the edge. ``id`` is the dedupe key end to end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(ge=1, description="Envelope schema version.")
+    id: uuid.UUID = Field(description="Event id, a UUIDv7 made on the edge.")
+    device: DeviceId
+    site: SiteId
+    seq: int = Field(ge=1, description="Per-device sequence number, strictly increasing.")
+    ts: UtcTime = Field(description="When the event happened, UTC.")
+    kind: str = Field(max_length=64, description="Event kind; selects the model of `data`.")
+    data: dict[str, Any] = Field(description="Kind-specific payload.")
+
+    @field_validator("v")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v > SCHEMA_VERSION:
+            raise ValueError(f"schema version {v} is newer than supported {SCHEMA_VERSION}")
+        return v
+
+    @field_validator("id")
+    @classmethod
+    def _uuid7(cls, v: uuid.UUID) -> uuid.UUID:
+        if v.version != 7:
+            raise ValueError("event id must be a UUIDv7")
+        return v
+
+    @model_validator(mode="after")
+    def _data_matches_kind(self) -> Envelope:
+        model = KINDS.get(self.kind)
+        if model is None:
+            raise ValueError(f"unknown kind {self.kind!r}")
+        model.model_validate(self.data)
+        return self
+
+
+class OutboxStats(BaseModel):
+    """The edge outbox as reported in every heartbeat."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    depth: int = Field(ge=0, description="Events not yet acknowledged by the broker.")
+    bytes: int = Field(ge=0, description="Size of those events.")
+    oldest_age_s: float | None = Field(
+        default=None, description="Age of the oldest undelivered event, seconds."
+    )
+    policy: Literal["drop_oldest", "reject_new"] = Field(description="What happens when full.")
+    max_events: int = Field(ge=1, description="Capacity in events.")
+    max_bytes: int = Field(ge=1, description="Capacity in bytes.")
+    dropped: int = Field(ge=0, description="Events dropped to make room (drop_oldest).")
+    rejected: int = Field(ge=0, description="Events refused because the outbox was full.")
+    expired: int = Field(ge=0, description="Events dropped for exceeding max_age.")
+
+
+class Status(BaseModel):
+    """Retained on ``.../status``: heartbeats while online, the last will when gone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(ge=1, le=SCHEMA_VERSION, description="Schema version.")
+    device: DeviceId
+    site: SiteId
+    state: Literal["online", "offline"] = Field(description="online, or offline (will or stop).")
+    reason: str = Field(default="", max_length=64, description="Why, for offline: will, stop.")
+    ts: UtcTime = Field(description="When written; for the last will, when the session began.")
+    version: str = Field(default="", max_length=64, description="Agent version.")
+    uptime_s: float | None = Field(default=None, ge=0, description="Seconds since agent start.")
+    last_seq: int | None = Field(default=None, ge=0, description="Last sequence number queued.")
+    outbox: OutboxStats | None = Field(default=None, description="Outbox state.")
+    counters: dict[str, int] = Field(
+        default_factory=dict, description="Named error and activity counters of the agent."
+    )
+
+
+class Ack(BaseModel):
+    """On ``.../cmd/ack``: the collector has committed these sequence ranges of the device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(ge=1, le=SCHEMA_VERSION, description="Schema version.")
+    seqs: list[tuple[int, int]] = Field(
+        max_length=10_000, description="Inclusive [first, last] sequence ranges now stored."
+    )

@@ -1,0 +1,77 @@
+"""The MQTT topic scheme (see docs/protocol.md).
+
+shian/v1/dev/{device}/events          edge -> cloud, batches of events, QoS 1
+shian/v1/dev/{device}/status          edge -> cloud, retained; last will "offline"
+shian/v1/dev/{device}/snap/{event}    edge -> cloud, a JPEG of evidence
+shian/v1/dev/{device}/cmd/{name}      cloud -> edge, commands
+shian/v1/alerts/{district}/{site}     cloud -> supervisors
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "shian/v1"
+DEV = f"{ROOT}/dev"
+
+_LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check(level: str, what: str) -> str:
+    if not _LEVEL.match(level):
+        raise ValueError(f"{what} {level!r} is not a valid topic level")
+    return level
+
+
+def events(device: str) -> str:
+    return f"{DEV}/{_check(device, 'device')}/events"
+
+
+def status(device: str) -> str:
+    return f"{DEV}/{_check(device, 'device')}/status"
+
+
+def snapshot(device: str, event_id: str) -> str:
+    return f"{DEV}/{_check(device, 'device')}/snap/{event_id}"
+
+
+def command(device: str, name: str) -> str:
+    return f"{DEV}/{_check(device, 'device')}/cmd/{_check(name, 'command')}"
+
+
+def commands(device: str) -> str:
+    """The filter a device subscribes to for all its commands."""
+    return f"{DEV}/{_check(device, 'device')}/cmd/#"
+
+
+def alerts(district: str, site: str) -> str:
+    return f"{ROOT}/alerts/{_check(district, 'district')}/{_check(site, 'site')}"
+
+
+ALL_EVENTS = f"{DEV}/+/events"
+ALL_STATUS = f"{DEV}/+/status"
+
+
+def shared(group: str | None, topic_filter: str) -> str:
+    """A filter for an MQTT shared subscription, so several collectors split the load."""
+    if not group:
+        return topic_filter
+    return f"$share/{_check(group, 'share group')}/{topic_filter}"
+
+
+@dataclass(frozen=True)
+class DeviceTopic:
+    device: str
+    channel: str  # events | status | snap | cmd
+    rest: str  # what follows the channel ("" for events and status)
+
+
+def parse(topic: str) -> DeviceTopic | None:
+    """Split a device topic; ``None`` when the topic is not under ``shian/v1/dev/``."""
+    if not topic.startswith(DEV + "/"):
+        return None
+    parts = topic[len(DEV) + 1 :].split("/", 2)
+    if len(parts) < 2 or not _LEVEL.match(parts[0]):
+        return None
+    return DeviceTopic(parts[0], parts[1], parts[2] if len(parts) > 2 else "")

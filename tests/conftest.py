@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud.config import CloudConfig
+from edge.config import EdgeConfig
+from tests.support.mosquitto import Mosquitto, find_mosquitto
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    if find_mosquitto() is None:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed; `make test` installs it")
+        pytest.skip("mosquitto is not installed; `make test` installs it")
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()
+
+
+def edge_config(tmp_path: Path, url: str, device: str = "kitchen-1", **extra: Any) -> EdgeConfig:
+    raw: dict[str, Any] = {
+        "device": device,
+        "site": "canteen-001",
+        "data_dir": str(tmp_path / device),
+        "mqtt": {
+            "url": url,
+            "backoff_initial_s": 0.05,
+            "backoff_max_s": 0.5,
+            "connect_timeout_s": 5,
+        },
+        "sync": {"heartbeat_s": 2, "confirm_timeout_s": 2, "poll_interval_s": 0.05},
+    }
+    for section, values in extra.items():
+        if isinstance(values, dict):
+            raw.setdefault(section, {}).update(values)
+        else:
+            raw[section] = values
+    return EdgeConfig.model_validate(raw)
+
+
+def cloud_config(tmp_path: Path, url: str, **collector: Any) -> CloudConfig:
+    return CloudConfig.model_validate(
+        {
+            "mqtt": {
+                "url": url,
+                "client_id": "collector-test",
+                "backoff_initial_s": 0.05,
+                "backoff_max_s": 0.5,
+            },
+            "collector": collector,
+            "store": {"path": str(tmp_path / "cloud.db")},
+        }
+    )
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> Path:
+    """A tiny TOML writer for test configs (strings, numbers, booleans, one level of tables)."""
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"{k} = {val(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {val(vv)}" for kk, vv in v.items() if vv is not None]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def spawn(module: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Run ``python -m module args`` as a real process, output to ``log``."""
+    fh = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=fh,
+        stderr=fh,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

@@ -1,0 +1,150 @@
+"""The edge outbox: sequence, validation, bounds and the full policies, marks, disk full."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from edge.config import OutboxSettings
+from edge.store.outbox import Outbox, OutboxError, OutboxFull
+from shared.codec import batch_payload, decode_batch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path: Path, clock: Clock | None = None, **limits: object) -> Outbox:
+    return Outbox(
+        tmp_path / "outbox.db", "dev1", "site1", OutboxSettings(**limits), clock=clock or Clock()
+    )
+
+
+def test_events_get_increasing_seqs_and_decode_in_the_cloud(tmp_path: Path) -> None:
+    ob = make(tmp_path)
+    q = [ob.enqueue("test", {"n": i}) for i in range(5)]
+    assert [x.seq for x in q] == [1, 2, 3, 4, 5]
+    out = decode_batch(batch_payload([p.body for p in ob.pending()]), "dev1")
+    assert [str(e.id) for e in out.events] == [x.id for x in q]
+    assert not out.rejected
+
+
+def test_bad_events_are_refused_before_commit(tmp_path: Path) -> None:
+    ob = make(tmp_path)
+    with pytest.raises(OutboxError, match="unknown event kind"):
+        ob.enqueue("nope", {})
+    with pytest.raises(OutboxError, match="bad data"):
+        ob.enqueue("test", {"n": "not a number"})
+    with pytest.raises(OutboxError, match="timezone"):
+        ob.enqueue("test", {}, ts=datetime(2026, 1, 1))
+    with pytest.raises(OutboxError, match="bad data"):
+        ob.enqueue("test", {"note": "x" * 5000})
+    assert ob.last_seq() == 0 and ob.stats().depth == 0
+
+
+def test_seq_is_never_reused_after_rows_are_gone(tmp_path: Path) -> None:
+    clock = Clock()
+    ob = make(tmp_path, clock, keep_confirmed_s=0)
+    for _ in range(3):
+        ob.enqueue("test", {})
+    ob.mark_confirmed([(1, 3)])
+    clock.now += 1
+    ob.maintain()
+    assert ob.pending() == [] and ob.recent() == []
+    ob.close()
+    ob = make(tmp_path, clock)
+    assert ob.enqueue("test", {}).seq == 4
+
+
+def test_drop_oldest_policy_makes_room_and_counts(tmp_path: Path) -> None:
+    ob = make(tmp_path, max_events=10, when_full="drop_oldest")
+    for i in range(15):
+        ob.enqueue("test", {"n": i})
+    st = ob.stats()
+    assert st.depth == 10 and st.dropped == 5 and st.rejected == 0
+    assert [json.loads(p.body)["data"]["n"] for p in ob.pending()] == list(range(5, 15))
+
+
+def test_reject_new_policy_refuses_and_counts(tmp_path: Path) -> None:
+    ob = make(tmp_path, max_events=10, when_full="reject_new")
+    for i in range(10):
+        ob.enqueue("test", {"n": i})
+    for _ in range(3):
+        with pytest.raises(OutboxFull, match="reject_new"):
+            ob.enqueue("test", {"n": 99})
+    st = ob.stats()
+    assert st.depth == 10 and st.rejected == 3 and st.dropped == 0
+    assert [json.loads(p.body)["data"]["n"] for p in ob.pending()] == list(range(10))
+    ob.mark_confirmed([(1, 1)])  # room again once the cloud confirms
+    assert ob.enqueue("test", {"n": 10}).seq == 11
+
+
+def test_byte_bound_applies_too(tmp_path: Path) -> None:
+    ob = make(tmp_path, max_bytes=64 * 1024, when_full="drop_oldest")
+    for _ in range(40):
+        ob.enqueue("test", {"note": "x" * 3000})
+    st = ob.stats()
+    assert st.bytes <= 64 * 1024 and st.dropped > 0 and st.depth + st.dropped == 40
+
+
+def test_old_unconfirmed_events_expire_and_are_counted(tmp_path: Path) -> None:
+    clock = Clock()
+    ob = make(tmp_path, clock, max_age_s=100)
+    ob.enqueue("test", {})
+    clock.now += 50
+    ob.enqueue("test", {})
+    assert ob.stats().oldest_age_s == 50
+    clock.now += 60
+    ob.maintain()
+    st = ob.stats()
+    assert st.expired == 1 and st.depth == 1 and st.oldest_age_s == 60
+
+
+def test_delivered_is_not_confirmed(tmp_path: Path) -> None:
+    ob = make(tmp_path)
+    for _ in range(4):
+        ob.enqueue("test", {})
+    ob.mark_delivered([1, 2, 3])
+    assert ob.stats().depth == 4, "a PUBACK alone does not end an event's life"
+    assert ob.oldest_unconfirmed_delivery() is not None
+    assert ob.mark_confirmed([(1, 2), (4, 4)]) == 3
+    assert [p.seq for p in ob.pending()] == [3]
+    assert ob.counters()["delivered"] == 4 and ob.counters()["confirmed"] == 3
+
+
+def test_another_process_can_enqueue_while_the_agent_holds_the_file(tmp_path: Path) -> None:
+    a = make(tmp_path)
+    b = make(tmp_path)
+    a.enqueue("test", {"n": 1})
+    b.enqueue("test", {"n": 2})
+    a.enqueue("test", {"n": 3})
+    assert [p.seq for p in a.pending()] == [1, 2, 3]
+    assert a.stats().depth == 3
+
+
+def test_disk_full_is_reported_and_nothing_half_written(tmp_path: Path) -> None:
+    ob = make(tmp_path)
+    ob.enqueue("test", {})
+    (pages,) = ob.db.conn.execute("PRAGMA page_count").fetchone()
+    ob.db.conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is now "full"
+    with pytest.raises(OutboxFull, match="disk full"):
+        ob.enqueue_many([("test", {"note": "x" * 3000}, None) for _ in range(20)])
+    assert ob.stats().depth == 1
+    assert [p.seq for p in ob.pending()] == [1]
+    ob.db.conn.execute("PRAGMA max_page_count = 1073741823")
+    assert ob.enqueue("test", {}).seq == 2
+
+
+def test_wal_and_full_sync_are_on(tmp_path: Path) -> None:
+    ob = make(tmp_path)
+    assert ob.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert ob.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert isinstance(ob.db.conn, sqlite3.Connection)

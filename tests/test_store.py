@@ -1,0 +1,66 @@
+"""The collector's store: idempotent writes, sequence ranges and gaps, dead letters."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cloud.collector import Incoming, classify
+from cloud.store import DeadLetter, Store, holes, merge_ranges
+from shared.codec import batch_payload
+from tests.test_codec import event
+
+
+@given(st.lists(st.integers(1, 200), max_size=100), st.lists(st.integers(1, 200), max_size=100))
+def test_ranges_and_holes_match_a_plain_set(first: list[int], second: list[int]) -> None:
+    ranges = merge_ranges(merge_ranges([], first), second)
+    seen = set(first) | set(second)
+    assert {s for lo, hi in ranges for s in range(lo, hi + 1)} == seen
+    assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(ranges))
+    top = max(seen, default=0)
+    assert {s for lo, hi in holes(ranges) for s in range(lo, hi + 1)} == set(
+        range(1, top + 1)
+    ) - seen
+
+
+def msgs(*payloads: bytes, topic: str = "shian/v1/dev/d1/events") -> list[Incoming]:
+    return [Incoming(None, i, 1, topic, p) for i, p in enumerate(payloads)]
+
+
+def test_writes_are_idempotent_and_gaps_are_reported(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    first = [event(1), event(2), event(5)]
+    events, statuses, dead = classify(msgs(batch_payload(first)))
+    res = store.write(events, statuses, dead)
+    assert (res.inserted, res.duplicates) == (3, 0)
+    assert res.new_gaps == {"d1": [(3, 4)]}
+    res = store.write(events, statuses, dead)  # the same message again (a redelivery)
+    assert (res.inserted, res.duplicates) == (0, 3)
+    more, _, _ = classify(msgs(batch_payload([event(3), event(4)])))
+    store.write(more, [], [])
+    dev = store.devices()[0]
+    assert dev["events"] == 5 and dev["duplicates"] == 3 and dev["gaps"] == []
+    assert dev["max_seq"] == 5 and store.count_events() == 5
+
+
+def test_bad_messages_become_dead_letters(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    batch = msgs(b"garbage", b"")
+    batch += msgs(b"{}", topic="shian/v1/dev/d1/status")
+    batch += msgs(batch_payload([event(1)]), topic="shian/v1/dev/d1/events/extra")
+    events, statuses, dead = classify(batch)
+    assert not events and not statuses
+    assert [d.reason.split(":")[0] for d in dead] == ["not_json", "not_json", "schema", "topic"]
+    store.write(events, statuses, dead)
+    rows = store.deadletters()
+    assert {r["payload"] for r in rows} >= {b"garbage", b"{}"}
+
+
+def test_dead_letters_keep_a_bounded_prefix_of_a_huge_payload(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    store.write([], [], [DeadLetter("t", b"x" * 10_000_000, "oversize: ...")])
+    (row,) = store.deadletters()
+    assert 0 < len(row["payload"]) <= 256 * 1024
