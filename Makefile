@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_SECONDS ?= 60
 
-.PHONY: demo test lint typecheck pytest bench system-deps clean
+.PHONY: demo test lint typecheck pytest bench docs system-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Shian needs Python 3.11 or newer")'
@@ -41,6 +41,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/sync.py
+
+docs: $(STAMP)
+	$(BIN)/python -m shared.configdoc > docs/config.md
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

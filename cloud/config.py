@@ -40,7 +40,7 @@ class CollectorSettings(StrictModel):
         default=500, ge=1, description="Most MQTT messages written in one transaction."
     )
     batch_max_wait_s: float = Field(
-        default=0.02, ge=0, le=5, description="Longest wait to fill a transaction."
+        default=0.005, ge=0, le=5, description="Longest wait to fill a transaction."
     )
 
 

@@ -81,9 +81,11 @@ class Agent:
     def _samples(self) -> None:
         """Demo source: a `test` event every ``sample_every_s`` seconds."""
         demo = self.cfg.demo
+        start = time.monotonic()
         n = 0
-        while not self._stop.wait(demo.sample_every_s):
-            if demo.sample_count and n >= demo.sample_count:
+        while not demo.sample_count or n < demo.sample_count:
+            # paced against the start, so the rate holds however long each commit takes
+            if self._stop.wait(max(0.0, start + (n + 1) * demo.sample_every_s - time.monotonic())):
                 return
             n += 1
             self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})

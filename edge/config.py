@@ -21,17 +21,17 @@ class OutboxSettings(StrictModel):
     """Bounds of the local outbox and what happens when it is full."""
 
     max_events: int = Field(
-        default=200_000, ge=10, description="Most undelivered events kept (about a week offline)."
+        default=200_000, ge=10, description="Most unconfirmed events kept (about a week offline)."
     )
     max_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=64 * 1024, description="Most bytes of undelivered events."
+        default=256 * 1024 * 1024, ge=64 * 1024, description="Most bytes of unconfirmed events."
     )
     max_age_s: float = Field(
-        default=30 * 86400, gt=0, description="Undelivered events older than this are expired."
+        default=30 * 86400, gt=0, description="Unconfirmed events older than this are expired."
     )
     when_full: Literal["drop_oldest", "reject_new"] = Field(
         default="drop_oldest",
-        description="drop_oldest: make room by deleting the oldest undelivered events (counted as "
+        description="drop_oldest: make room by deleting the oldest unconfirmed events (counted as "
         "dropped); reject_new: refuse the new event with an error (counted as rejected).",
     )
     keep_confirmed_s: float = Field(

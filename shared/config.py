@@ -42,7 +42,10 @@ class MqttSettings(StrictModel):
     protocol: Literal["auto", "5", "3.1.1"] = Field(
         default="auto", description="MQTT version; auto tries 5 and falls back to 3.1.1."
     )
-    client_id: str = Field(default="", description="Client id; empty means the device id.")
+    client_id: str = Field(
+        default="",
+        description="Client id; empty means the device id (edge) or shian-collector (cloud).",
+    )
     username: str = Field(default="", description="Broker user name; empty for none.")
     password: SecretStr | None = Field(
         default=None, description="Broker password. Prefer password_file or SHIAN_MQTT_PASSWORD."

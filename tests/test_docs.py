@@ -1,0 +1,50 @@
+"""The docs stay true: generated config reference, protocol examples, README's two commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.codec import decode_batch
+from shared.configdoc import render_all
+from shared.kinds import KINDS
+from shared.models import Ack, Status
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
+EXAMPLES = re.findall(r"<!-- example: ([\w ]+) -->\s*```json\n(.*?)```", PROTOCOL, re.S)
+
+
+def test_config_reference_is_generated_from_the_models() -> None:
+    assert (ROOT / "docs" / "config.md").read_text() == render_all(), "run `make docs`"
+
+
+@pytest.mark.parametrize(("name", "body"), EXAMPLES, ids=[n for n, _ in EXAMPLES])
+def test_protocol_examples_are_valid(name: str, body: str) -> None:
+    if name == "events":
+        out = decode_batch(body.encode(), "kitchen-1")
+        assert out.events and not out.rejected
+    elif name == "status":
+        Status.model_validate_json(body)
+    elif name == "ack":
+        Ack.model_validate_json(body)
+    else:
+        kind = name.removeprefix("kind ")
+        KINDS[kind].model_validate(json.loads(body))
+
+
+def test_every_kind_has_an_example() -> None:
+    documented = {n.removeprefix("kind ") for n, _ in EXAMPLES if n.startswith("kind ")}
+    assert documented == set(KINDS)
+
+
+def test_readme_leads_with_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```sh\n(.*?)```", readme, re.S)
+    assert first_block is not None
+    commands = [ln.split("#")[0].strip() for ln in first_block.group(1).splitlines()]
+    assert [c for c in commands if c] == ["make demo", "make test"]
+    assert readme.index("```sh") < 200
