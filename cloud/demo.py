@@ -218,5 +218,6 @@ def _summary(workdir: Path, store: Store) -> bool:
         if ok
         else "MISMATCH: see .demo/processes.log"
     )
-    click.echo(f"\nLook around: shian-cloud events list --config {workdir}/cloud.toml")
+    cli = Path(sys.executable).parent / "shian-cloud"
+    click.echo(f"\nLook around: {cli} events list --config {workdir}/cloud.toml")
     return ok

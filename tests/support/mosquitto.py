@@ -40,7 +40,14 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes] | None, timeout: flo
 class Mosquitto:
     """``start``/``stop``/``restart`` a broker; persistence stays off unless asked for."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        extra: str = "",
+        listener: str = "",
+        anonymous: bool = True,
+    ) -> None:
         exe = find_mosquitto()
         if exe is None:
             raise RuntimeError("mosquitto not installed (make test installs it)")
@@ -48,6 +55,8 @@ class Mosquitto:
         self.workdir = workdir
         self.port = port or free_port()
         self.extra = extra
+        self.listener = listener
+        self.anonymous = anonymous
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
@@ -60,13 +69,17 @@ class Mosquitto:
     def write_conf(self) -> None:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{self.listener}\n"
+            f"allow_anonymous {'true' if self.anonymous else 'false'}\n"
             "persistence false\n"
             "max_queued_messages 0\n"  # no cap: a test collector may be away for a while
             "max_inflight_messages 100\n"
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
-            f"{self.extra}\n"
+            # As root, Mosquitto drops to user "mosquitto", which cannot read the test's
+            # private temp files (password file, certificates, log); stay who we are.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + f"{self.extra}\n"
         )
 
     def start(self) -> Mosquitto:

@@ -1,0 +1,78 @@
+"""The command lines over a real outbox and store (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cloud.cli import main as cloud_main
+from cloud.collector import Incoming, classify
+from cloud.store import Store
+from edge.cli import main as edge_main
+from shared.codec import batch_payload
+from tests.test_codec import event
+
+
+def edge_conf(tmp_path: Path) -> Path:
+    p = tmp_path / "edge.toml"
+    p.write_text(f'device = "kitchen-1"\nsite = "c1"\ndata_dir = "{tmp_path / "data"}"\n')
+    return p
+
+
+def test_emit_then_outbox_status(tmp_path: Path) -> None:
+    conf = edge_conf(tmp_path)
+    r = CliRunner().invoke(
+        edge_main, ["emit", "test", "--data", '{"note": "hi"}', "--config", str(conf)]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["seq"] == 1
+    r = CliRunner().invoke(edge_main, ["outbox", "status", "--json", "--config", str(conf)])
+    out = json.loads(r.output)
+    assert out["outbox"]["depth"] == 1 and out["recent"][0]["data"] == {"note": "hi"}
+    r = CliRunner().invoke(edge_main, ["outbox", "status", "--config", str(conf)])
+    assert "depth: 1" in r.output and "pending" in r.output
+
+
+def test_emit_refuses_bad_input_clearly(tmp_path: Path) -> None:
+    conf = edge_conf(tmp_path)
+    r = CliRunner().invoke(edge_main, ["emit", "test", "--data", "{nope", "--config", str(conf)])
+    assert r.exit_code == 2 and "not JSON" in r.output
+    r = CliRunner().invoke(
+        edge_main, ["emit", "test", "--data", '{"n": "x"}', "--config", str(conf)]
+    )
+    assert r.exit_code == 1 and "bad data for kind 'test'" in r.output
+    r = CliRunner().invoke(edge_main, ["emit", "rat", "--config", str(conf)])
+    assert r.exit_code == 2 and "Invalid value" in r.output
+
+
+def test_cloud_lists(tmp_path: Path) -> None:
+    db = tmp_path / "cloud.db"
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(f'[store]\npath = "{db}"\n')
+    store = Store(db)
+    msgs = [
+        Incoming(None, 1, 1, "shian/v1/dev/d1/events", batch_payload([event(1), event(3)])),
+        Incoming(None, 2, 1, "shian/v1/dev/d1/events", b"garbage\xff"),
+    ]
+    store.write(*classify(msgs))
+    store.close()
+    run = CliRunner().invoke
+    r = run(cloud_main, ["events", "list", "--json", "--config", str(conf)])
+    assert [e["seq"] for e in json.loads(r.output)] == [3, 1]
+    r = run(cloud_main, ["devices", "list", "--json", "--config", str(conf)])
+    (dev,) = json.loads(r.output)
+    assert dev["gaps"] == [[2, 2]] and dev["missing"] == 1 and dev["events"] == 2
+    r = run(cloud_main, ["deadletters", "list", "--json", "--config", str(conf)])
+    (dead,) = json.loads(r.output)
+    assert dead["reason"].startswith("not_json") and "payload_base64" in dead
+    r = run(cloud_main, ["devices", "list", "--config", str(conf)])
+    assert "d1" in r.output and "missing" in r.output
+
+
+def test_cloud_lists_without_a_database_say_so(tmp_path: Path) -> None:
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(f'[store]\npath = "{tmp_path / "none.db"}"\n')
+    r = CliRunner().invoke(cloud_main, ["events", "list", "--config", str(conf)])
+    assert r.exit_code == 1 and "no database" in r.output
