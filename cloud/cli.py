@@ -148,6 +148,63 @@ def deadletters_list(config_path: Path | None, limit: int, as_json: bool) -> Non
     print_rows(rows, ["id", "topic", "reason", "payload"], as_json)
 
 
+@main.group()
+def catalog() -> None:
+    """Stall catalogs.
+
+    Example: shian-cloud catalog push stall-7 products.csv
+    """
+
+
+@catalog.command("push")
+@click.argument("device")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def catalog_push(device: str, csv_file: Path, config_path: Path | None) -> None:
+    """Send a stall its catalog (products, batches, inspections) as a retained command; the
+    box takes it now or when it next connects.
+
+    Example: shian-cloud catalog push stall-7 products.csv --config /etc/shian/cloud.toml
+    """
+    import time
+
+    from shared import SCHEMA_VERSION, topics
+    from shared.catalog import CatalogError, CatalogMessage, parse_csv
+    from shared.mqtt import make_client, protocols
+
+    try:
+        products = parse_csv(csv_file.read_text(encoding="utf-8-sig"))
+        topic = topics.command(device, "catalog")
+    except (CatalogError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    msg = CatalogMessage(
+        v=SCHEMA_VERSION, version=f"{csv_file.name}@{time.time():.0f}", products=products
+    )
+    settings = _config(config_path).broker()
+    client = make_client(
+        settings, f"{settings.client_id}-cli-{int(time.time())}", protocols(settings)[-1]
+    )
+    try:
+        client.connect(settings.host, settings.port, settings.keepalive_s)
+    except OSError as exc:
+        click.echo(f"error: cannot reach the broker at {settings.url}: {exc}", err=True)
+        sys.exit(1)
+    client.loop_start()
+    info = client.publish(topic, msg.model_dump_json(), qos=1, retain=True)
+    try:
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise RuntimeError("no acknowledgement within 10 s")
+    except (RuntimeError, ValueError) as exc:
+        click.echo(f"error: the broker did not take the catalog: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    click.echo(f"{len(products)} products sent to {device} ({topic}, retained)")
+
+
 @main.command()
 @click.option("--seconds", default=60.0, show_default=True, help="How long; 0 runs until Ctrl-C.")
 @click.option(

@@ -50,6 +50,23 @@ class StoreSettings(StrictModel):
     path: Path = Field(default=Path("shian-cloud.db"), description="SQLite database file.")
 
 
+class WebSettings(StrictModel):
+    """The collector's HTTP server: the public ticket page."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port; 0 turns the server off.")
+
+
+class TicketSettings(StrictModel):
+    """Verifying the tickets that buyers scan."""
+
+    keys_dir: Path = Field(
+        default=Path("keys"),
+        description="Holds <device>.key (64 hex digits) for each stall device, made when the "
+        "device is registered.",
+    )
+
+
 class CloudConfig(StrictModel):
     """Top level of cloud.toml."""
 
@@ -63,6 +80,8 @@ class CloudConfig(StrictModel):
         default_factory=CollectorSettings, description="Ingest settings."
     )
     store: StoreSettings = Field(default_factory=StoreSettings, description="Storage.")
+    web: WebSettings = Field(default_factory=WebSettings, description="Public pages.")
+    tickets: TicketSettings = Field(default_factory=TicketSettings, description="Tickets.")
 
     def broker(self) -> MqttSettings:
         """The connection the collector uses: the configured broker or the embedded one."""

@@ -9,6 +9,8 @@ from cloud.broker import BrokerThread
 from cloud.collector import Collector
 from cloud.config import CloudConfig
 from cloud.store import Store
+from cloud.web import make_app
+from shared.webserver import WebServer
 
 log = logging.getLogger("shian.cloud")
 
@@ -19,15 +21,27 @@ class CloudService:
         self.broker = BrokerThread(cfg.embedded_broker) if cfg.mqtt is None else None
         self.store = Store(cfg.store.path)
         self.collector = Collector(cfg, self.store)
+        self.web: WebServer | None = None
+        if cfg.web.port:
+            self.web = WebServer(
+                make_app(self.store, cfg.tickets.keys_dir),
+                cfg.web.host,
+                cfg.web.port,
+                name="public-web",
+            )
         self._stop = threading.Event()
 
     def start(self) -> None:
         if self.broker is not None:
             self.broker.start()
         self.collector.start()
+        if self.web is not None:
+            self.web.start()
         log.info("collector started; store %s", self.cfg.store.path)
 
     def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
         self.collector.stop()
         if self.broker is not None:
             self.broker.stop()

@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS seq_ranges (
     hi INTEGER NOT NULL,
     PRIMARY KEY (device, lo)
 );
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    received REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deadletters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -151,6 +158,21 @@ class Store:
                     ),
                 )
                 inserted = cur.rowcount
+                conn.executemany(
+                    "INSERT OR IGNORE INTO tickets (ticket_id, device, event_id, data, received)"
+                    " VALUES (?,?,?,?,?)",
+                    (
+                        (
+                            e.data["ticket_id"],
+                            e.device,
+                            str(e.id),
+                            json.dumps(e.data, ensure_ascii=False),
+                            now,
+                        )
+                        for e in envs
+                        if e.kind == "ticket"
+                    ),
+                )
                 dup = len(envs) - inserted
                 res.inserted += inserted
                 res.duplicates += dup
@@ -254,6 +276,14 @@ class Store:
             r["missing"] = sum(hi - lo + 1 for lo, hi in gaps)
             r["last_status"] = json.loads(r["last_status"]) if r["last_status"] else None
         return rows
+
+    def ticket(self, ticket_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM tickets WHERE ticket_id = ?", (ticket_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        row["data"] = json.loads(row["data"])
+        return row
 
     def deadletters(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM deadletters ORDER BY id DESC LIMIT ?", (limit,))

@@ -18,10 +18,12 @@ from pydantic import BaseModel
 
 from edge import __version__
 from edge.config import EdgeConfig
+from edge.stall.service import Stall
 from edge.store.outbox import Outbox, Queued
 from edge.sync.mqtt import SyncWorker
 from shared import SCHEMA_VERSION
 from shared.models import Status, utcnow
+from shared.webserver import WebServer
 
 log = logging.getLogger("shian.agent")
 
@@ -36,6 +38,12 @@ class Agent:
         self._counter_sources: list[Callable[[], dict[str, int]]] = [lambda: self.sync.counters]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.stall: Stall | None = None
+        self.web: WebServer | None = None
+        if cfg.stall is not None:
+            self.stall = Stall(cfg.stall, self.outbox, self.emit)
+            self.add_counters(self.stall.counters)
+            self.sync.handlers["catalog"] = self.stall.catalog.on_command
 
     def add_counters(self, source: Callable[[], dict[str, int]]) -> None:
         self._counter_sources.append(source)
@@ -67,6 +75,18 @@ class Agent:
         pending = self.outbox.stats().depth
         self.emit("device_started", {"version": __version__, "pending": pending})
         self.sync.start()
+        if self.stall is not None:
+            self.stall.start()
+            if self.cfg.stall and self.cfg.stall.http_port:
+                from edge.stall.http import make_app
+
+                self.web = WebServer(
+                    make_app(self.stall),
+                    self.cfg.stall.http_host,
+                    self.cfg.stall.http_port,
+                    name="stall-api",
+                )
+                self.web.start()
         if self.cfg.demo.sample_every_s > 0:
             t = threading.Thread(target=self._samples, name="shian-samples", daemon=True)
             t.start()
@@ -92,10 +112,15 @@ class Agent:
 
     def alive(self) -> bool:
         """True while every worker is running (for the systemd watchdog, later)."""
-        return self.sync.running and time.monotonic() - self.sync.alive_at < 30
+        stall_ok = self.stall is None or self.stall.alive()
+        return stall_ok and self.sync.running and time.monotonic() - self.sync.alive_at < 30
 
     def stop(self) -> None:
         self._stop.set()
+        if self.web is not None:
+            self.web.stop()
+        if self.stall is not None:
+            self.stall.stop()
         self.sync.stop()
         for t in self._threads:
             t.join(2)

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from edge.config import DEFAULT_PATH, EdgeConfig
+from edge.stall.cli import register as register_stall_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 from shared.kinds import KINDS
 
@@ -146,6 +147,8 @@ def emit(kind: str, data_json: str, config_path: Path) -> None:
         ob.close()
     click.echo(json.dumps({"seq": queued.seq, "id": queued.id, "kind": kind}))
 
+
+register_stall_commands(main, config_option)
 
 if __name__ == "__main__":
     main()

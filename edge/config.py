@@ -79,6 +79,60 @@ class DemoSettings(StrictModel):
     )
 
 
+class ScaleSettings(StrictModel):
+    """The stall's scale."""
+
+    port: str = Field(
+        description="pyserial port URL: /dev/ttyUSB0, socket://host:port, rfc2217://host:port, "
+        "loop://"
+    )
+    profile: str = Field(
+        description="Scale profile: a name in firmware_profiles/scales, or a path."
+    )
+    stable_frames: int | None = Field(
+        default=None, ge=1, description="Override the profile's consecutive stable frames."
+    )
+    tolerance_g: float | None = Field(
+        default=None, ge=0, description="Override the profile's stable tolerance, grams."
+    )
+
+
+class PrinterSettings(StrictModel):
+    """The stall's ticket printer."""
+
+    connection: str = Field(
+        default="dummy",
+        description="network:HOST[:PORT] (port 9100), serial:DEVICE[:BAUD], usb:VID:PID, "
+        "file:PATH, or dummy (keeps the bytes in memory)",
+    )
+    profile: str = Field(
+        default="generic_58mm", description="Printer profile in firmware_profiles/printers."
+    )
+    timeout_s: float = Field(default=5, gt=0, description="Network and status timeout.")
+
+
+class StallSettings(StrictModel):
+    """A market stall: scale, catalog, tickets, printer, local screen API."""
+
+    market: str = Field(description="Market name, printed on tickets.")
+    stall_no: str = Field(description="Stall position (number), printed on tickets.")
+    retailer: str = Field(description="The vendor's (retailer's) name.")
+    ticket_base_url: str = Field(
+        description="Public ticket page base, e.g. https://trace.example.gov.cn; the QR holds "
+        "<base>/t/<ticket id>?s=<signature>."
+    )
+    ticket_key_file: Path = Field(
+        description="This device's ticket-signing key (64 hex digits); $SHIAN_TICKET_KEY "
+        "overrides it."
+    )
+    scale: ScaleSettings | None = Field(default=None, description="The scale; none for pieces.")
+    printer: PrinterSettings = Field(default_factory=PrinterSettings, description="The printer.")
+    http_host: str = Field(default="127.0.0.1", description="Local stall API address.")
+    http_port: int = Field(
+        default=8088, ge=0, le=65535, description="Local stall API port; 0 turns it off."
+    )
+
+
 class EdgeConfig(StrictModel):
     """Top level of edge.toml."""
 
@@ -91,6 +145,7 @@ class EdgeConfig(StrictModel):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Outbox bounds.")
     sync: SyncSettings = Field(default_factory=SyncSettings, description="Sending.")
     demo: DemoSettings = Field(default_factory=DemoSettings, description="Sample events.")
+    stall: StallSettings | None = Field(default=None, description="Set on a market-stall box.")
 
     @model_validator(mode="after")
     def _client_id(self) -> EdgeConfig:

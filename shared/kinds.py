@@ -7,7 +7,7 @@ example in ``docs/protocol.md``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,9 +32,60 @@ class TestEvent(KindData):
     n: int | None = Field(default=None, description="A counter the sender may use.")
 
 
+class Inspection(KindData):
+    item: str = Field(max_length=48, description="What was tested (e.g. pesticide residue).")
+    result: str = Field(max_length=48, description="Result (e.g. pass / 合格).")
+    date: str = Field(default="", max_length=10, description="Date of the test, YYYY-MM-DD.")
+    lab: str = Field(default="", max_length=64, description="Who tested it.")
+
+
+class Ticket(KindData):
+    """A sale at a stall: a superset of the national meat-and-vegetable traceability retail
+    record (market, retailer, stall position, batch, goods code, weight, price, sale id)."""
+
+    ticket_id: str = Field(pattern=r"^[a-z2-7]{26}$", description="Sale transaction id.")
+    market: str = Field(max_length=64, description="Market name.")
+    stall: str = Field(max_length=32, description="Stall position (number).")
+    retailer: str = Field(max_length=64, description="Vendor (retailer) name.")
+    plu: str = Field(max_length=16, description="Product PLU.")
+    product: str = Field(max_length=32, description="Product name.")
+    product_en: str = Field(default="", max_length=48, description="Product name, English.")
+    goods_code: str = Field(default="", max_length=32, description="Traceability goods code.")
+    batch: str = Field(max_length=32, description="Batch number.")
+    origin: str = Field(max_length=64, description="Place of origin.")
+    supplier: str = Field(default="", max_length=64, description="Supplier.")
+    inspection: Inspection | None = Field(default=None, description="Latest test of the batch.")
+    unit: Literal["kg", "piece"] = Field(description="kg: quantity is grams; piece: pieces.")
+    quantity: int = Field(ge=1, description="Grams (unit kg) or pieces.")
+    unit_price_cents: int = Field(ge=0, description="Price per kg or per piece, fen.")
+    total_cents: int = Field(ge=0, description="Amount, fen.")
+    time: str = Field(max_length=32, description="Time of sale, UTC ISO 8601.")
+    sig: str = Field(pattern=r"^[a-z2-7]{16}$", description="Short HMAC of the ticket.")
+
+
+class ScaleFault(KindData):
+    """The scale's port went away (or came back)."""
+
+    state: Literal["lost", "recovered"] = Field(description="lost, or recovered.")
+    port: str = Field(max_length=256, description="The port URL.")
+    reason: str = Field(max_length=512, description="Why, as the system said it.")
+
+
+class PrinterFault(KindData):
+    """The printer failed a job (or works again); tickets wait meanwhile."""
+
+    state: Literal["lost", "recovered"] = Field(description="lost, or recovered.")
+    printer: str = Field(max_length=256, description="The printer connection.")
+    reason: str = Field(max_length=512, description="Why: offline, out of paper, ...")
+    pending: int = Field(ge=0, description="Tickets waiting to be printed.")
+
+
 KINDS: dict[str, type[KindData]] = {
     "device_started": DeviceStarted,
     "test": TestEvent,
+    "ticket": Ticket,
+    "scale_fault": ScaleFault,
+    "printer_fault": PrinterFault,
 }
 
 

@@ -61,7 +61,7 @@ def edge_config(tmp_path: Path, url: str, device: str = "kitchen-1", **extra: An
     return EdgeConfig.model_validate(raw)
 
 
-def cloud_config(tmp_path: Path, url: str, **collector: Any) -> CloudConfig:
+def cloud_config(tmp_path: Path, url: str, web_port: int = 0, **collector: Any) -> CloudConfig:
     return CloudConfig.model_validate(
         {
             "mqtt": {
@@ -72,6 +72,8 @@ def cloud_config(tmp_path: Path, url: str, **collector: Any) -> CloudConfig:
             },
             "collector": collector,
             "store": {"path": str(tmp_path / "cloud.db")},
+            "web": {"port": web_port},
+            "tickets": {"keys_dir": str(tmp_path / "keys")},
         }
     )
 

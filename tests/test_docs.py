@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.catalog import CatalogMessage
 from shared.codec import decode_batch
 from shared.configdoc import render_all
 from shared.kinds import KINDS
@@ -31,6 +32,8 @@ def test_protocol_examples_are_valid(name: str, body: str) -> None:
         Status.model_validate_json(body)
     elif name == "ack":
         Ack.model_validate_json(body)
+    elif name == "catalog":
+        CatalogMessage.model_validate_json(body)
     else:
         kind = name.removeprefix("kind ")
         KINDS[kind].model_validate(json.loads(body))

@@ -20,7 +20,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,9 +121,12 @@ class Outbox:
         return self.enqueue_many([(kind, data, ts)])[0]
 
     def enqueue_many(
-        self, items: Sequence[tuple[str, BaseModel | dict[str, Any], datetime | None]]
+        self,
+        items: Sequence[tuple[str, BaseModel | dict[str, Any], datetime | None]],
+        also: Callable[[sqlite3.Connection, list[Queued]], None] | None = None,
     ) -> list[Queued]:
-        """Commit several events in one transaction (one fsync)."""
+        """Commit several events in one transaction (one fsync). ``also`` writes more rows of
+        the same box database in that transaction (a ticket with its event)."""
         prepared = [self._prepare(kind, data, ts) for kind, data, ts in items]
         now = self.clock()
         out: list[Queued] = []
@@ -149,6 +153,8 @@ class Outbox:
                     "INSERT INTO outbox (seq, id, kind, created, size, body) VALUES (?,?,?,?,?,?)",
                     rows,
                 )
+                if also is not None:
+                    also(conn, out)
         except OutboxFull:
             self._count_rejected(len(prepared))
             raise
@@ -284,6 +290,17 @@ class Outbox:
                 "DELETE FROM outbox WHERE confirmed IS NOT NULL AND confirmed < ?",
                 (now - self.limits.keep_confirmed_s,),
             )
+
+    # -- other tables of the box database ----------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the box database, for the stall's own tables."""
+        with self._lock, Transaction(self.db) as conn:
+            yield conn
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self.db.conn.execute(sql, params).fetchall())
 
     # -- reporting ---------------------------------------------------------------------------
     @staticmethod

@@ -67,6 +67,8 @@ class SyncWorker:
         }
         self.connected = False
         self.protocol: MQTTProtocolVersion | None = None
+        self.handlers: dict[str, Callable[[bytes], None]] = {}
+        """Command name -> handler of its payload (``cmd/catalog`` and so on)."""
         self.alive_at = time.monotonic()
         self._stop = threading.Event()
         self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -270,7 +272,15 @@ class SyncWorker:
                 return False
             self.counters["sync_confirmed_events"] += self.outbox.mark_confirmed(ack.seqs)
             return True
-        log.info("command %s not handled by this agent version", name.rest)
+        handler = self.handlers.get(name.rest)
+        if handler is None:
+            log.info("command %s not handled by this agent version", name.rest)
+            return False
+        try:
+            handler(payload)
+        except Exception as exc:  # a bad command never stops the sync loop
+            self.counters["sync_bad_commands"] += 1
+            log.warning("command %s failed: %s", name.rest, exc)
         return False
 
     def _fill(self, client: Any, inflight: dict[int, list[int]], cursor: int) -> int:

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.real
 def test_agent_falls_back_to_mqtt_311_on_the_embedded_broker(tmp_path: Path) -> None:
     port = free_port()
     cfg = CloudConfig.model_validate(
-        {"embedded_broker": {"port": port}, "store": {"path": str(tmp_path / "c.db")}}
+        {"embedded_broker": {"port": port}, "store": {"path": str(tmp_path / "c.db")},
+         "web": {"port": 0}}
     )
     service = CloudService(cfg)
     service.start()

@@ -1,0 +1,156 @@
+"""The collector's public pages: what a buyer's phone opens from a ticket's QR code.
+
+    GET /t/{ticket_id}?s={sig}        the ticket page (mobile first, Chinese with English)
+    GET /t/{ticket_id}.json?s={sig}   the same as JSON
+    GET /healthz                      "ok"
+
+A ticket is *genuine* when the collector holds it and the signature in the link is the HMAC,
+under the stall device's key, of the ticket as stored. A forged id is *unknown*; an altered
+signature or an altered ticket is *not genuine*. The pages load nothing from elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from cloud.store import Store
+from shared.signing import read_key, verify
+
+TICKET_ID = re.compile(r"^[a-z2-7]{26}$")
+CHINA = timezone(timedelta(hours=8))
+
+
+@dataclass
+class Verdict:
+    status: str  # genuine | not_genuine | unknown
+    reason: str
+    ticket: dict[str, Any] | None = None
+
+
+def check_ticket(store: Store, keys_dir: Path, ticket_id: str, sig: str) -> Verdict:
+    if not TICKET_ID.match(ticket_id):
+        return Verdict("unknown", "not a ticket number")
+    row = store.ticket(ticket_id)
+    if row is None:
+        return Verdict("unknown", "no such ticket (forged, or not yet synced from the stall)")
+    key_file = keys_dir / f"{row['device']}.key"
+    try:
+        key = read_key(key_file)
+    except (OSError, ValueError):
+        return Verdict("unknown", "the stall's key is not known to this collector")
+    if not sig or not verify(key, row["data"], sig):
+        return Verdict("not_genuine", "signature does not match the ticket")
+    return Verdict("genuine", "signature matches the ticket issued by the stall", row["data"])
+
+
+def _money(cents: int) -> str:
+    return f"¥{cents // 100}.{cents % 100:02d}"
+
+
+BANNERS = {
+    "genuine": ("ok", "✓ 真实票据", "Genuine ticket"),
+    "not_genuine": ("bad", "✗ 票据不真实", "Not genuine: this ticket was altered or forged"),
+    "unknown": ("unknown", "? 无法查验", "Unknown ticket"),
+}
+
+CSS = """
+body{font-family:system-ui,'Noto Sans CJK SC','PingFang SC',sans-serif;margin:0;background:#f4f4f0;
+color:#222;font-size:17px}main{max-width:34rem;margin:0 auto;padding:1rem}
+.banner{border-radius:.6rem;padding:1rem;margin-bottom:1rem;color:#fff}
+.banner b{display:block;font-size:1.6rem}.ok{background:#1b7f3a}.bad{background:#b3261e}
+.unknown{background:#666}table{width:100%;border-collapse:collapse;background:#fff;
+border-radius:.6rem}th,td{text-align:left;padding:.55rem .7rem;border-bottom:1px solid #eee;
+vertical-align:top}th{width:38%;color:#555;font-weight:normal}th small,td small{display:block;
+color:#888;font-size:.8rem}footer{color:#777;font-size:.8rem;margin-top:1rem}
+"""
+
+
+def _row(zh: str, en: str, value: str) -> str:
+    return f"<tr><th>{zh}<small>{en}</small></th><td>{value}</td></tr>"
+
+
+def render_page(v: Verdict) -> str:
+    cls, zh, en = BANNERS[v.status]
+    e = html.escape
+    rows = ""
+    t = v.ticket
+    if t is not None:
+        qty = f"{t['quantity'] / 1000:.3f} kg" if t["unit"] == "kg" else f"{t['quantity']} 件 pcs"
+        per = "kg" if t["unit"] == "kg" else "件"
+        when = datetime.fromisoformat(t["time"]).astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        insp = t.get("inspection") or {}
+        product = e(t["product"]) + (
+            f"<small>{e(t['product_en'])}</small>" if t.get("product_en") else ""
+        )
+        rows = "".join(
+            [
+                _row("品名", "Product", product),
+                _row("产地", "Origin", e(t["origin"])),
+                _row("批次", "Batch", e(t["batch"])),
+                _row(
+                    "检测结果",
+                    "Test result",
+                    e(f"{insp.get('item', '')} {insp.get('result', '')}".strip() or "—")
+                    + (
+                        f"<small>{e(insp.get('date', ''))} {e(insp.get('lab', ''))}</small>"
+                        if insp
+                        else ""
+                    ),
+                ),
+                _row("市场 / 摊位", "Market / stall", f"{e(t['market'])} · {e(t['stall'])}"),
+                _row("经营者", "Vendor", e(t["retailer"])),
+                _row("重量", "Weight" if t["unit"] == "kg" else "Quantity", qty),
+                _row("单价", "Unit price", f"{_money(t['unit_price_cents'])}/{per}"),
+                _row("金额", "Total", f"<b>{_money(t['total_cents'])}</b>"),
+                _row("时间", "Time (UTC+8)", when),
+                _row("票号", "Ticket no.", f"<small>{e(t['ticket_id'])}</small>"),
+            ]
+        )
+    table = f"<table>{rows}</table>" if rows else ""
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>食安溯源 Shian trace — {e(en)}</title><style>{CSS}</style></head><body><main>"
+        f"<div class='banner {cls}' id='verdict' data-status='{v.status}'><b>{zh}</b>{e(en)}"
+        f"<small style='display:block;opacity:.85'>{e(v.reason)}</small></div>{table}"
+        "<footer>食安 Shian · 扫码溯源 traceability by the market regulator</footer>"
+        "</main></body></html>"
+    )
+
+
+def make_app(store: Store, keys_dir: Path) -> Starlette:
+    def verdict(request: Request) -> Verdict:
+        tid = request.path_params["ticket_id"]
+        return check_ticket(store, keys_dir, tid, request.query_params.get("s", ""))
+
+    async def page(request: Request) -> Response:
+        v = verdict(request)
+        return HTMLResponse(render_page(v), status_code=200 if v.ticket else 404)
+
+    async def page_json(request: Request) -> Response:
+        v = verdict(request)
+        return JSONResponse(
+            {"status": v.status, "reason": v.reason, "ticket": v.ticket},
+            status_code=200 if v.ticket else 404,
+        )
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/t/{ticket_id}.json", page_json),
+            Route("/t/{ticket_id}", page),
+            Route("/healthz", health),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""The market stall: scale, catalog, tickets, printer."""
