@@ -1,15 +1,18 @@
 """``shian-cloud demo``: the whole system on one machine, as a newcomer should first see it.
 
-A collector with its embedded broker, a kitchen box and a stall box (real ``shian-edge run``
-processes with their own outboxes) making sample events. Midway the kitchen box is killed
-with SIGKILL, events are queued while it is down, and it is restarted; a malformed message is
-published. At the end every event made on a box must be in the cloud exactly once; the demo
-exits non-zero otherwise. It talks to the boxes only through their command line, as an
-operator would.
+A collector with its embedded broker and public web page; a kitchen box and a stall box (real
+``shian-edge run`` processes with their own outboxes) making sample events. The stall gets its
+catalog pushed from the cloud, reads a virtual scale on a pseudo-terminal (replaying a real
+capture), sells through its local API, and prints to a file; the ticket's public page is
+checked. Midway the kitchen box is killed with SIGKILL, events are queued while it is down, and
+it is restarted; a malformed message is published. At the end every event made on a box must be
+in the cloud exactly once, and the ticket genuine; the demo exits non-zero otherwise. It talks
+to the boxes only through their command line and HTTP API, as an operator would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -17,63 +20,73 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import click
 
+from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup
 from cloud.store import Store
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
 
-BOXES = {"kitchen-1": ("canteen-001", 0.5), "stall-7": ("market-huaxin-07", 1.0)}
+
+def _say(text: str) -> None:
+    click.echo(click.style(time.strftime("%H:%M:%S "), dim=True) + text)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 20) -> None:
+def _wait(check: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        value = check()
+        if value:
+            return value
         time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on port {port}")
+    raise RuntimeError(f"demo: timed out waiting for {what}")
 
 
-def _write_configs(workdir: Path, port: int) -> None:
-    (workdir / "cloud.toml").write_text(
-        f'[embedded_broker]\nport = {port}\n\n[store]\npath = "{workdir / "cloud.db"}"\n'
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json"},
     )
-    for device, (site, every) in BOXES.items():
-        (workdir / f"{device}.toml").write_text(
-            f'device = "{device}"\nsite = "{site}"\ndata_dir = "{workdir / device}"\n\n'
-            f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"\nbackoff_max_s = 2\n'
-            '# the embedded broker speaks MQTT 3.1.1 only; "auto" would find that out in 3 s\n'
-            'protocol = "3.1.1"\n\n'
-            f"[sync]\nheartbeat_s = 5\n\n[demo]\nsample_every_s = {every}\n"
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.s = DemoSetup(workdir)
+        self.w = workdir
+        self.log = (workdir / "processes.log").open("ab")
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.shown: set[str] = set()
+        self.ticket: dict[str, Any] | None = None
+
+    def cli(self, module: str, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args], stdout=self.log, stderr=self.log
         )
 
+    def run_cli(self, module: str, *args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", module, *args], capture_output=True, check=True, text=True
+        )
+        return out.stdout
 
-def _cli(module: str, *args: str, **kw: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", module, *args], **kw)
+    def edge(self, device: str) -> None:
+        self.procs[device] = self.cli("edge.cli", "run", "--config", str(self.w / f"{device}.toml"))
 
-
-def _edge(workdir: Path, device: str, log: Any) -> subprocess.Popen[bytes]:
-    return _cli(
-        "edge.cli", "run", "--config", str(workdir / f"{device}.toml"), stdout=log, stderr=log
-    )
-
-
-def _outbox(workdir: Path, device: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
+    def outbox(self, device: str) -> dict[str, Any]:
+        out = self.run_cli(
             "edge.cli",
             "outbox",
             "status",
@@ -81,143 +94,177 @@ def _outbox(workdir: Path, device: str) -> dict[str, Any]:
             "--limit",
             "1",
             "--config",
-            str(workdir / f"{device}.toml"),
-        ],
-        capture_output=True,
-        check=True,
-    )
-    stats: dict[str, Any] = json.loads(out.stdout)["outbox"]
-    return stats
+            str(self.w / f"{device}.toml"),
+        )
+        stats: dict[str, Any] = json.loads(out)["outbox"]
+        return stats
 
+    # -- the story ------------------------------------------------------------------------------
+    def start(self) -> Store:
+        s = self.s
+        _say(
+            f"collector + embedded MQTT broker on 127.0.0.1:{s.broker_port}, public pages on "
+            f"http://127.0.0.1:{s.web_port} (logs: {self.w}/processes.log)"
+        )
+        self.procs["cloud"] = self.cli("cloud.cli", "run", "--config", str(self.w / "cloud.toml"))
+        _wait(lambda: _listening(s.broker_port) and _listening(s.web_port), 20, "the collector")
+        self.procs["scale"] = self.cli("edge.cli", "scale", "simulate", *s.scale_args())
+        _wait(s.scale_link.exists, 10, "the virtual scale")
+        _say(f"virtual scale on {s.scale_link} (a pseudo-terminal replaying a real capture)")
+        for device in SITES:
+            _say(f"edge box {device} started (site {SITES[device]})")
+            self.edge(device)
+        out = self.run_cli(
+            "cloud.cli",
+            "catalog",
+            "push",
+            STALL,
+            str(self.w / "products.csv"),
+            "--config",
+            str(self.w / "cloud.toml"),
+        )
+        _say(f"cloud -> {STALL}: {out.strip()}")
+        _wait((self.w / "cloud.db").exists, 20, "the cloud database")
+        return Store(self.w / "cloud.db")
 
-def _say(text: str) -> None:
-    click.echo(click.style(time.strftime("%H:%M:%S "), dim=True) + text)
+    def sell(self) -> None:
+        api = f"http://127.0.0.1:{self.s.stall_api_port}/api/stall"
+        _wait(lambda: _listening(self.s.stall_api_port), 20, "the stall API")
+        _wait(lambda: _http("GET", api)["catalog"], 20, "the catalog on the stall")
+        _http("POST", api + "/select", {"plu": "101"})
+        w = _wait(
+            lambda: (st := _http("GET", api)["weight"])["sellable"] and st, 20, "a stable weight"
+        )
+        _say(f"vendor at {STALL} picks 白菜 (PLU 101); the scale reads a stable {w['grams']} g")
+        sold = _http("POST", api + "/print", {})
+        self.ticket = sold["ticket"]
+        t = sold["ticket"]
+        _say(
+            f"  ticket {t['ticket_id']}: {t['quantity']} g x {t['unit_price_cents'] / 100:.2f}"
+            f"/kg = ¥{t['total_cents'] / 100:.2f}, committed, then printed to "
+            f"{self.s.printer_file}"
+        )
+        _say(f"  the buyer's QR opens: {sold['url']}")
 
+    def power_cut(self) -> None:
+        _say(f"power cut at {KITCHEN}: SIGKILL, then 5 events queued while it is down")
+        self.procs[KITCHEN].send_signal(signal.SIGKILL)
+        self.procs[KITCHEN].wait()
+        conf = str(self.w / f"{KITCHEN}.toml")
+        for n in range(5):
+            self.run_cli(
+                "edge.cli",
+                "emit",
+                "test",
+                "--data",
+                json.dumps({"note": f"queued offline {n + 1}"}),
+                "--config",
+                conf,
+            )
+        _say(f"  {KITCHEN} outbox while down: {self.outbox(KITCHEN)['depth']} unconfirmed")
+        _say(f"malformed message published on {STALL}'s topic (goes to dead letters)")
+        settings = MqttSettings(url=f"mqtt://127.0.0.1:{self.s.broker_port}", protocol="3.1.1")
+        client = make_client(settings, "demo-prankster", protocols(settings)[0])
+        client.connect("127.0.0.1", self.s.broker_port)
+        client.loop_start()
+        client.publish(f"shian/v1/dev/{STALL}/events", b"{not json", qos=1).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
 
-def _progress(store: Store, workdir: Path, shown: set[str]) -> None:
-    for e in reversed(store.events(limit=200)):
-        if e["id"] not in shown:
-            shown.add(e["id"])
-            if len(shown) % 5 == 1 or e["kind"] != "test":
-                _say(
-                    f"  cloud <- {e['device']:<10} #{e['seq']:<4} {e['kind']:<15} "
-                    f"{json.dumps(e['data'], ensure_ascii=False)}"
-                )
+    def power_back(self) -> None:
+        _say(f"power back at {KITCHEN}: restarted; its backlog drains")
+        self.edge(KITCHEN)
+
+    def progress(self, store: Store) -> None:
+        for e in reversed(store.events(limit=200)):
+            if e["id"] not in self.shown:
+                self.shown.add(e["id"])
+                if len(self.shown) % 5 == 1 or e["kind"] != "test":
+                    data = json.dumps(e["data"], ensure_ascii=False)
+                    _say(
+                        f"  cloud <- {e['device']:<10} #{e['seq']:<4} {e['kind']:<15} "
+                        f"{data[:90] + '…' if len(data) > 90 else data}"
+                    )
+
+    def stop(self) -> None:
+        for name in (KITCHEN, STALL, "scale"):
+            if name in self.procs:
+                self.procs[name].send_signal(signal.SIGTERM)
+        for name in (KITCHEN, STALL, "scale"):
+            if name in self.procs:
+                self.procs[name].wait(20)
+
+    def summary(self, store: Store) -> bool:
+        """Wait until the cloud holds every event made on each box, then report."""
+        made = {d: self.outbox(d)["last_seq"] for d in SITES}
+        devices: dict[str, dict[str, Any]] = {}
+
+        def all_in() -> bool:
+            devices.update({d["device"]: d for d in store.devices()})
+            return all(devices.get(d, {}).get("events", 0) >= made[d] for d in SITES)
+
+        with contextlib.suppress(RuntimeError):
+            _wait(all_in, 30, "every event in the cloud")
+        click.echo("\ndevice      made  stored  missing  duplicates absorbed  state")
+        ok = True
+        for d in SITES:
+            row = devices.get(d, {})
+            stored, missing = row.get("events", 0), row.get("missing", 0)
+            ok = ok and stored == made[d] and missing == 0
+            click.echo(
+                f"{d:<11} {made[d]:>4}  {stored:>6}  {missing:>7}  "
+                f"{row.get('duplicates', 0):>19}  {row.get('state', '?')}"
+            )
+        dead = store.deadletters()
+        click.echo(f"dead letters: {len(dead)}" + (f" (last: {dead[0]['reason']})" if dead else ""))
+        click.echo(
+            "every event made on a box is in the cloud exactly once"
+            if ok
+            else f"MISMATCH: see {self.w}/processes.log"
+        )
+        if self.ticket is not None:
+            t = self.ticket
+            url = f"http://127.0.0.1:{self.s.web_port}/t/{t['ticket_id']}.json?s={t['sig']}"
+            verdict = _http("GET", url)["status"]
+            ok = ok and verdict == "genuine"
+            click.echo(f"ticket {t['ticket_id']}: the public page says {verdict}")
+        else:
+            ok = False
+            click.echo("MISMATCH: no ticket was sold")
+        cli = Path(sys.executable).parent / "shian-cloud"
+        click.echo(f"\nLook around: {cli} events list --config {self.w}/cloud.toml")
+        return ok
 
 
 def run_demo(workdir: Path, seconds: float) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    port = _free_port()
-    _write_configs(workdir, port)
-    log = (workdir / "processes.log").open("ab")
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    _say(f"collector with embedded MQTT broker on 127.0.0.1:{port} (logs: {workdir}/processes.log)")
-    procs["cloud"] = _cli(
-        "cloud.cli", "run", "--config", str(workdir / "cloud.toml"), stdout=log, stderr=log
-    )
+    demo = Demo(workdir)
+    demo.s.write()
+    store: Store | None = None
+    ok = False
     try:
-        _wait_port(port)
-        for device in BOXES:
-            _say(f"edge box {device} started (site {BOXES[device][0]})")
-            procs[device] = _edge(workdir, device, log)
-        _wait_file(workdir / "cloud.db")
-        store = Store(workdir / "cloud.db")
-        shown: set[str] = set()
-        start = time.monotonic()
-        stage = 0
-        while seconds <= 0 or time.monotonic() - start < seconds:
+        store = demo.start()
+        begin = time.monotonic()
+        steps = [
+            (max(2.0, seconds * 0.2), demo.sell),
+            (max(3.0, seconds * 0.3), demo.power_cut),
+            (max(6.0, seconds * 0.5), demo.power_back),
+        ]
+        while seconds <= 0 or time.monotonic() - begin < seconds:
             time.sleep(1.0)
-            _progress(store, workdir, shown)
-            t = time.monotonic() - start
-            if stage == 0 and t > max(3.0, seconds * 0.3):
-                stage = 1
-                _say("power cut at kitchen-1: SIGKILL, then 5 events queued while it is down")
-                procs["kitchen-1"].send_signal(signal.SIGKILL)
-                procs["kitchen-1"].wait()
-                for n in range(5):
-                    subprocess.run(
-                        [
-                            sys.executable,
-                            "-m",
-                            "edge.cli",
-                            "emit",
-                            "test",
-                            "--data",
-                            json.dumps({"note": f"queued offline {n + 1}"}),
-                            "--config",
-                            str(workdir / "kitchen-1.toml"),
-                        ],
-                        check=True,
-                        capture_output=True,
-                    )
-                depth = _outbox(workdir, "kitchen-1")["depth"]
-                _say(f"  kitchen-1 outbox while down: {depth} unconfirmed")
-                _say("malformed message published on stall-7's topic (goes to dead letters)")
-                _publish_garbage(port)
-            elif stage == 1 and t > max(6.0, seconds * 0.5):
-                stage = 2
-                _say("power back at kitchen-1: restarted; its backlog drains")
-                procs["kitchen-1"] = _edge(workdir, "kitchen-1", log)
+            demo.progress(store)
+            while steps and time.monotonic() - begin >= steps[0][0]:
+                steps.pop(0)[1]()
+        while steps:  # a very short run still tells the whole story
+            steps.pop(0)[1]()
     except KeyboardInterrupt:
         pass
     finally:
-        for device in BOXES:
-            if device in procs:
-                procs[device].send_signal(signal.SIGTERM)
-        for device in BOXES:
-            if device in procs:
-                procs[device].wait(20)
-    ok = _summary(workdir, store)
-    procs["cloud"].send_signal(signal.SIGTERM)
-    procs["cloud"].wait(20)
-    store.close()
+        demo.stop()
+        if store is not None:
+            ok = demo.summary(store)
+            store.close()
+        demo.procs["cloud"].send_signal(signal.SIGTERM)
+        demo.procs["cloud"].wait(20)
     return 0 if ok else 1
-
-
-def _wait_file(path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def _publish_garbage(port: int) -> None:
-    settings = MqttSettings(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1")
-    client = make_client(settings, "demo-prankster", protocols(settings)[0])
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    client.publish("shian/v1/dev/stall-7/events", b"{not json", qos=1).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
-
-
-def _summary(workdir: Path, store: Store) -> bool:
-    """Wait until the cloud holds every event made on each box, then report."""
-    made = {d: _outbox(workdir, d) for d in BOXES}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        devices = {d["device"]: d for d in store.devices()}
-        if all(devices.get(d, {}).get("events", 0) >= made[d]["last_seq"] for d in BOXES):
-            break
-        time.sleep(0.2)
-    click.echo("")
-    click.echo("device      made  stored  missing  duplicates absorbed  state")
-    ok = True
-    for d in BOXES:
-        row = devices.get(d, {})
-        stored, missing = row.get("events", 0), row.get("missing", 0)
-        ok = ok and stored == made[d]["last_seq"] and missing == 0
-        click.echo(
-            f"{d:<11} {made[d]['last_seq']:>4}  {stored:>6}  {missing:>7}  "
-            f"{row.get('duplicates', 0):>19}  {row.get('state', '?')}"
-        )
-    dead = store.deadletters()
-    click.echo(f"dead letters: {len(dead)}" + (f" (last: {dead[0]['reason']})" if dead else ""))
-    click.echo(
-        "every event made on a box is in the cloud exactly once"
-        if ok
-        else "MISMATCH: see .demo/processes.log"
-    )
-    cli = Path(sys.executable).parent / "shian-cloud"
-    click.echo(f"\nLook around: {cli} events list --config {workdir}/cloud.toml")
-    return ok

@@ -84,6 +84,48 @@ def register(main: click.Group, config_option: Decorator) -> None:
             )
         print_rows(rows, ["name", "serial", "mode", "title"], as_json)
 
+    @scale.command("simulate")
+    @click.option("--profile", "profile_name", required=True, help="Scale profile (its pace).")
+    @click.option(
+        "--capture",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Bytes to replay (a capture); default: steady A&D frames of --grams.",
+    )
+    @click.option("--grams", default=1234.0, show_default=True, help="Weight of made-up frames.")
+    @click.option(
+        "--link",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Path of the symlink to the pseudo-terminal (the port to configure).",
+    )
+    @click.option("--seconds", default=0.0, help="Stop after this long; 0 runs until Ctrl-C.")
+    def scale_simulate(
+        profile_name: str, capture: Path | None, grams: float, link: Path, seconds: float
+    ) -> None:
+        """Pretend to be a scale on a pseudo-terminal, replaying a capture at the profile's
+        pace: for a demo, or to try a stall screen with no scale at hand.
+
+        Example: shian-edge scale simulate --profile qhw_st_gs --capture qhw.bin --link /tmp/scale
+        """
+        from edge.stall.profiles import load_scale_profile, to_bytes
+        from edge.stall.virtual import VirtualScale, made_up_frames
+
+        profile = load_scale_profile(profile_name)
+        if capture is not None:
+            data, end = capture.read_bytes(), to_bytes(profile.frame.end)
+        else:
+            data, end = made_up_frames(grams)
+        vs = VirtualScale(link, data, end, profile.rate_hz).start()
+        click.echo(f"virtual scale on {link}", err=True)
+        try:
+            end_at = time.monotonic() + seconds
+            while seconds <= 0 or time.monotonic() < end_at:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            vs.stop()
+
     @scale.command("watch")
     @config_option
     @click.option("--seconds", default=0.0, help="Stop after this long; 0 runs until Ctrl-C.")

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.real
 def test_agent_falls_back_to_mqtt_311_on_the_embedded_broker(tmp_path: Path) -> None:
     port = free_port()
     cfg = CloudConfig.model_validate(
-        {"embedded_broker": {"port": port}, "store": {"path": str(tmp_path / "c.db")},
-         "web": {"port": 0}}
+        {
+            "embedded_broker": {"port": port},
+            "store": {"path": str(tmp_path / "c.db")},
+            "web": {"port": 0},
+        }
     )
     service = CloudService(cfg)
     service.start()
@@ -59,3 +62,4 @@ def test_demo_runs_and_proves_exactly_once(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "every event made on a box is in the cloud exactly once" in out.stdout
     assert "dead letters: 1" in out.stdout
+    assert "the public page says genuine" in out.stdout

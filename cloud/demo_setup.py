@@ -1,0 +1,85 @@
+"""What ``shian-cloud demo`` sets up: configs, keys, the stall's catalog, the virtual scale."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.signing import new_key, write_key
+
+KITCHEN, STALL = "kitchen-1", "stall-7"
+SITES = {KITCHEN: "canteen-001", STALL: "market-huaxin-07"}
+SAMPLE_EVERY = {KITCHEN: 0.5, STALL: 1.0}
+
+CATALOG = """plu,name,name_en,goods_code,unit,unit_price,origin,supplier,batch,inspection_item,inspection_result,inspection_date,inspection_lab
+101,白菜,Chinese cabbage,1010101,kg,3.80,湖北咸宁 Xianning,咸宁蔬菜合作社,HX20261125-03,农药残留 pesticide residue,合格 pass,2026-11-25,咸宁市食品检验所
+102,猪肉,Pork,2010101,kg,28.00,湖北通山 Tongshan,通山生猪屠宰场,TS20261126-01,瘦肉精 clenbuterol,未检出 not found,2026-11-26,通山县动物卫生监督所
+201,鸡蛋,Eggs,,piece,0.90,湖北嘉鱼 Jiayu,嘉鱼蛋禽场,JY-77,,,,
+"""
+
+# A real capture when the shared test data is beside the project; made-up frames otherwise.
+CAPTURE = (
+    Path(__file__).resolve().parents[2] / "shared" / "testdata" / "scale" / "qhw_st_gs_grams.bin"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DemoSetup:
+    workdir: Path
+    broker_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    stall_api_port: int = field(default_factory=free_port)
+
+    @property
+    def scale_link(self) -> Path:
+        return self.workdir / "ttyScale"
+
+    @property
+    def printer_file(self) -> Path:
+        return self.workdir / "printer.bin"
+
+    def scale_args(self) -> list[str]:
+        """``shian-edge scale simulate`` arguments for the stall's virtual scale."""
+        args = ["--link", str(self.scale_link)]
+        if CAPTURE.exists():
+            return ["--profile", "qhw_st_gs", "--capture", str(CAPTURE), *args]
+        return ["--profile", "ad_st_gs", "--grams", "1234", *args]
+
+    def write(self) -> None:
+        w = self.workdir
+        key = new_key()
+        write_key(w / "keys" / f"{STALL}.key", key)  # the collector's copy
+        write_key(w / STALL / "ticket.key", key)  # the box's copy
+        (w / "products.csv").write_text(CATALOG, encoding="utf-8")
+        (w / "cloud.toml").write_text(
+            f"[embedded_broker]\nport = {self.broker_port}\n\n"
+            f'[store]\npath = "{w / "cloud.db"}"\n\n'
+            f"[web]\nport = {self.web_port}\n\n"
+            f'[tickets]\nkeys_dir = "{w / "keys"}"\n'
+        )
+        for device, site in SITES.items():
+            text = (
+                f'device = "{device}"\nsite = "{site}"\ndata_dir = "{w / device}"\n\n'
+                f'[mqtt]\nurl = "mqtt://127.0.0.1:{self.broker_port}"\nbackoff_max_s = 2\n'
+                '# the embedded broker speaks MQTT 3.1.1 only; "auto" would find that out in 3 s\n'
+                'protocol = "3.1.1"\n\n'
+                f"[sync]\nheartbeat_s = 5\n\n[demo]\nsample_every_s = {SAMPLE_EVERY[device]}\n"
+            )
+            if device == STALL:
+                profile = "qhw_st_gs" if CAPTURE.exists() else "ad_st_gs"
+                text += (
+                    '\n[stall]\nmarket = "华信农贸市场"\nstall_no = "A-07"\nretailer = "李四"\n'
+                    f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
+                    f'ticket_key_file = "{w / STALL / "ticket.key"}"\n'
+                    f"http_port = {self.stall_api_port}\n\n"
+                    f'[stall.scale]\nport = "{self.scale_link}"\nprofile = "{profile}"\n\n'
+                    f'[stall.printer]\nconnection = "file:{self.printer_file}"\n'
+                )
+            (w / f"{device}.toml").write_text(text, encoding="utf-8")
