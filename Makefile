@@ -49,6 +49,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/stall.py
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.configdoc > docs/config.md

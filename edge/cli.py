@@ -50,7 +50,11 @@ def run(config_path: Path, log_level: str) -> None:
 
     setup_logging(log_level)
     cfg = load_config(config_path, EdgeConfig)
-    agent = Agent(cfg)
+    try:
+        agent = Agent(cfg)
+    except (OSError, ValueError) as exc:  # a missing key file, a bad profile
+        click.echo(f"error: cannot start: {exc}", err=True)
+        sys.exit(2)
     on_stop_signals(agent.request_stop)
     agent.run_forever()
 

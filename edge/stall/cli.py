@@ -340,6 +340,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
                     break
                 try:
                     if answer == "p":
+                        stall.settle()
                         sold = stall.sell()
                         click.echo(f"ticket {sold['ticket']['ticket_id']}: {sold['url']}")
                     elif answer:

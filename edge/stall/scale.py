@@ -101,6 +101,7 @@ class ScaleReader:
             "scale_port_errors": 0,
         }
         self.alive_at = time.monotonic()
+        self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shian-scale", daemon=True)
 
@@ -114,6 +115,17 @@ class ScaleReader:
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
+
+    def wait_for(self, predicate: Callable[[Weight], bool], timeout: float) -> Weight:
+        """Wait (at most ``timeout`` s) for a weight that satisfies ``predicate``."""
+        with self._changed:
+            self._changed.wait_for(lambda: predicate(self.weight), timeout)
+            return self.weight
+
+    def _set(self, w: Weight) -> None:
+        with self._changed:
+            self.weight = w
+            self._changed.notify_all()
 
     def _open(self) -> Any:
         import serial  # pyserial; imported here so the rest of the agent runs without it
@@ -154,7 +166,7 @@ class ScaleReader:
                     port.close()
                 except Exception:
                     log.debug("closing %s", self.url, exc_info=True)
-            self.weight = Weight("no_data")
+            self._set(Weight("no_data"))
             if not self._stop.is_set():
                 self._stop.wait(backoff.next_delay())
 
@@ -184,7 +196,8 @@ class ScaleReader:
                 continue
             for r in decoder.feed(data):
                 self._count(r)
-                self.weight = w = stable.push(r)
+                w = stable.push(r)
+                self._set(w)
                 for fn in self.listeners:
                     fn(w, r)
 

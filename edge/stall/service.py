@@ -111,6 +111,13 @@ class Stall:
     def weight(self) -> Weight:
         return self.scale.weight if self.scale else Weight("no_data")
 
+    def settle(self, timeout: float = 3.0) -> Weight:
+        """Wait for the scale to settle on a weight that can be sold (the vendor pressed print
+        while the scale was still moving)."""
+        if self.scale is None:
+            return self.weight
+        return self.scale.wait_for(lambda w: w.sellable, timeout)
+
     def select(self, plu: str) -> None:
         if self.catalog.get(plu) is None:
             raise SaleRefused(f"no product with PLU {plu}")

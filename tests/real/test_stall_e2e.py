@@ -131,6 +131,15 @@ def test_a_sale_from_scale_to_the_buyers_phone(
 
         status, j = http("GET", url.replace("?s=", ".json?s="))
         assert status == 200 and j["status"] == "genuine" and j["ticket"] == ticket
+
+        def heartbeat_counters() -> dict[str, int] | None:
+            st = cloud.store.devices()[0]["last_status"] or {}
+            c = st.get("counters", {})
+            return c if c.get("printer_jobs") else None
+
+        c = wait_for(heartbeat_counters, what="stall counters in a heartbeat")
+        assert c["scale_frames"] > 0 and c["scale_checksum_errors"] == 0
+        assert "scale_frame_errors" in c and c["tickets_pending"] == 0
     finally:
         agent.stop()
         scale.stop()
