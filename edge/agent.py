@@ -20,7 +20,9 @@ from edge import __version__
 from edge.config import EdgeConfig
 from edge.stall.service import Stall
 from edge.store.outbox import Outbox, Queued
+from edge.store.snapshots import SnapshotQueue
 from edge.sync.mqtt import SyncWorker
+from edge.vision.kitchen import Kitchen
 from shared import SCHEMA_VERSION
 from shared.models import Status, utcnow
 from shared.webserver import WebServer
@@ -33,7 +35,8 @@ class Agent:
         self.cfg = cfg
         self.started = time.monotonic()
         self.outbox = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
-        self.sync = SyncWorker(cfg, self.outbox, self.status)
+        self.snapshots = SnapshotQueue(self.outbox)
+        self.sync = SyncWorker(cfg, self.outbox, self.status, self.snapshots)
         self.outbox.on_commit = self.sync.wake
         self._counter_sources: list[Callable[[], dict[str, int]]] = [lambda: self.sync.counters]
         self._stop = threading.Event()
@@ -44,6 +47,12 @@ class Agent:
             self.stall = Stall(cfg.stall, self.outbox, self.emit)
             self.add_counters(self.stall.counters)
             self.sync.handlers["catalog"] = self.stall.catalog.on_command
+        self.kitchen: Kitchen | None = None
+        if cfg.kitchen is not None:
+            self.kitchen = Kitchen(
+                cfg.kitchen, cfg.data_dir, self.outbox, self.emit, self.snapshots
+            )
+            self.add_counters(self.kitchen.all_counters)
 
     def add_counters(self, source: Callable[[], dict[str, int]]) -> None:
         self._counter_sources.append(source)
@@ -87,6 +96,8 @@ class Agent:
                     name="stall-api",
                 )
                 self.web.start()
+        if self.kitchen is not None:
+            self.kitchen.start()
         if self.cfg.demo.sample_every_s > 0:
             t = threading.Thread(target=self._samples, name="shian-samples", daemon=True)
             t.start()
@@ -113,7 +124,13 @@ class Agent:
     def alive(self) -> bool:
         """True while every worker is running (for the systemd watchdog, later)."""
         stall_ok = self.stall is None or self.stall.alive()
-        return stall_ok and self.sync.running and time.monotonic() - self.sync.alive_at < 30
+        kitchen_ok = self.kitchen is None or self.kitchen.alive()
+        return (
+            stall_ok
+            and kitchen_ok
+            and self.sync.running
+            and time.monotonic() - self.sync.alive_at < 30
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,6 +138,8 @@ class Agent:
             self.web.stop()
         if self.stall is not None:
             self.stall.stop()
+        if self.kitchen is not None:
+            self.kitchen.stop()
         self.sync.stop()
         for t in self._threads:
             t.join(2)

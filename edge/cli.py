@@ -12,6 +12,7 @@ import click
 
 from edge.config import DEFAULT_PATH, EdgeConfig
 from edge.stall.cli import register as register_stall_commands
+from edge.vision.cli import register as register_vision_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 from shared.kinds import KINDS
 
@@ -46,13 +47,14 @@ def run(config_path: Path, log_level: str) -> None:
     Example: shian-edge run --config /etc/shian/edge.toml
     """
     from edge.agent import Agent
+    from edge.vision.detector import ModelError
     from shared.clikit import on_stop_signals, setup_logging
 
     setup_logging(log_level)
     cfg = load_config(config_path, EdgeConfig)
     try:
         agent = Agent(cfg)
-    except (OSError, ValueError) as exc:  # a missing key file, a bad profile
+    except (OSError, ValueError, ModelError) as exc:  # a missing key, a bad model or profile
         click.echo(f"error: cannot start: {exc}", err=True)
         sys.exit(2)
     on_stop_signals(agent.request_stop)
@@ -153,6 +155,7 @@ def emit(kind: str, data_json: str, config_path: Path) -> None:
 
 
 register_stall_commands(main, config_option)
+register_vision_commands(main, config_option)
 
 if __name__ == "__main__":
     main()

@@ -133,6 +133,95 @@ class StallSettings(StrictModel):
     )
 
 
+Point = tuple[int, int]
+
+
+class CameraSettings(StrictModel):
+    """One kitchen camera."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Camera name (in events).")
+    source: str = Field(
+        description="rtsp://... or http://... URL, /dev/videoN or N (V4L2), a video file "
+        "(looped; also file:PATH), or images:DIR (a folder of stills, looped)."
+    )
+    width: int = Field(default=640, ge=64, le=3840, description="Detect resolution, width.")
+    height: int = Field(default=360, ge=64, le=2160, description="Detect resolution, height.")
+    fps: float = Field(default=5, gt=0, le=30, description="Frames looked at per second.")
+    masks: list[list[Point]] = Field(
+        default_factory=list, description="Polygons (detect pixels) where motion is ignored."
+    )
+    zones: dict[str, list[Point]] = Field(
+        default_factory=dict, description="Named polygons that rules may require."
+    )
+    tamper: bool = Field(default=True, description="Watch for covered/blurred/turned camera.")
+
+
+class Window(StrictModel):
+    """A daily time window (local time); to < from wraps past midnight."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default=["mon", "tue", "wed", "thu", "fri", "sat", "sun"], description="Days it applies."
+    )
+    start: str = Field(pattern=r"^\d\d:\d\d$", description="From HH:MM.")
+    end: str = Field(pattern=r"^\d\d:\d\d$", description="Until HH:MM.")
+
+
+class RuleSettings(StrictModel):
+    """A detection label (or labels) that means a violation."""
+
+    violation: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,47}$",
+        description="Violation type: animal_in_kitchen, person_after_hours, no_mask, "
+        "no_chef_hat, smoking, phone_use, rodent, ...",
+    )
+    labels: list[str] = Field(min_length=1, description="Model labels that trigger it.")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="Lowest detection score.")
+    cameras: list[str] = Field(default_factory=list, description="Only these cameras (all).")
+    zones: list[str] = Field(default_factory=list, description="Only inside these zones (any).")
+    persistence: tuple[int, int] = Field(
+        default=(2, 3), description="k of n: seen in k of the last n looks at the camera."
+    )
+    cooldown_s: float = Field(default=300, ge=0, description="Quiet time per camera and type.")
+    active: list[Window] = Field(
+        default_factory=list, description="When the rule applies; empty means always."
+    )
+
+
+class KitchenSettings(StrictModel):
+    """A kitchen: cameras, detector, rules, evidence."""
+
+    model: str = Field(description="Model profile name (firmware_profiles/models) or path.")
+    models_dir: Path | None = Field(
+        default=None, description="Where model files are; default <data_dir>/models."
+    )
+    detector_threads: int = Field(default=2, ge=1, le=8, description="LiteRT threads.")
+    full_frame_every_s: float = Field(
+        default=10, gt=0, description="Also look at each whole frame this often (still scenes)."
+    )
+    stall_timeout_s: float = Field(
+        default=5, gt=0, description="No frame for this long: the camera is offline."
+    )
+    tamper_after_s: float = Field(
+        default=3, gt=0, description="A covered/blurred/turned view must last this long."
+    )
+    timezone_offset_h: float = Field(
+        default=8, ge=-12, le=14, description="Local time for rule windows (China: 8)."
+    )
+    evidence_dir: Path | None = Field(
+        default=None, description="Snapshots; default <data_dir>/evidence."
+    )
+    evidence_quota_mb: float = Field(
+        default=500, gt=0, description="Most disk used by snapshots (oldest deleted first)."
+    )
+    evidence_min_free_mb: float = Field(
+        default=200, ge=0, description="Never take the disk's free space below this."
+    )
+    cameras: list[CameraSettings] = Field(
+        default_factory=list, max_length=16, description="The cameras."
+    )
+    rules: list[RuleSettings] = Field(default_factory=list, description="Violation rules.")
+
+
 class EdgeConfig(StrictModel):
     """Top level of edge.toml."""
 
@@ -146,6 +235,7 @@ class EdgeConfig(StrictModel):
     sync: SyncSettings = Field(default_factory=SyncSettings, description="Sending.")
     demo: DemoSettings = Field(default_factory=DemoSettings, description="Sample events.")
     stall: StallSettings | None = Field(default=None, description="Set on a market-stall box.")
+    kitchen: KitchenSettings | None = Field(default=None, description="Set on a kitchen box.")
 
     @model_validator(mode="after")
     def _client_id(self) -> EdgeConfig:

@@ -19,6 +19,8 @@ from shared.models import Envelope, Status
 
 MAX_MESSAGE_BYTES = 256 * 1024
 """The largest MQTT payload either side accepts."""
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+"""The largest evidence JPEG on ``.../snap/{id}``."""
 MAX_EVENT_BYTES = 32 * 1024
 """The largest single event (envelope as JSON); images travel on the snapshot topic."""
 BATCH_OVERHEAD = len('{"v":1,"events":[]}')

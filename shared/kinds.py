@@ -80,12 +80,52 @@ class PrinterFault(KindData):
     pending: int = Field(ge=0, description="Tickets waiting to be printed.")
 
 
+class ViolationData(KindData):
+    """A food-safety violation seen by a kitchen camera."""
+
+    camera: str = Field(max_length=32, description="Camera name.")
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]{1,47}$", description="Violation type.")
+    label: str = Field(max_length=64, description="Model label that triggered it.")
+    score: float = Field(ge=0, le=1, description="Detection score.")
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 in frame pixels.")
+    frame: tuple[int, int] = Field(description="Frame width, height.")
+    zone: str | None = Field(default=None, max_length=32, description="Zone it was in.")
+    model: str = Field(max_length=64, description="Model profile.")
+    snapshot: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Snapshot id (sent on .../snap/{id}); none when no room could be made for it.",
+    )
+
+
+class CameraState(KindData):
+    """A camera went offline (no frames) or came back."""
+
+    camera: str = Field(max_length=32, description="Camera name.")
+    reason: str = Field(default="", max_length=256, description="Why, for offline.")
+
+
+class CameraTampered(KindData):
+    """A camera's view is covered, blinded, blurred or turned away (or back to normal)."""
+
+    camera: str = Field(max_length=32, description="Camera name.")
+    state: Literal["raised", "cleared"] = Field(description="raised, or cleared.")
+    problem: Literal["covered", "blinded", "blurred", "turned_away", "ok"] = Field(
+        description="What is wrong (ok when cleared)."
+    )
+    metrics: dict[str, float] = Field(default_factory=dict, description="What was measured.")
+
+
 KINDS: dict[str, type[KindData]] = {
     "device_started": DeviceStarted,
     "test": TestEvent,
     "ticket": Ticket,
     "scale_fault": ScaleFault,
     "printer_fault": PrinterFault,
+    "violation": ViolationData,
+    "camera_offline": CameraState,
+    "camera_online": CameraState,
+    "camera_tampered": CameraTampered,
 }
 
 

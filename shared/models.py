@@ -127,5 +127,10 @@ class Ack(BaseModel):
 
     v: int = Field(ge=1, le=SCHEMA_VERSION, description="Schema version.")
     seqs: list[tuple[int, int]] = Field(
-        max_length=10_000, description="Inclusive [first, last] sequence ranges now stored."
+        default_factory=list,
+        max_length=10_000,
+        description="Inclusive [first, last] sequence ranges now stored.",
+    )
+    snaps: list[str] = Field(
+        default_factory=list, max_length=1000, description="Snapshot ids now stored."
     )

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from edge import PROFILES_DIR
 from edge.config import PrinterSettings
-from edge.stall.profiles import PROFILES_DIR
 from shared.config import StrictModel, load
 
 log = logging.getLogger("shian.printer")

@@ -15,9 +15,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edge import PROFILES_DIR
 from shared.config import StrictModel, load
-
-PROFILES_DIR = Path(__file__).resolve().parent.parent.parent / "firmware_profiles"
 
 
 def to_bytes(text: str) -> bytes:

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from edge.config import EdgeConfig
 from edge.store.outbox import Outbox, Pending
+from edge.store.snapshots import SnapshotQueue
 from shared import topics
 from shared.codec import BATCH_OVERHEAD, batch_payload, encode_status
 from shared.models import Ack, Status
@@ -51,9 +52,16 @@ def _failed(rc: Any) -> bool:
 class SyncWorker:
     """One thread that keeps the outbox flowing to the broker."""
 
-    def __init__(self, cfg: EdgeConfig, outbox: Outbox, status: StatusFn) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        outbox: Outbox,
+        status: StatusFn,
+        snapshots: SnapshotQueue | None = None,
+    ) -> None:
         self.cfg = cfg
         self.outbox = outbox
+        self.snapshots = snapshots
         self.status = status
         self.counters = {
             "sync_sessions": 0,
@@ -197,6 +205,8 @@ class SyncWorker:
         self._publish_status(client, "online")
         inflight: dict[int, list[int]] = {}
         cursor = 0  # highest seq published in this session; all below it are in flight or acked
+        snaps: dict[int, str] = {}  # mid -> snapshot id
+        snap_cursor = ""
         next_beat = time.monotonic() + cfg.sync.heartbeat_s
         next_maint = time.monotonic()
         confirm_wait = cfg.sync.confirm_timeout_s
@@ -210,14 +220,17 @@ class SyncWorker:
                 self.outbox.maintain()
                 next_maint = now + 60
             if now >= next_confirm_check:
-                oldest = self.outbox.oldest_unconfirmed_delivery()
+                olds = [self.outbox.oldest_unconfirmed_delivery()]
+                if self.snapshots is not None:
+                    olds.append(self.snapshots.oldest_unconfirmed_delivery())
+                oldest = min((t for t in olds if t is not None), default=None)
                 if oldest is not None and self.outbox.clock() - oldest >= confirm_wait:
                     log.warning(
                         "no confirmation from the collector for %.0f s; sending unconfirmed "
                         "events again",
                         confirm_wait,
                     )
-                    cursor = 0
+                    cursor, snap_cursor = 0, ""
                     self.counters["sync_resends"] += 1
                     confirm_wait = min(3600.0, confirm_wait * 2)
                 next_confirm_check = now + min(confirm_wait, 5.0)
@@ -225,6 +238,8 @@ class SyncWorker:
                 self._publish_status(client, "online")
                 next_beat = now + cfg.sync.heartbeat_s
             cursor = self._fill(client, inflight, cursor)
+            if self.snapshots is not None and len(snaps) < 2 and len(inflight) < 2:
+                snap_cursor = self._fill_snapshot(client, snaps, snap_cursor)
             timeout = min(cfg.sync.poll_interval_s, max(0.0, next_beat - time.monotonic()))
             events = []
             try:
@@ -239,7 +254,10 @@ class SyncWorker:
                 if ev[0] == "ack":
                     seqs = inflight.pop(ev[1], None)
                     if seqs is None:
-                        continue  # a status message
+                        snap = snaps.pop(ev[1], None)
+                        if snap is not None and self.snapshots is not None and not _failed(ev[2]):
+                            self.snapshots.mark_delivered(snap)
+                        continue  # a snapshot or a status message
                     if _failed(ev[2]):
                         self.counters["sync_broker_rejected"] += 1
                         log.warning("broker refused a message of %d events: %s", len(seqs), ev[2])
@@ -271,6 +289,8 @@ class SyncWorker:
                 log.warning("bad ack on %s: %s", topic, exc.errors(include_url=False)[0]["msg"])
                 return False
             self.counters["sync_confirmed_events"] += self.outbox.mark_confirmed(ack.seqs)
+            if ack.snaps and self.snapshots is not None:
+                self.snapshots.mark_confirmed(ack.snaps)
             return True
         handler = self.handlers.get(name.rest)
         if handler is None:
@@ -309,6 +329,24 @@ class SyncWorker:
                 complete = False
                 break
         return max(cursor, rows[-1].seq) if rows and complete else cursor
+
+    def _fill_snapshot(self, client: Any, snaps: dict[int, str], cursor: str) -> str:
+        """Send the next unconfirmed snapshot, after the events (evidence is bulkier and can
+        wait for the violation it belongs to)."""
+        assert self.snapshots is not None
+        flying = set(snaps.values())
+        for snap in self.snapshots.pending(after_id=cursor, limit=4):
+            cursor = snap.id
+            if snap.id in flying:
+                continue
+            data = self.snapshots.read(snap)
+            if data is None:
+                continue
+            info = client.publish(topics.snapshot(self.cfg.device, snap.id), data, qos=1)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                snaps[info.mid] = snap.id
+            return cursor
+        return cursor
 
     def _publish_status(
         self, client: Any, state: str, reason: str = "", wait: bool = False

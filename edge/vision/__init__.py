@@ -1,0 +1,1 @@
+"""The kitchen: cameras, motion gate, detector, rules, camera health, evidence."""

