@@ -19,9 +19,9 @@ from typing import Any
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from cloud.config import CloudConfig
-from cloud.store import DeadLetter, Store, WriteResult, merge_ranges
+from cloud.store import DeadLetter, Snapshot, Store, WriteResult, merge_ranges
 from shared import SCHEMA_VERSION, topics
-from shared.codec import CodecError, decode_batch, decode_status
+from shared.codec import CodecError, check_snapshot, decode_batch, decode_status
 from shared.models import Ack, Envelope, Status
 from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
 
@@ -39,17 +39,25 @@ class Incoming:
 
 def classify(
     messages: list[Incoming],
-) -> tuple[list[Envelope], list[Status], list[DeadLetter]]:
+) -> tuple[list[Envelope], list[Status], list[DeadLetter], list[Snapshot]]:
     """Decode a batch of MQTT messages; anything invalid becomes a dead letter with a reason."""
     events: list[Envelope] = []
     statuses: list[Status] = []
     dead: list[DeadLetter] = []
+    snaps: list[Snapshot] = []
     for m in messages:
         where = topics.parse(m.topic)
         try:
-            if where is None or where.channel not in ("events", "status") or where.rest:
-                raise CodecError("topic", f"not a device events or status topic: {m.topic}")
-            if where.channel == "status":
+            if (
+                where is None
+                or where.channel not in ("events", "status", "snap")
+                or (where.channel != "snap" and where.rest)
+            ):
+                raise CodecError("topic", f"not a device events, status or snap topic: {m.topic}")
+            if where.channel == "snap":
+                check_snapshot(where.rest, m.payload)
+                snaps.append(Snapshot(where.device, where.rest, m.payload))
+            elif where.channel == "status":
                 if not m.payload:
                     continue  # a retained status being cleared
                 statuses.append(decode_status(m.payload, where.device))
@@ -59,7 +67,7 @@ def classify(
                 dead.extend(DeadLetter(m.topic, r.raw, r.reason) for r in batch.rejected)
         except CodecError as exc:
             dead.append(DeadLetter(m.topic, m.payload, exc.reason))
-    return events, statuses, dead
+    return events, statuses, dead, snaps
 
 
 class Collector:
@@ -137,8 +145,13 @@ class Collector:
             client.loop_stop()
             code = getattr(ev[1], "value", -1)
             return "unsupported" if code in UNSUPPORTED_PROTOCOL or ev[0] == "gone" else "error"
+        group = c.share_group or None
         client.subscribe(
-            [(topics.shared(c.share_group or None, topics.ALL_EVENTS), 1), (topics.ALL_STATUS, 1)]
+            [
+                (topics.shared(group, topics.ALL_EVENTS), 1),
+                (topics.shared(group, topics.ALL_SNAPSHOTS), 1),
+                (topics.ALL_STATUS, 1),
+            ]
         )
         log.info(
             "collector connected to %s (MQTT %s, session present: %s)",
@@ -183,10 +196,10 @@ class Collector:
             self._write(batch)
 
     def _write(self, batch: list[Incoming]) -> WriteResult | None:
-        events, statuses, dead = classify(batch)
+        events, statuses, dead, snaps = classify(batch)
         while True:
             try:
-                res = self.store.write(events, statuses, dead)
+                res = self.store.write(events, statuses, dead, snaps)
                 break
             except Exception:
                 # Not acknowledged, so not lost: retry until the store takes it.
@@ -196,7 +209,7 @@ class Collector:
         for m in batch:
             if m.qos > 0:
                 m.client.ack(m.mid, m.qos)
-        self._confirm(batch[-1].client, events)
+        self._confirm(batch[-1].client, events, snaps)
         self.counters["messages"] += len(batch)
         self.counters["events"] += res.inserted
         self.counters["duplicates"] += res.duplicates
@@ -205,12 +218,17 @@ class Collector:
             log.warning("dead letter on %s: %s", d.topic, d.reason)
         return res
 
-    def _confirm(self, client: Any, events: list[Envelope]) -> None:
-        """Tell each device which of its events are now stored (``cmd/ack``), so it can stop
-        sending them. If this is lost the device sends them again and they are deduplicated."""
+    def _confirm(self, client: Any, events: list[Envelope], snaps: list[Snapshot]) -> None:
+        """Tell each device which of its events and snapshots are now stored (``cmd/ack``), so
+        it can stop sending them. If this is lost the device sends them again; duplicates are
+        dropped."""
         by_device: dict[str, list[int]] = {}
+        snap_ids: dict[str, list[str]] = {}
         for e in events:
             by_device.setdefault(e.device, []).append(e.seq)
+        for s in snaps:
+            snap_ids.setdefault(s.device, []).append(s.id)
+            by_device.setdefault(s.device, [])
         for device, seqs in by_device.items():
-            ack = Ack(v=SCHEMA_VERSION, seqs=merge_ranges([], seqs))
+            ack = Ack(v=SCHEMA_VERSION, seqs=merge_ranges([], seqs), snaps=snap_ids.get(device, []))
             client.publish(topics.command(device, "ack"), ack.model_dump_json(), qos=1)

@@ -48,6 +48,9 @@ class StoreSettings(StrictModel):
     """Where events, devices and dead letters are kept."""
 
     path: Path = Field(default=Path("shian-cloud.db"), description="SQLite database file.")
+    snapshots_dir: Path | None = Field(
+        default=None, description="Evidence JPEGs; default a snapshots folder beside the database."
+    )
 
 
 class WebSettings(StrictModel):

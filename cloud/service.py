@@ -19,7 +19,7 @@ class CloudService:
     def __init__(self, cfg: CloudConfig) -> None:
         self.cfg = cfg
         self.broker = BrokerThread(cfg.embedded_broker) if cfg.mqtt is None else None
-        self.store = Store(cfg.store.path)
+        self.store = Store(cfg.store.path, cfg.store.snapshots_dir)
         self.collector = Collector(cfg, self.store)
         self.web: WebServer | None = None
         if cfg.web.port:

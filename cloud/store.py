@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,13 @@ CREATE TABLE IF NOT EXISTS tickets (
     data TEXT NOT NULL,
     received REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    received REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deadletters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -81,8 +89,10 @@ class DeadLetter:
 
 
 @dataclass
-class StatusUpdate:
-    status: Status
+class Snapshot:
+    device: str
+    id: str
+    data: bytes
 
 
 @dataclass
@@ -119,7 +129,8 @@ def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class Store:
     """Thread-safe: one connection behind a lock (the writer thread and the CLI readers)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, snapshots_dir: Path | None = None) -> None:
+        self.snapshots_dir = snapshots_dir or Path(path).parent / "snapshots"
         self.db = open_db(path)
         self.db.conn.executescript(SCHEMA)
         self._lock = threading.Lock()
@@ -129,11 +140,13 @@ class Store:
         events: list[Envelope],
         statuses: list[Status],
         deadletters: list[DeadLetter],
+        snapshots: list[Snapshot] | None = None,
         received: float | None = None,
     ) -> WriteResult:
-        """Store one batch in one transaction."""
+        """Store one batch in one transaction (snapshot files are written, fsynced, before)."""
         now = received if received is not None else time.time()
         res = WriteResult(deadletters=len(deadletters))
+        files = [(s, self._write_file(s)) for s in snapshots or []]
         with self._lock, Transaction(self.db) as conn:
             by_device: dict[str, list[Envelope]] = {}
             for env in events:
@@ -200,12 +213,33 @@ class Store:
                     ),
                 )
             conn.executemany(
+                "INSERT OR REPLACE INTO snapshots (id, device, path, size, received)"
+                " VALUES (?,?,?,?,?)",
+                ((s.id, s.device, str(p), len(s.data), now) for s, p in files),
+            )
+            conn.executemany(
                 "INSERT INTO deadletters (topic, payload, reason, received) VALUES (?,?,?,?)",
                 ((d.topic, d.payload[:DEADLETTER_KEEP_BYTES], d.reason, now) for d in deadletters),
             )
         for device, gaps in res.new_gaps.items():
             log.warning("device %s: sequence gap(s) %s", device, gaps)
         return res
+
+    def _write_file(self, s: Snapshot) -> Path:
+        folder = self.snapshots_dir / s.device
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{s.id}.jpg"
+        tmp = path.with_suffix(".part")
+        with tmp.open("wb") as f:
+            f.write(s.data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def snapshot(self, snap_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM snapshots WHERE id = ?", (snap_id,))
+        return rows[0] if rows else None
 
     @staticmethod
     def _touch_device(conn: Any, device: str, site: str, now: float) -> None:

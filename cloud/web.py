@@ -2,6 +2,7 @@
 
     GET /t/{ticket_id}?s={sig}        the ticket page (mobile first, Chinese with English)
     GET /t/{ticket_id}.json?s={sig}   the same as JSON
+    GET /snap/{id}.jpg                a violation's evidence snapshot
     GET /healthz                      "ok"
 
 A ticket is *genuine* when the collector holds it and the signature in the link is the HMAC,
@@ -20,7 +21,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from cloud.store import Store
@@ -147,10 +154,17 @@ def make_app(store: Store, keys_dir: Path) -> Starlette:
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def snapshot(request: Request) -> Response:
+        row = store.snapshot(request.path_params["snap_id"])
+        if row is None or not Path(row["path"]).exists():
+            return PlainTextResponse("no such snapshot", status_code=404)
+        return FileResponse(row["path"], media_type="image/jpeg")
+
     return Starlette(
         routes=[
             Route("/t/{ticket_id}.json", page_json),
             Route("/t/{ticket_id}", page),
             Route("/healthz", health),
+            Route("/snap/{snap_id}.jpg", snapshot),
         ]
     )

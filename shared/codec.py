@@ -8,6 +8,7 @@ one bad event in a batch is dead-lettered without losing its neighbours.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,3 +157,16 @@ def decode_status(payload: bytes, topic_device: str | None) -> Status:
             "device_mismatch", f"status device {st.device!r} on topic of {topic_device!r}"
         )
     return st
+
+
+_SNAP_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def check_snapshot(snap_id: str, payload: bytes) -> None:
+    """A snapshot message: a UUIDv7 id in the topic and a JPEG of bounded size."""
+    if not _SNAP_ID.match(snap_id):
+        raise CodecError("schema", f"snapshot id {snap_id!r} is not a UUIDv7")
+    if len(payload) > MAX_SNAPSHOT_BYTES:
+        raise CodecError("oversize", f"{len(payload)} bytes > limit {MAX_SNAPSHOT_BYTES}")
+    if not payload.startswith(b"\xff\xd8\xff"):
+        raise CodecError("schema", "snapshot is not a JPEG")

@@ -51,6 +51,7 @@ def alerts(district: str, site: str) -> str:
 
 ALL_EVENTS = f"{DEV}/+/events"
 ALL_STATUS = f"{DEV}/+/status"
+ALL_SNAPSHOTS = f"{DEV}/+/snap/+"
 
 
 def shared(group: str | None, topic_filter: str) -> str:

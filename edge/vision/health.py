@@ -4,9 +4,10 @@ Each camera learns a reference from its first frames: a small grey image, its sh
 (variance of the Laplacian) and its brightness. Then, once a second:
 
 - covered: almost black and flat;  blinded: almost white and flat;
-- blurred: sharpness below a fraction of the reference;
 - turned away: the scene no longer correlates with the reference (normalised cross-correlation
-  of mean-removed images, so a light change or people walking by keep it high).
+  of mean-removed images, so a light change or people walking by keep it high);
+- blurred: sharpness (edge energy relative to contrast, so dimmer light does not look blurred)
+  below a fraction of the reference.
 
 A condition must last ``raise_after_s`` to raise ``camera_tampered`` and be gone for
 ``clear_after_s`` to clear it. While the camera is healthy the reference follows slow changes
@@ -37,7 +38,7 @@ class CameraHealth:
         clear_after_s: float = 3.0,
         learn_frames: int = 10,
         blur_ratio: float = 0.3,
-        min_correlation: float = 0.45,
+        min_correlation: float = 0.35,
     ):
         self.raise_after_s, self.clear_after_s = raise_after_s, clear_after_s
         self.learn_frames, self.blur_ratio = learn_frames, blur_ratio
@@ -50,8 +51,9 @@ class CameraHealth:
 
     @staticmethod
     def measure(frame: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        sharp = float(cv2.Laplacian(cv2.resize(grey, (320, 180)), cv2.CV_64F).var())
+        grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (320, 180))
+        # edge energy relative to contrast: a dimmer light lowers both, a blur only the first
+        sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var()) / max(float(grey.var()), 1.0)
         small = cv2.resize(grey, SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
         return small, sharp, float(small.mean()), float(small.std())
 
@@ -65,8 +67,8 @@ class CameraHealth:
         self.metrics = {
             "brightness": round(bright, 1),
             "contrast": round(spread, 1),
-            "sharpness": round(sharp, 1),
-            "reference_sharpness": round(self.ref_sharp, 1),
+            "sharpness": round(sharp, 3),
+            "reference_sharpness": round(self.ref_sharp, 3),
             "correlation": round(corr, 3),
         }
         if bright < 20 and spread < 8:
@@ -77,10 +79,10 @@ class CameraHealth:
             self._learn(small, sharp, 1.0 / (self.learned + 1))
             self.learned += 1
             return None
-        if sharp < self.blur_ratio * self.ref_sharp:
-            return "blurred"
         if corr < self.min_correlation:
             return "turned_away"
+        if sharp < self.blur_ratio * self.ref_sharp:
+            return "blurred"
         self._learn(small, sharp, 0.02)
         return None
 
@@ -99,7 +101,8 @@ class CameraHealth:
             st.problem, st.since = problem, now
             if not st.raised:
                 return None
-        assert st.since is not None
+        if st.since is None:
+            st.since = now
         if problem is not None and not st.raised and now - st.since >= self.raise_after_s:
             st.raised = True
             return ("raised", problem)
