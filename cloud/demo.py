@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup
+from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
@@ -111,6 +111,15 @@ class Demo:
         self.procs["scale"] = self.cli("edge.cli", "scale", "simulate", *s.scale_args())
         _wait(s.scale_link.exists, 10, "the virtual scale")
         _say(f"virtual scale on {s.scale_link} (a pseudo-terminal replaying a real capture)")
+        if has_kitchen_data():
+            for step in s.kitchen_steps():
+                self.run_cli("edge.cli", *step)
+            _say(
+                f"{KITCHEN}: 3 cameras fed by videos made from the test photos (a cat walks "
+                "into cam1), model ssd_oidv4 installed and its sha256 checked"
+            )
+        else:
+            _say(f"{KITCHEN}: no test photos beside the project, so no cameras in this demo")
         for device in SITES:
             _say(f"edge box {device} started (site {SITES[device]})")
             self.edge(device)
@@ -222,6 +231,18 @@ class Demo:
             if ok
             else f"MISMATCH: see {self.w}/processes.log"
         )
+        violations = store.events(kind="violation")
+        if has_kitchen_data():
+            ok = ok and bool(violations)
+            if not violations:
+                click.echo("MISMATCH: the kitchen reported no violation")
+            for v in violations:
+                d = v["data"]
+                snap = f"http://127.0.0.1:{self.s.web_port}/snap/{d['snapshot']}.jpg"
+                click.echo(
+                    f"violation on {v['device']} {d['camera']}: {d['type']} ({d['label']} "
+                    f"{d['score']:.2f}); evidence: {snap}"
+                )
         if self.ticket is not None:
             t = self.ticket
             url = f"http://127.0.0.1:{self.s.web_port}/t/{t['ticket_id']}.json?s={t['sig']}"

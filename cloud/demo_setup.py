@@ -18,10 +18,17 @@ CATALOG = """plu,name,name_en,goods_code,unit,unit_price,origin,supplier,batch,i
 201,鸡蛋,Eggs,,piece,0.90,湖北嘉鱼 Jiayu,嘉鱼蛋禽场,JY-77,,,,
 """
 
-# A real capture when the shared test data is beside the project; made-up frames otherwise.
-CAPTURE = (
-    Path(__file__).resolve().parents[2] / "shared" / "testdata" / "scale" / "qhw_st_gs_grams.bin"
-)
+# Real data when the shared test data is beside the project (a scale capture, photos for the
+# kitchen cameras, the Open Images SSD); the stall falls back to made-up frames without it, and
+# the kitchen is left out.
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+CAPTURE = TESTDATA / "scale" / "qhw_st_gs_grams.bin"
+PHOTOS = TESTDATA / "images"
+SSD_MODEL = TESTDATA / "models" / "ssd_mobilenetv2_oidv4_fp16.tflite"
+
+
+def has_kitchen_data() -> bool:
+    return PHOTOS.exists() and SSD_MODEL.exists()
 
 
 def free_port() -> int:
@@ -52,6 +59,26 @@ class DemoSetup:
             return ["--profile", "qhw_st_gs", "--capture", str(CAPTURE), *args]
         return ["--profile", "ad_st_gs", "--grams", "1234", *args]
 
+    @property
+    def videos(self) -> Path:
+        return self.workdir / "videos"
+
+    def kitchen_steps(self) -> list[list[str]]:
+        """``shian-edge`` commands that prepare the kitchen: videos and its model."""
+        return [
+            ["cameras", "demo-videos", "--photos", str(PHOTOS), "--out", str(self.videos)],
+            [
+                "models",
+                "install",
+                "--model",
+                "ssd_oidv4",
+                "--from",
+                str(SSD_MODEL),
+                "--models-dir",
+                str(self.workdir / KITCHEN / "models"),
+            ],
+        ]
+
     def write(self) -> None:
         w = self.workdir
         key = new_key()
@@ -81,5 +108,17 @@ class DemoSetup:
                     f"http_port = {self.stall_api_port}\n\n"
                     f'[stall.scale]\nport = "{self.scale_link}"\nprofile = "{profile}"\n\n'
                     f'[stall.printer]\nconnection = "file:{self.printer_file}"\n'
+                )
+            if device == KITCHEN and has_kitchen_data():
+                text += (
+                    '\n[kitchen]\nmodel = "ssd_oidv4"\nfull_frame_every_s = 5\n\n'
+                    '[[kitchen.cameras]]\nname = "cam1"\n'
+                    f'source = "{self.videos / "cam1_cat.avi"}"\n\n'
+                    '[[kitchen.cameras]]\nname = "cam2"\n'
+                    f'source = "{self.videos / "cam2_still.avi"}"\n\n'
+                    '[[kitchen.cameras]]\nname = "cam3"\n'
+                    f'source = "{self.videos / "cam3_still.avi"}"\n\n'
+                    '[[kitchen.rules]]\nviolation = "animal_in_kitchen"\n'
+                    'labels = ["Cat", "Dog"]\nmin_score = 0.5\ncooldown_s = 600\n'
                 )
             (w / f"{device}.toml").write_text(text, encoding="utf-8")

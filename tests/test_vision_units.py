@@ -28,7 +28,7 @@ def scene(seed: int = 1) -> np.ndarray:
     for y in range(0, H, 40):
         cv2.line(img, (0, y), (W, y), (120, 120, 120), 2)
     cv2.rectangle(img, (50, 220), (600, 300), (60, 90, 140), -1)
-    for i in range(12):
+    for _ in range(12):
         x, y = int(rng.integers(0, W - 60)), int(rng.integers(0, 200))
         cv2.rectangle(
             img, (x, y), (x + 50, y + 30), tuple(int(c) for c in rng.integers(0, 255, 3)), -1

@@ -36,7 +36,10 @@ class ImageFolder:
     """A folder of still images as a looping source (cv2.VideoCapture's interface, in part)."""
 
     def __init__(self, folder: Path) -> None:
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError:
+            self.files = []
         self.i = 0
 
     def isOpened(self) -> bool:
@@ -115,12 +118,16 @@ class Camera:
         backoff = Backoff(1.0, 30.0)
         while not self._stop.is_set():
             self.alive_at = time.monotonic()
-            cap, is_file = open_source(self.source)
-            if cap.isOpened():
-                self.why = self._read(cap, is_file)
-            else:
-                self.why = f"cannot open {self.source}"
-            cap.release()
+            try:
+                cap, is_file = open_source(self.source)
+                if cap.isOpened():
+                    self.why = self._read(cap, is_file)
+                else:
+                    self.why = f"cannot open {self.source}"
+                cap.release()
+            except Exception as exc:  # a camera never takes the agent down
+                self.why = f"{type(exc).__name__}: {exc}"
+                log.debug("camera %s", self.name, exc_info=True)
             if self._stop.is_set():
                 return
             self.counters["reopens"] += 1

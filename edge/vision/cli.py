@@ -144,6 +144,37 @@ def register(main: click.Group, config_option: Decorator) -> None:
             )
 
     @main.group()
+    def cameras() -> None:
+        """Camera helpers.
+
+        Example: shian-edge cameras demo-videos --photos ./photos --out /tmp/videos
+        """
+
+    @cameras.command("demo-videos")
+    @click.option(
+        "--photos",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        required=True,
+        help="A folder with hot_dog.jpg, cat_720p.jpg, kite_and_cold.jpg.",
+    )
+    @click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="Where to write the videos.",
+    )
+    def demo_videos(photos: Path, out: Path) -> None:
+        """Make camera videos from photographs (a cat walking into a kitchen, still views), for
+        a demo or a screen with no camera attached.
+
+        Example: shian-edge cameras demo-videos --photos ./photos --out /var/lib/shian/videos
+        """
+        from edge.vision.scenes import make_demo_videos
+
+        for cam, path in make_demo_videos(photos, out).items():
+            click.echo(f"{cam}: {path}")
+
+    @main.group()
     def models() -> None:
         """Detection models.
 

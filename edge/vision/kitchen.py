@@ -70,6 +70,7 @@ class Kitchen:
             if c.tamper
         }
         self.rules = Rules(cfg.rules, cfg.cameras, cfg.timezone_offset_h)
+        self._load_cooldowns()
         self.evidence = Evidence(
             cfg.evidence_dir or data_dir / "evidence",
             int(cfg.evidence_quota_mb * 2**20),
@@ -187,12 +188,26 @@ class Kitchen:
         def queue_snapshot(conn: Any, _queued: Any) -> None:
             if snap is not None:
                 self.snapshots.add(conn, snap[0], snap[1], snap[1].stat().st_size)
+            conn.execute(
+                "INSERT OR REPLACE INTO cooldowns VALUES (?, ?, ?)", (v.camera, v.type, time.time())
+            )
 
         self.outbox.enqueue_many([("violation", data, None)], also=queue_snapshot)
         self.counters["kitchen_violations"] += 1
         log.info(
             "violation %s on %s (%s %.2f)", v.type, v.camera, v.detection.label, v.detection.score
         )
+
+    def _load_cooldowns(self) -> None:
+        """Cooldowns survive a restart: a crash loop must not repeat a violation each time."""
+        with self.outbox.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS cooldowns (camera TEXT, type TEXT, at REAL,"
+                " PRIMARY KEY (camera, type))"
+            )
+        mono, wall = time.monotonic(), time.time()
+        for camera, vtype, at in self.outbox.read("SELECT camera, type, at FROM cooldowns"):
+            self.rules.last_fired[(camera, vtype)] = mono - max(0.0, wall - at)
 
     # -- camera events ------------------------------------------------------------------------
     def _camera_state(self, camera: str, state: str, details: dict[str, Any]) -> None:

@@ -91,7 +91,7 @@ def test_wrong_sha256_and_corrupt_models_are_refused(tmp_path: Path) -> None:
     p = load_model_profile("face_short_range")
     other = tmp_path / p.file
     shutil.copyfile(MODELS / "face_detection_full_range.tflite", other)
-    with pytest.raises(ModelError, match="sha256 .* is not the profile's"):
+    with pytest.raises(ModelError, match=r"sha256 .* is not the profile.s"):
         Detector(p, other)
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(b"not a flatbuffer" * 100)
