@@ -50,6 +50,7 @@ test: lint typecheck pytest
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/stall.py
+	$(BIN)/python bench/vision.py
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.configdoc > docs/config.md

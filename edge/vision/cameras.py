@@ -66,13 +66,22 @@ def open_source(source: str) -> tuple[Any, bool]:
         return ImageFolder(Path(source[7:])), True
     path = source[5:] if source.startswith("file:") else source
     if source.startswith("file:") or (Path(path).is_file() and not path.startswith("/dev/")):
-        return cv2.VideoCapture(path), True
+        return cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1]), True
     if source.isdigit():
         return cv2.VideoCapture(int(source), cv2.CAP_V4L2), False
     if source.startswith("/dev/video"):
         return cv2.VideoCapture(source, cv2.CAP_V4L2), False
     # network streams: give up on a connect or a read after 5 s instead of FFmpeg's 30
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+    # one decoder thread per camera: nine cameras at 5 fps need no more, and FFmpeg's default
+    # (a thread per core, each with its own frame buffers) costs memory on a small box
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        5000,
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        5000,
+        cv2.CAP_PROP_N_THREADS,
+        1,
+    ]
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params), False
 
 

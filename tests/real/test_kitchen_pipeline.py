@@ -166,3 +166,22 @@ def test_the_cooldown_survives_a_restart(tmp_path: Path) -> None:
     finally:
         k.stop()
     assert len(events(outbox, "violation")) == 1
+
+
+def test_a_network_camera_switched_off_and_on(tmp_path: Path) -> None:
+    from tests.support.mjpeg import MjpegCamera
+
+    view = cv2.resize(cv2.imread(str(IMAGES / "hot_dog.jpg")), (640, 360))
+    cam = MjpegCamera(view).start()
+    k, outbox = kitchen(tmp_path, [{"name": "door", "source": cam.url, "fps": 5}])
+    k.start()
+    try:
+        wait_for(lambda: events(outbox, "camera_online"), timeout=30, what="the stream")
+        cam.stop()
+        wait_for(lambda: events(outbox, "camera_offline"), timeout=30, what="offline")
+        cam = MjpegCamera(view, port=cam.port).start()
+        wait_for(lambda: len(events(outbox, "camera_online")) == 2, timeout=60, what="back")
+    finally:
+        k.stop()
+        cam.stop()
+    assert len(events(outbox, "camera_offline")) == 1
