@@ -279,6 +279,16 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 steps.pop(0)[1]()
         while steps:  # a very short run still tells the whole story
             steps.pop(0)[1]()
+        if has_kitchen_data() and store is not None:
+            # a short run may end before the cat has walked in since the power cut: wait for it
+            try:
+                _wait(
+                    lambda: store is not None and store.events(kind="violation"),
+                    40,
+                    "the kitchen's violation",
+                )
+            except RuntimeError as exc:
+                _say(str(exc))
     except KeyboardInterrupt:
         pass
     finally:

@@ -33,13 +33,13 @@ def msgs(*payloads: bytes, topic: str = "shian/v1/dev/d1/events") -> list[Incomi
 def test_writes_are_idempotent_and_gaps_are_reported(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     first = [event(1), event(2), event(5)]
-    events, statuses, dead = classify(msgs(batch_payload(first)))
+    events, statuses, dead, _ = classify(msgs(batch_payload(first)))
     res = store.write(events, statuses, dead)
     assert (res.inserted, res.duplicates) == (3, 0)
     assert res.new_gaps == {"d1": [(3, 4)]}
     res = store.write(events, statuses, dead)  # the same message again (a redelivery)
     assert (res.inserted, res.duplicates) == (0, 3)
-    more, _, _ = classify(msgs(batch_payload([event(3), event(4)])))
+    more, _, _, _ = classify(msgs(batch_payload([event(3), event(4)])))
     store.write(more, [], [])
     dev = store.devices()[0]
     assert dev["events"] == 5 and dev["duplicates"] == 3 and dev["gaps"] == []
@@ -51,7 +51,7 @@ def test_bad_messages_become_dead_letters(tmp_path: Path) -> None:
     batch = msgs(b"garbage", b"")
     batch += msgs(b"{}", topic="shian/v1/dev/d1/status")
     batch += msgs(batch_payload([event(1)]), topic="shian/v1/dev/d1/events/extra")
-    events, statuses, dead = classify(batch)
+    events, statuses, dead, _ = classify(batch)
     assert not events and not statuses
     assert [d.reason.split(":")[0] for d in dead] == ["not_json", "not_json", "schema", "topic"]
     store.write(events, statuses, dead)
