@@ -21,6 +21,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from cloud.config import CloudConfig
 from cloud.store import DeadLetter, Snapshot, Store, WriteResult, merge_ranges
 from shared import SCHEMA_VERSION, topics
+from shared.alerts import ALL_SUPERVISOR_COMMANDS
 from shared.codec import CodecError, check_snapshot, decode_batch, decode_status
 from shared.models import Ack, Envelope, Status
 from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
@@ -46,6 +47,8 @@ def classify(
     dead: list[DeadLetter] = []
     snaps: list[Snapshot] = []
     for m in messages:
+        if _is_command(m.topic):
+            continue  # a supervisor's command: the alert engine takes it
         where = topics.parse(m.topic)
         try:
             if (
@@ -68,6 +71,15 @@ def classify(
         except CodecError as exc:
             dead.append(DeadLetter(m.topic, m.payload, exc.reason))
     return events, statuses, dead, snaps
+
+
+def _is_command(topic: str) -> bool:
+    parts = topic.split("/")
+    return len(parts) == 5 and topic.startswith("shian/v1/sup/") and parts[4] == "cmd"
+
+
+def _failed(rc: Any) -> bool:
+    return bool(getattr(rc, "is_failure", False))
 
 
 class Collector:
@@ -120,6 +132,7 @@ class Collector:
         client.manual_ack_set(True)
         client.on_connect = lambda _c, _u, flags, rc, _p: events.put(("connack", rc, flags))
         client.on_disconnect = lambda _c, _u, _f, rc, _p: events.put(("gone", rc))
+        client.on_publish = lambda _c, _u, mid, rc, _p: events.put(("puback", mid, rc))
         client.on_message = lambda cl, _u, msg: self._inbox.put(
             Incoming(cl, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
         )
@@ -150,6 +163,7 @@ class Collector:
             [
                 (topics.shared(group, topics.ALL_EVENTS), 1),
                 (topics.shared(group, topics.ALL_SNAPSHOTS), 1),
+                (topics.shared(group, ALL_SUPERVISOR_COMMANDS), 1),
                 (topics.ALL_STATUS, 1),
             ]
         )
@@ -160,26 +174,64 @@ class Collector:
             ev[2].session_present,
         )
         self.connected.set()
+        self._net_events = events
+        inflight: dict[int, int] = {}  # mid -> alert outbox seq
+        cursor = 0
         try:
             while not self._stop.is_set():
+                cursor = self._publish_alerts(client, inflight, cursor)
+                batch: list[tuple[Any, ...]] = []
                 try:
-                    gone = events.get(timeout=0.5)
+                    batch.append(events.get(timeout=0.2))
+                    while True:
+                        batch.append(events.get_nowait())
                 except queue.Empty:
-                    continue
-                if gone[0] == "gone":
-                    log.warning("collector disconnected: %s", gone[1])
-                    return "ok"
+                    pass
+                sent = []
+                for ev in batch:
+                    if ev[0] == "gone":
+                        log.warning("collector disconnected: %s", ev[1])
+                        return "ok"
+                    if ev[0] == "puback" and ev[1] in inflight and not _failed(ev[2]):
+                        sent.append(inflight.pop(ev[1]))
+                if sent:
+                    self.store.mark_alert_messages_sent(sent)
             return "ok"
         finally:
             self.connected.clear()
             client.disconnect()
             client.loop_stop()
 
+    def _publish_alerts(self, client: Any, inflight: dict[int, int], cursor: int) -> int:
+        """Send what the alert engine queued (alert changes, escalations, replies, notices),
+        marking each sent on its PUBACK; a new session sends again whatever was not."""
+        if len(inflight) >= 50:
+            return cursor
+        for seq, topic, payload, retain in self.store.pending_alert_messages(cursor, 100):
+            info = client.publish(topic, payload, qos=1, retain=bool(retain))
+            if info.rc != 0:
+                break
+            inflight[info.mid] = seq
+            cursor = seq
+        return cursor
+
+    def wake_publisher(self) -> None:
+        q = getattr(self, "_net_events", None)
+        if q is not None:
+            q.put(("wake",))
+
     # -- writing ------------------------------------------------------------------------------
     def _run_writer(self) -> None:
         c = self.cfg.collector
+        next_tick = 0.0
         while True:
-            first = self._inbox.get()
+            if time.monotonic() >= next_tick:
+                self._tick()
+                next_tick = time.monotonic() + 1.0
+            try:
+                first = self._inbox.get(timeout=max(0.01, next_tick - time.monotonic()))
+            except queue.Empty:
+                continue
             if first is None:
                 return
             batch = [first]
@@ -195,11 +247,23 @@ class Collector:
                 batch.append(item)
             self._write(batch)
 
+    def _tick(self) -> None:
+        """Escalations, deadlines, silent devices: once a second."""
+        engine = self.store.engine
+        if engine is None:
+            return
+        try:
+            self.store.in_transaction(lambda conn: engine.tick(conn, time.time()))
+        except Exception:
+            log.exception("alert tick failed")
+        self.wake_publisher()
+
     def _write(self, batch: list[Incoming]) -> WriteResult | None:
         events, statuses, dead, snaps = classify(batch)
+        commands = [(m.topic.split("/")[3], m.payload) for m in batch if _is_command(m.topic)]
         while True:
             try:
-                res = self.store.write(events, statuses, dead, snaps)
+                res = self.store.write(events, statuses, dead, snaps, commands=commands)
                 break
             except Exception:
                 # Not acknowledged, so not lost: retry until the store takes it.
@@ -210,6 +274,7 @@ class Collector:
             if m.qos > 0:
                 m.client.ack(m.mid, m.qos)
         self._confirm(batch[-1].client, events, snaps)
+        self.wake_publisher()
         self.counters["messages"] += len(batch)
         self.counters["events"] += res.inserted
         self.counters["duplicates"] += res.duplicates

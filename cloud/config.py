@@ -7,6 +7,7 @@ a demo or a one-machine install needs nothing else. Reference: docs/config.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -70,6 +71,97 @@ class TicketSettings(StrictModel):
     )
 
 
+Severity = Literal["critical", "major", "minor", "info"]
+
+
+class AlertRule(StrictModel):
+    """Severity and deadlines of one alert type."""
+
+    type: str = Field(description="Alert type (a violation type, device_offline, ...), or *.")
+    severity: Severity = Field(description="critical, major, minor or info.")
+    plan_due_s: float = Field(
+        default=2 * 3600, gt=0, description="Rectification due this long after the request."
+    )
+    recheck_due_s: float = Field(
+        default=72 * 3600, gt=0, description="Verification due this long after rectification."
+    )
+
+
+DEFAULT_RULES = [
+    AlertRule(type=t, severity=s)  # type: ignore[arg-type]
+    for t, s in [
+        ("animal_in_kitchen", "critical"),
+        ("rodent", "critical"),
+        ("unattended_flame", "critical"),
+        ("smoking", "major"),
+        ("person_after_hours", "major"),
+        ("stranger", "major"),
+        ("no_mask", "minor"),
+        ("no_chef_hat", "minor"),
+        ("no_uniform", "minor"),
+        ("phone_use", "minor"),
+        ("uncovered_bin", "minor"),
+        ("device_offline", "major"),
+        ("camera_offline", "major"),
+        ("camera_tampered", "major"),
+        ("outbox_overflow", "major"),
+        ("scale_fault", "minor"),
+        ("printer_fault", "minor"),
+        ("no_morning_check", "major"),
+        ("*", "major"),
+    ]
+]
+
+
+class WebhookSettings(StrictModel):
+    """A WeCom (企业微信) or DingTalk group-bot webhook that alerts are forwarded to."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="A name for logs and queues.")
+    kind: Literal["wecom", "dingtalk"] = Field(description="wecom or dingtalk.")
+    url: str = Field(description="The bot's webhook URL (with its key or access_token).")
+    secret_file: Path | None = Field(
+        default=None, description="DingTalk signing secret (SEC...), read from this file."
+    )
+    districts: list[str] = Field(default_factory=list, description="Only these districts (all).")
+    min_severity: Severity = Field(default="major", description="Only alerts this severe or more.")
+    per_minute: int = Field(default=20, ge=1, le=60, description="The bot's rate limit.")
+
+    def secret(self) -> str | None:
+        return self.secret_file.read_text().strip() if self.secret_file else None
+
+
+class AlertSettings(StrictModel):
+    """The alert engine."""
+
+    default_district: str = Field(
+        default="default", description="District of a site that is not registered."
+    )
+    escalate_after_s: float = Field(
+        default=900, gt=0, description="A critical alert not acknowledged this long escalates."
+    )
+    heartbeat_timeout_s: float = Field(
+        default=120, gt=0, description="An online device silent this long is offline."
+    )
+    outbox_depth: int = Field(
+        default=10_000, ge=1, description="A box with this many events waiting raises an alert."
+    )
+    public_base_url: str = Field(
+        default="", description="Base of snapshot links in alerts; default the web server's."
+    )
+    rules: list[AlertRule] = Field(
+        default_factory=lambda: list(DEFAULT_RULES), description="Severity table by alert type."
+    )
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Group-bot webhooks alerts are forwarded to."
+    )
+
+    def rule(self, alert_type: str) -> AlertRule:
+        for r in self.rules:
+            if r.type == alert_type:
+                return r
+        return next((r for r in self.rules if r.type == "*"), AlertRule(type="*", severity="major"))
+
+
 class CloudConfig(StrictModel):
     """Top level of cloud.toml."""
 
@@ -85,6 +177,7 @@ class CloudConfig(StrictModel):
     store: StoreSettings = Field(default_factory=StoreSettings, description="Storage.")
     web: WebSettings = Field(default_factory=WebSettings, description="Public pages.")
     tickets: TicketSettings = Field(default_factory=TicketSettings, description="Tickets.")
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts.")
 
     def broker(self) -> MqttSettings:
         """The connection the collector uses: the configured broker or the embedded one."""

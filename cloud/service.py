@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from cloud.alerts.engine import AlertEngine
 from cloud.broker import BrokerThread
 from cloud.collector import Collector
 from cloud.config import CloudConfig
@@ -19,7 +20,10 @@ class CloudService:
     def __init__(self, cfg: CloudConfig) -> None:
         self.cfg = cfg
         self.broker = BrokerThread(cfg.embedded_broker) if cfg.mqtt is None else None
-        self.store = Store(cfg.store.path, cfg.store.snapshots_dir)
+        web_base = f"http://{cfg.web.host}:{cfg.web.port}" if cfg.web.port else ""
+        self.store = Store(
+            cfg.store.path, cfg.store.snapshots_dir, engine=AlertEngine(cfg.alerts, web_base)
+        )
         self.collector = Collector(cfg, self.store)
         self.web: WebServer | None = None
         if cfg.web.port:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloud.alerts import tables
+from cloud.alerts.engine import AlertEngine
 from shared.models import Envelope, Status
 from shared.sqlite import Transaction, open_db
 
@@ -129,10 +131,14 @@ def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class Store:
     """Thread-safe: one connection behind a lock (the writer thread and the CLI readers)."""
 
-    def __init__(self, path: Path | str, snapshots_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path | str, snapshots_dir: Path | None = None, engine: AlertEngine | None = None
+    ) -> None:
         self.snapshots_dir = snapshots_dir or Path(path).parent / "snapshots"
+        self.engine = engine
         self.db = open_db(path)
         self.db.conn.executescript(SCHEMA)
+        tables.create(self.db.conn)
         self._lock = threading.Lock()
 
     def write(
@@ -142,6 +148,7 @@ class Store:
         deadletters: list[DeadLetter],
         snapshots: list[Snapshot] | None = None,
         received: float | None = None,
+        commands: list[tuple[str, bytes]] | None = None,
     ) -> WriteResult:
         """Store one batch in one transaction (snapshot files are written, fsynced, before)."""
         now = received if received is not None else time.time()
@@ -151,6 +158,7 @@ class Store:
             by_device: dict[str, list[Envelope]] = {}
             for env in events:
                 by_device.setdefault(env.device, []).append(env)
+            new_events = self._new(conn, events)
             for device, envs in by_device.items():
                 self._touch_device(conn, device, envs[-1].site, now)
                 cur = conn.executemany(
@@ -221,9 +229,55 @@ class Store:
                 "INSERT INTO deadletters (topic, payload, reason, received) VALUES (?,?,?,?)",
                 ((d.topic, d.payload[:DEADLETTER_KEEP_BYTES], d.reason, now) for d in deadletters),
             )
+            if self.engine is not None:
+                self.engine.on_batch(conn, new_events, statuses, now)
+                for supervisor, payload in commands or []:
+                    self.engine.command(conn, now, supervisor, payload)
         for device, gaps in res.new_gaps.items():
             log.warning("device %s: sequence gap(s) %s", device, gaps)
         return res
+
+    @staticmethod
+    def _new(conn: Any, events: list[Envelope]) -> list[Envelope]:
+        """The events of a batch not stored before (a redelivery raises no alert twice)."""
+        if not events:
+            return []
+        ids = [str(e.id) for e in events]
+        seen: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            seen.update(
+                r[0] for r in conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
+            )
+        fresh: dict[str, Envelope] = {}
+        for e in events:
+            if str(e.id) not in seen:
+                fresh.setdefault(str(e.id), e)
+        return list(fresh.values())
+
+    def pending_alert_messages(self, after: int, limit: int) -> list[tuple[int, str, str, int]]:
+        with self._lock:
+            return list(
+                self.db.conn.execute(
+                    "SELECT seq, topic, payload, retain FROM alert_outbox WHERE sent IS NULL AND "
+                    "seq > ? ORDER BY seq LIMIT ?",
+                    (after, limit),
+                )
+            )
+
+    def mark_alert_messages_sent(self, seqs: list[int]) -> None:
+        now = time.time()
+        with self._lock, Transaction(self.db) as conn:
+            conn.executemany(
+                "UPDATE alert_outbox SET sent = ? WHERE seq = ?", ((now, s) for s in seqs)
+            )
+            conn.execute("DELETE FROM alert_outbox WHERE sent < ?", (now - 86400,))
+
+    def in_transaction(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in one write transaction (the alert engine's ticks and actions)."""
+        with self._lock, Transaction(self.db) as conn:
+            return fn(conn)
 
     def _write_file(self, s: Snapshot) -> Path:
         folder = self.snapshots_dir / s.device

@@ -38,13 +38,16 @@ def render(model: type[BaseModel], title: str, intro: str) -> str:
         for name, field in m.model_fields.items():
             subs = _models(field.annotation)
             if subs:
-                nested.append((f"{prefix}{name}", subs[0]))
+                many = typing.get_origin(field.annotation) is list
+                nested.append((f"{prefix}{name}" + ("[]" if many else ""), subs[0]))
                 continue
             rows.append(
                 f"| `{name}` | {_type(field.annotation)} | {_default(field)} | "
                 f"{field.description or ''} |"
             )
-        heading = f"## `[{prefix[:-1]}]`" if prefix else "## Top level"
+        name = prefix[:-1].replace("[]", "")
+        many = prefix.endswith("[].")
+        heading = (f"## `[[{name}]]`" if many else f"## `[{name}]`") if prefix else "## Top level"
         lines.extend([heading, "", (m.__doc__ or "").strip(), ""])
         if rows:
             lines.extend(["| key | type | default | meaning |", "|---|---|---|---|", *rows, ""])

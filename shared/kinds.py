@@ -116,6 +116,16 @@ class CameraTampered(KindData):
     metrics: dict[str, float] = Field(default_factory=dict, description="What was measured.")
 
 
+class Rectification(KindData):
+    """The business says it has rectified an alert (from its box), with an optional photo."""
+
+    alert: str = Field(max_length=64, description="The alert id from the notice.")
+    note: str = Field(default="", max_length=1000, description="What was done.")
+    photo: str | None = Field(
+        default=None, max_length=40, description="Snapshot id of a photo (.../snap/{id})."
+    )
+
+
 KINDS: dict[str, type[KindData]] = {
     "device_started": DeviceStarted,
     "test": TestEvent,
@@ -126,6 +136,7 @@ KINDS: dict[str, type[KindData]] = {
     "camera_offline": CameraState,
     "camera_online": CameraState,
     "camera_tampered": CameraTampered,
+    "rectification": Rectification,
 }
 
 

@@ -74,7 +74,10 @@ def test_a_sale_from_scale_to_the_buyers_phone(
     try:
         csv_file = tmp_path / "products.csv"
         csv_file.write_text(CSV, encoding="utf-8")
-        conf = write_toml(tmp_path / "cloud.toml", ccfg.model_dump(mode="json", exclude_none=True))
+        conf = write_toml(
+            tmp_path / "cloud.toml",
+            ccfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+        )
         r = CliRunner().invoke(
             cloud_main, ["catalog", "push", "stall-7", str(csv_file), "--config", str(conf)]
         )

@@ -109,7 +109,10 @@ def test_edge_killed_midstream_resends_after_restart(
     tmp_path: Path, mosquitto: Mosquitto, cloud: CloudService
 ) -> None:
     cfg = edge_config(tmp_path, mosquitto.url)
-    conf = write_toml(tmp_path / "edge.toml", cfg.model_dump(mode="json", exclude_none=True))
+    conf = write_toml(
+        tmp_path / "edge.toml",
+        cfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+    )
     outbox = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
     proc = spawn("edge.cli", "run", "--config", str(conf), log=tmp_path / "edge.log")
     producer = Producer(outbox, 2000)
@@ -138,7 +141,10 @@ def test_edge_killed_midstream_resends_after_restart(
 
 def test_collector_killed_midstream_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
     ccfg = cloud_config(tmp_path, mosquitto.url)
-    conf = write_toml(tmp_path / "cloud.toml", ccfg.model_dump(mode="json", exclude_none=True))
+    conf = write_toml(
+        tmp_path / "cloud.toml",
+        ccfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+    )
     proc = spawn("cloud.cli", "run", "--config", str(conf), log=tmp_path / "cloud.log")
     wait_for(lambda: ccfg.store.path.exists(), what="collector database")
     store = Store(ccfg.store.path)

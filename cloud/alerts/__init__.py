@@ -1,0 +1,1 @@
+"""Alerts: raised from stored events, moved along by supervisors and businesses, forwarded."""

@@ -1,0 +1,407 @@
+"""The alert engine: one open alert per site + type + source; repeats raise its count and
+last-seen time; every change is written, in the same transaction, to the alert outbox (MQTT)
+and to the webhook queues, so nothing is lost or doubled across a collector restart.
+
+All methods take the open write transaction's connection and the time (a clock the caller,
+or a test, controls).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Any
+
+from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
+from cloud.config import AlertSettings
+from shared.alerts import (
+    SEVERITY_RANK,
+    AlertMessage,
+    Reply,
+    Step,
+    alerts_topic,
+    escalations_topic,
+    notice_topic,
+    transition,
+)
+from shared.ids import uuid7
+from shared.models import Envelope, Status
+
+log = logging.getLogger("shian.alerts")
+
+# event kind -> (alert type, data key naming the source, raise or clear)
+SYSTEM = {
+    "camera_offline": ("camera_offline", "camera", True),
+    "camera_online": ("camera_offline", "camera", False),
+    "scale_fault": ("scale_fault", None, None),
+    "printer_fault": ("printer_fault", None, None),
+    "camera_tampered": ("camera_tampered", "camera", None),
+}
+
+
+class AlertEngine:
+    def __init__(self, settings: AlertSettings, web_base: str = "") -> None:
+        self.s = settings
+        self.web_base = (settings.public_base_url or web_base).rstrip("/")
+
+    # -- from stored events --------------------------------------------------------------------
+    def on_batch(
+        self, conn: sqlite3.Connection, events: list[Envelope], statuses: list[Status], now: float
+    ) -> None:
+        for e in events:
+            d = e.data
+            if e.kind == "violation":
+                self.raise_(
+                    conn,
+                    now,
+                    site=e.site,
+                    device=e.device,
+                    type=d["type"],
+                    source=d["camera"],
+                    camera=d["camera"],
+                    snapshot=d.get("snapshot"),
+                    title=f"{d['type']} on {d['camera']} ({d['label']} {d['score']:.2f})",
+                )
+            elif e.kind in SYSTEM:
+                atype, key, up = SYSTEM[e.kind]
+                source = d[key] if key else e.device
+                if up is None:  # state carried in the data
+                    up = d.get("state") in ("lost", "raised")
+                if up:
+                    why = d.get("reason") or d.get("problem") or ""
+                    self.raise_(
+                        conn,
+                        now,
+                        site=e.site,
+                        device=e.device,
+                        type=atype,
+                        source=source,
+                        camera=d.get("camera"),
+                        title=f"{atype} at {e.device}/{source}: {why}".strip(": "),
+                    )
+                else:
+                    self.clear(conn, now, e.site, atype, source, f"{e.kind} reported")
+            elif e.kind == "rectification":
+                self.rectified_by_box(conn, now, e)
+        for st in statuses:
+            self.on_status(conn, now, st)
+
+    def on_status(self, conn: sqlite3.Connection, now: float, st: Status) -> None:
+        if st.state == "offline" and st.reason == "will":
+            self.raise_(
+                conn,
+                now,
+                site=st.site,
+                device=st.device,
+                type="device_offline",
+                source=st.device,
+                title=f"box {st.device} went offline (connection lost)",
+            )
+        elif st.state == "online":
+            self.clear(conn, now, st.site, "device_offline", st.device, "device online")
+        if st.outbox is None:
+            return
+        prev = conn.execute(
+            "SELECT dropped, rejected FROM device_health WHERE device = ?", (st.device,)
+        ).fetchone() or (0, 0)
+        lost = st.outbox.dropped - prev[0] + st.outbox.rejected - prev[1]
+        conn.execute(
+            "INSERT OR REPLACE INTO device_health VALUES (?, ?, ?)",
+            (st.device, st.outbox.dropped, st.outbox.rejected),
+        )
+        if lost > 0 or st.outbox.depth >= self.s.outbox_depth:
+            self.raise_(
+                conn,
+                now,
+                site=st.site,
+                device=st.device,
+                type="outbox_overflow",
+                source=st.device,
+                title=f"box {st.device}: outbox {st.outbox.depth} "
+                f"waiting, {st.outbox.dropped} dropped, {st.outbox.rejected} refused",
+            )
+
+    # -- raising and clearing ------------------------------------------------------------------
+    def raise_(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        *,
+        site: str,
+        type: str,
+        source: str,
+        title: str,
+        device: str | None = None,
+        camera: str | None = None,
+        snapshot: str | None = None,
+        severity: str | None = None,
+    ) -> dict[str, Any]:
+        key = f"{site}|{type}|{source}"
+        rows = fetch(conn, "SELECT * FROM alerts WHERE key = ? AND state != 'closed'", (key,))
+        sev = severity or self.s.rule(type).severity
+        if rows:
+            a = rows[0]
+            higher = SEVERITY_RANK[sev] > SEVERITY_RANK[a["severity"]]
+            conn.execute(
+                "UPDATE alerts SET count = count + 1, last_seen = ?, title = ?, version = version"
+                " + 1, snapshot = coalesce(?, snapshot), severity = ? WHERE id = ?",
+                (now, title, snapshot, sev if higher else a["severity"], a["id"]),
+            )
+            return self.publish(conn, a["id"], now)
+        alert_id = str(uuid7())
+        steps = [{"at": iso(now), "state": "open", "actor": "system", "note": title}]
+        conn.execute(
+            "INSERT INTO alerts (id, key, state, severity, type, district, site, device, camera,"
+            " source, title, first_seen, last_seen, snapshot, history)"
+            " VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert_id,
+                key,
+                sev,
+                type,
+                district_of(conn, site, self.s.default_district),
+                site,
+                device,
+                camera,
+                source,
+                title,
+                now,
+                now,
+                snapshot,
+                json.dumps(steps),
+            ),
+        )
+        log.info("alert %s (%s) at %s: %s", type, sev, site, title)
+        return self.publish(conn, alert_id, now)
+
+    def clear(
+        self, conn: sqlite3.Connection, now: float, site: str, type: str, source: str, why: str
+    ) -> None:
+        """A system condition ended: its alert closes by itself."""
+        rows = fetch(
+            conn,
+            "SELECT id, state FROM alerts WHERE key = ? AND state != 'closed'",
+            (f"{site}|{type}|{source}",),
+        )
+        for a in rows:
+            self._step(conn, a["id"], "closed", "system", why, now)
+
+    # -- the lifecycle -------------------------------------------------------------------------
+    def act(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        alert_id: str,
+        action: str,
+        actor: str,
+        note: str = "",
+        due_s: float | None = None,
+        district: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply an action; ValueError (refused, with the reason) changes nothing."""
+        rows = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        if not rows:
+            raise ValueError(f"no alert {alert_id}")
+        a = rows[0]
+        if district is not None and a["district"] != district:
+            raise ValueError(f"alert {alert_id} is in district {a['district']}, not {district}")
+        target = transition(a["state"], action)
+        rule = self.s.rule(a["type"])
+        due = None
+        if target == "rectification_requested":
+            due = now + (due_s or rule.plan_due_s)
+        elif target == "rectified":
+            due = now + rule.recheck_due_s
+        return self._step(conn, alert_id, target, actor, note, now, due=due, action=action)
+
+    def _step(
+        self,
+        conn: sqlite3.Connection,
+        alert_id: str,
+        state: str,
+        actor: str,
+        note: str,
+        now: float,
+        due: float | None = None,
+        action: str = "",
+    ) -> dict[str, Any]:
+        a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
+        steps = [*history(a), {"at": iso(now), "state": state, "actor": actor, "note": note}]
+        if action == "reopen":
+            clash = conn.execute(
+                "SELECT id FROM alerts WHERE key = ? AND state != 'closed' AND id != ?",
+                (a["key"], alert_id),
+            ).fetchone()
+            if clash:
+                raise ValueError(f"cannot reopen: alert {clash[0]} is open for the same thing")
+        conn.execute(
+            "UPDATE alerts SET state = ?, due = ?, version = version + 1, history = ? WHERE id = ?",
+            (state, due, json.dumps(steps), alert_id),
+        )
+        msg = self.publish(conn, alert_id, now)
+        if (
+            state in ("rectification_requested", "closed")
+            or a["state"] == "rectification_requested"
+        ):
+            self._notify_site(conn, msg, now)
+        return msg
+
+    def rectified_by_box(self, conn: sqlite3.Connection, now: float, e: Envelope) -> None:
+        d = e.data
+        rows = fetch(conn, "SELECT site FROM alerts WHERE id = ?", (d["alert"],))
+        reply: dict[str, Any]
+        try:
+            if not rows or rows[0]["site"] != e.site:
+                raise ValueError(f"no alert {d['alert']} for site {e.site}")
+            note = d.get("note", "")
+            if d.get("photo"):
+                note += f" (photo: {self.web_base}/snap/{d['photo']}.jpg)"
+            alert = self.act(conn, now, d["alert"], "rectify", f"device:{e.device}", note.strip())
+            reply = Reply(id=str(e.id), ok=True, alert=alert).model_dump()
+        except ValueError as exc:
+            reply = Reply(id=str(e.id), ok=False, reason=str(exc)).model_dump()
+        self._outbox(conn, f"shian/v1/dev/{e.device}/cmd/reply", json.dumps(reply), now)
+
+    def command(
+        self, conn: sqlite3.Connection, now: float, supervisor: str, payload: bytes
+    ) -> None:
+        """A supervisor's command; the reply (done, or refused with the reason) goes back on
+        the supervisor's reply topic."""
+        from pydantic import ValidationError
+
+        from shared.alerts import SupervisorCommand, supervisor_topic
+
+        reply: dict[str, Any]
+        try:
+            cmd = SupervisorCommand.model_validate_json(payload)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            reason = f"bad command: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            reply = Reply(id="", ok=False, reason=reason).model_dump()
+        else:
+            row = conn.execute(
+                "SELECT district FROM supervisors WHERE name = ?", (supervisor,)
+            ).fetchone()
+            try:
+                if row is None:
+                    raise ValueError(f"unknown supervisor {supervisor}")
+                alert = self.act(
+                    conn,
+                    now,
+                    cmd.alert,
+                    cmd.action,
+                    f"supervisor:{supervisor}",
+                    cmd.note,
+                    cmd.due_s,
+                    district=row[0],
+                )
+                reply = Reply(id=cmd.id, ok=True, alert=alert).model_dump()
+            except ValueError as exc:
+                reply = Reply(id=cmd.id, ok=False, reason=str(exc)).model_dump()
+        self._outbox(conn, supervisor_topic(supervisor, "reply"), json.dumps(reply), now)
+
+    # -- time: escalation and deadlines --------------------------------------------------------
+    def tick(self, conn: sqlite3.Connection, now: float) -> None:
+        late = fetch(
+            conn,
+            "SELECT id FROM alerts WHERE state = 'open' AND severity = 'critical'"
+            " AND escalated = 0 AND first_seen <= ?",
+            (now - self.s.escalate_after_s,),
+        )
+        for a in late:
+            self._escalate(conn, a["id"], now, "critical and not acknowledged in time")
+        overdue = fetch(
+            conn,
+            "SELECT id, state FROM alerts WHERE state IN "
+            "('rectification_requested', 'rectified') AND due IS NOT NULL AND due < ?"
+            " AND (escalated_at IS NULL OR escalated_at < due)",
+            (now,),
+        )
+        for a in overdue:
+            step = "rectification" if a["state"] == "rectification_requested" else "verification"
+            self._escalate(conn, a["id"], now, f"{step} overdue")
+        silent = fetch(
+            conn,
+            "SELECT device, site FROM devices WHERE state = 'online' AND last_seen < ?",
+            (now - self.s.heartbeat_timeout_s,),
+        )
+        for dev in silent:
+            conn.execute(
+                "UPDATE devices SET state = 'offline', state_reason = 'silent', "
+                "state_changed = ? WHERE device = ?",
+                (now, dev["device"]),
+            )
+            self.raise_(
+                conn,
+                now,
+                site=dev["site"],
+                device=dev["device"],
+                type="device_offline",
+                source=dev["device"],
+                title=f"box {dev['device']} silent for {self.s.heartbeat_timeout_s:.0f} s",
+            )
+
+    def _escalate(self, conn: sqlite3.Connection, alert_id: str, now: float, why: str) -> None:
+        a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
+        step = {"at": iso(now), "state": a["state"], "actor": "system", "note": f"escalated: {why}"}
+        steps = [*history(a), step]
+        conn.execute(
+            "UPDATE alerts SET escalated = escalated + 1, escalated_at = ?, version = "
+            "version + 1, history = ? WHERE id = ?",
+            (now, json.dumps(steps), alert_id),
+        )
+        msg = self.publish(conn, alert_id, now)
+        self._outbox(conn, escalations_topic(msg["district"]), json.dumps(msg), now)
+        log.warning("alert %s escalated: %s", alert_id, why)
+
+    # -- output --------------------------------------------------------------------------------
+    def message(self, a: dict[str, Any]) -> dict[str, Any]:
+        snap = f"{self.web_base}/snap/{a['snapshot']}.jpg" if a["snapshot"] else None
+        return AlertMessage(
+            id=a["id"],
+            version=a["version"],
+            state=a["state"],
+            severity=a["severity"],
+            type=a["type"],
+            district=a["district"],
+            site=a["site"],
+            device=a["device"],
+            camera=a["camera"],
+            source=a["source"],
+            title=a["title"],
+            first_seen=iso(a["first_seen"]) or "",
+            last_seen=iso(a["last_seen"]) or "",
+            count=a["count"],
+            due=iso(a["due"]),
+            escalated=a["escalated"],
+            snapshot_url=snap,
+            history=[Step(**s) for s in history(a)],
+        ).model_dump(mode="json")
+
+    def publish(self, conn: sqlite3.Connection, alert_id: str, now: float) -> dict[str, Any]:
+        msg = self.message(fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0])
+        self._outbox(conn, alerts_topic(msg["district"], msg["site"]), json.dumps(msg), now)
+        for bot in self.s.webhooks:
+            if (not bot.districts or msg["district"] in bot.districts) and SEVERITY_RANK[
+                msg["severity"]
+            ] >= SEVERITY_RANK[bot.min_severity]:
+                conn.execute(
+                    "INSERT INTO webhook_queue (bot, alert, text, created) VALUES (?, ?, ?, ?)",
+                    (bot.name, alert_id, json.dumps(msg), now),
+                )
+        return msg
+
+    def _notify_site(self, conn: sqlite3.Connection, msg: dict[str, Any], now: float) -> None:
+        """Rectification notices for the business, retained on each of its boxes."""
+        for device in devices_of(conn, msg["site"]):
+            self._outbox(conn, notice_topic(device, msg["id"]), json.dumps(msg), now, retain=True)
+
+    @staticmethod
+    def _outbox(
+        conn: sqlite3.Connection, topic: str, payload: str, now: float, retain: bool = False
+    ) -> None:
+        conn.execute(
+            "INSERT INTO alert_outbox (topic, payload, retain, created) VALUES (?, ?, ?, ?)",
+            (topic, payload, int(retain), now),
+        )
