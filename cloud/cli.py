@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from cloud.alerts.cli import register as register_alert_commands
 from cloud.config import DEFAULT_PATH, CloudConfig
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 
@@ -33,14 +34,16 @@ def _config(path: Path | None) -> CloudConfig:
     return load_config(path, CloudConfig)
 
 
-def _store(path: Path | None) -> Any:
+def _store(path: Path | None, create: bool = False) -> Any:
+    from cloud.alerts.engine import AlertEngine
     from cloud.store import Store
 
     cfg = _config(path)
-    if not cfg.store.path.exists():
+    if not create and not cfg.store.path.exists():
         click.echo(f"error: no database at {cfg.store.path} (has the collector run?)", err=True)
         sys.exit(1)
-    return Store(cfg.store.path)
+    web = f"http://{cfg.web.host}:{cfg.web.port}" if cfg.web.port else ""
+    return Store(cfg.store.path, cfg.store.snapshots_dir, engine=AlertEngine(cfg.alerts, web))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -223,6 +226,8 @@ def demo(seconds: float, workdir: Path) -> None:
 
     sys.exit(run_demo(workdir, seconds))
 
+
+register_alert_commands(main, config_option, _config, _store)
 
 if __name__ == "__main__":
     main()

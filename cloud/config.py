@@ -148,6 +148,9 @@ class AlertSettings(StrictModel):
     public_base_url: str = Field(
         default="", description="Base of snapshot links in alerts; default the web server's."
     )
+    timezone_offset_h: float = Field(
+        default=8, ge=-12, le=14, description="Local time for certificate dates (China: 8)."
+    )
     rules: list[AlertRule] = Field(
         default_factory=lambda: list(DEFAULT_RULES), description="Severity table by alert type."
     )

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from cloud.alerts.engine import AlertEngine
+from cloud.alerts.webhooks import WebhookForwarder
 from cloud.broker import BrokerThread
 from cloud.collector import Collector
 from cloud.config import CloudConfig
@@ -33,12 +34,14 @@ class CloudService:
                 cfg.web.port,
                 name="public-web",
             )
+        self.webhooks = WebhookForwarder(self.store, cfg.alerts.webhooks)
         self._stop = threading.Event()
 
     def start(self) -> None:
         if self.broker is not None:
             self.broker.start()
         self.collector.start()
+        self.webhooks.start()
         if self.web is not None:
             self.web.start()
         log.info("collector started; store %s", self.cfg.store.path)
@@ -46,6 +49,7 @@ class CloudService:
     def stop(self) -> None:
         if self.web is not None:
             self.web.stop()
+        self.webhooks.stop()
         self.collector.stop()
         if self.broker is not None:
             self.broker.stop()

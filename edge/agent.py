@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from edge import __version__
 from edge.config import EdgeConfig
+from edge.notices import Notices
 from edge.stall.service import Stall
 from edge.store.outbox import Outbox, Queued
 from edge.store.snapshots import SnapshotQueue
@@ -46,7 +47,11 @@ class Agent:
         if cfg.stall is not None:
             self.stall = Stall(cfg.stall, self.outbox, self.emit)
             self.add_counters(self.stall.counters)
-            self.sync.handlers["catalog"] = self.stall.catalog.on_command
+            catalog = self.stall.catalog
+            self.sync.handlers["catalog"] = lambda _rest, payload: catalog.on_command(payload)
+        self.notices = Notices(self.outbox)
+        self.sync.handlers["notice"] = self.notices.on_notice
+        self.sync.handlers["reply"] = self.notices.on_reply
         self.kitchen: Kitchen | None = None
         if cfg.kitchen is not None:
             self.kitchen = Kitchen(

@@ -154,6 +154,70 @@ def emit(kind: str, data_json: str, config_path: Path) -> None:
     click.echo(json.dumps({"seq": queued.seq, "id": queued.id, "kind": kind}))
 
 
+@main.group()
+def notices() -> None:
+    """Rectification notices from the regulator, and the business's answer.
+
+    Example: shian-edge notices list
+    """
+
+
+@notices.command("list")
+@config_option
+@json_option
+def notices_list(config_path: Path, as_json: bool) -> None:
+    """List the notices this box has received (the latest state of each alert).
+
+    Example: shian-edge notices list --json
+    """
+    from edge.notices import Notices
+    from edge.store.outbox import Outbox
+
+    cfg = load_config(config_path, EdgeConfig)
+    ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+    try:
+        rows = Notices(ob).list()
+    finally:
+        ob.close()
+    for r in rows:
+        r["answered"] = "yes" if r["answered"] else "-"
+    print_rows(rows, ["id", "state", "severity", "type", "due", "answered", "title"], as_json)
+
+
+@notices.command("rectify")
+@click.argument("alert_id")
+@click.option("--note", default="", help="What was done.")
+@click.option(
+    "--photo",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A photo of the rectification (JPEG or any image OpenCV reads).",
+)
+@config_option
+def notices_rectify(alert_id: str, note: str, photo: Path | None, config_path: Path) -> None:
+    """Report that a notice has been rectified; the running agent sends it (and the photo).
+
+    Example: shian-edge notices rectify 01a2163b-7bee-7102-8423-f30d289971eb --photo fixed.jpg
+    """
+    from edge.notices import Notices
+    from edge.store.outbox import Outbox, OutboxError
+
+    cfg = load_config(config_path, EdgeConfig)
+    evidence = (
+        cfg.kitchen.evidence_dir
+        if cfg.kitchen and cfg.kitchen.evidence_dir
+        else cfg.data_dir / "evidence"
+    )
+    ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+    try:
+        event_id = Notices(ob).rectify(alert_id, note, photo, evidence)
+    except (OutboxError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        ob.close()
+    click.echo(f"rectification queued (event {event_id})")
+
+
 register_stall_commands(main, config_option)
 register_vision_commands(main, config_option)
 

@@ -40,10 +40,12 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.stop()
 
 
-def edge_config(tmp_path: Path, url: str, device: str = "kitchen-1", **extra: Any) -> EdgeConfig:
+def edge_config(
+    tmp_path: Path, url: str, device: str = "kitchen-1", site: str = "canteen-001", **extra: Any
+) -> EdgeConfig:
     raw: dict[str, Any] = {
         "device": device,
-        "site": "canteen-001",
+        "site": site,
         "data_dir": str(tmp_path / device),
         "mqtt": {
             "url": url,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from cloud.alerts import certs
 from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
 from cloud.config import AlertSettings
 from shared.alerts import (
@@ -44,6 +46,8 @@ class AlertEngine:
     def __init__(self, settings: AlertSettings, web_base: str = "") -> None:
         self.s = settings
         self.web_base = (settings.public_base_url or web_base).rstrip("/")
+        self.certs_checked: date | None = None
+        self.tz = timezone(timedelta(hours=settings.timezone_offset_h))
 
     # -- from stored events --------------------------------------------------------------------
     def on_batch(
@@ -303,6 +307,10 @@ class AlertEngine:
 
     # -- time: escalation and deadlines --------------------------------------------------------
     def tick(self, conn: sqlite3.Connection, now: float) -> None:
+        today = datetime.fromtimestamp(now, self.tz).date()
+        if today != self.certs_checked:  # at start, then once a day
+            certs.check(self, conn, today, now)
+            self.certs_checked = today
         late = fetch(
             conn,
             "SELECT id FROM alerts WHERE state = 'open' AND severity = 'critical'"

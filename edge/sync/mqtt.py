@@ -75,8 +75,9 @@ class SyncWorker:
         }
         self.connected = False
         self.protocol: MQTTProtocolVersion | None = None
-        self.handlers: dict[str, Callable[[bytes], None]] = {}
-        """Command name -> handler of its payload (``cmd/catalog`` and so on)."""
+        self.handlers: dict[str, Callable[[str, bytes], None]] = {}
+        """Command name -> handler of (the rest of the topic after cmd/, payload):
+        ``catalog``, ``notice`` (cmd/notice/{id}), ``reply``."""
         self.alive_at = time.monotonic()
         self._stop = threading.Event()
         self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -292,12 +293,12 @@ class SyncWorker:
             if ack.snaps and self.snapshots is not None:
                 self.snapshots.mark_confirmed(ack.snaps)
             return True
-        handler = self.handlers.get(name.rest)
+        handler = self.handlers.get(name.rest.split("/")[0])
         if handler is None:
             log.info("command %s not handled by this agent version", name.rest)
             return False
         try:
-            handler(payload)
+            handler(name.rest, payload)
         except Exception as exc:  # a bad command never stops the sync loop
             self.counters["sync_bad_commands"] += 1
             log.warning("command %s failed: %s", name.rest, exc)

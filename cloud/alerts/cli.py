@@ -1,0 +1,340 @@
+"""``shian-cloud`` commands for supervisors and operators: alerts, sites, supervisors, certs."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shared.clikit import json_option, print_rows
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+ConfigFn = Callable[[Path | None], Any]
+StoreFn = Callable[..., Any]
+
+
+def _client(cfg: Any, role: str) -> Any:
+    from shared.mqtt import make_client, protocols
+
+    s = cfg.broker()
+    client = make_client(s, f"{role}-{uuid.uuid4().hex[:8]}", protocols(s)[-1])
+    try:
+        client.connect(s.host, s.port, s.keepalive_s)
+    except OSError as exc:
+        click.echo(f"error: cannot reach the broker at {s.url}: {exc}", err=True)
+        sys.exit(1)
+    client.loop_start()
+    return client
+
+
+def send_command(
+    cfg: Any,
+    supervisor: str,
+    alert: str,
+    action: str,
+    note: str = "",
+    due_s: float | None = None,
+    timeout: float = 10,
+) -> dict[str, Any]:
+    """Publish a supervisor's command and wait for the collector's reply."""
+    from shared import SCHEMA_VERSION
+    from shared.alerts import SupervisorCommand, supervisor_topic
+
+    replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    subscribed = threading.Event()
+    client = _client(cfg, f"sup-{supervisor}")
+    client.on_message = lambda _c, _u, m: replies.put(bytes(m.payload))
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.subscribe(supervisor_topic(supervisor, "reply"), qos=1)
+    cmd = SupervisorCommand.model_validate(
+        {
+            "v": SCHEMA_VERSION,
+            "id": uuid.uuid4().hex,
+            "alert": alert,
+            "action": action,
+            "note": note,
+            "due_s": due_s,
+        }
+    )
+    subscribed.wait(timeout)  # the reply must not come before the subscription
+    client.publish(supervisor_topic(supervisor, "cmd"), cmd.model_dump_json(), qos=1)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                reply: dict[str, Any] = json.loads(replies.get(timeout=0.2))
+            except queue.Empty:
+                continue
+            if reply.get("id") in (cmd.id, ""):
+                return reply
+        return {"id": cmd.id, "ok": False, "reason": "no reply from the collector"}
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def register(
+    main: click.Group, config_option: Decorator, get_config: ConfigFn, get_store: StoreFn
+) -> None:
+    @main.group()
+    def alerts() -> None:
+        """Alerts: list, show, watch, and move them along the rectification loop.
+
+        Example: shian-cloud alerts list --district xianan --state open
+        """
+
+    @alerts.command("list")
+    @config_option
+    @click.option("--district", help="Only this district.")
+    @click.option("--state", help="Only this state (open, acknowledged, ...).")
+    @json_option
+    def alerts_list(
+        config_path: Path | None, district: str | None, state: str | None, as_json: bool
+    ) -> None:
+        """List alerts, newest first.
+
+        Example: shian-cloud alerts list --district xianan --json
+        """
+        store = get_store(config_path)
+        rows = [r for r in store.alerts(district=district, state=state)]
+        print_rows(
+            rows, ["id", "state", "severity", "type", "site", "source", "count", "due"], as_json
+        )
+
+    @alerts.command("show")
+    @click.argument("alert_id")
+    @config_option
+    @json_option
+    def alerts_show(alert_id: str, config_path: Path | None, as_json: bool) -> None:
+        """Show one alert with its history.
+
+        Example: shian-cloud alerts show 01a2163b-7bee-7102-8423-f30d289971eb
+        """
+        a = get_store(config_path).alert(alert_id)
+        if a is None:
+            click.echo(f"error: no alert {alert_id}", err=True)
+            sys.exit(1)
+        if as_json:
+            click.echo(json.dumps(a, ensure_ascii=False, indent=2))
+            return
+        for k in (
+            "id",
+            "state",
+            "severity",
+            "type",
+            "district",
+            "site",
+            "device",
+            "camera",
+            "title",
+            "first_seen",
+            "last_seen",
+            "count",
+            "due",
+            "escalated",
+            "snapshot_url",
+        ):
+            click.echo(f"{k:>13}: {a.get(k)}")
+        for step in a["history"]:
+            click.echo(f"  {step['at']}  {step['state']:<24} {step['actor']:<22} {step['note']}")
+
+    def action_command(name: str, action: str, doc: str) -> None:
+        @alerts.command(name, help=doc)
+        @click.argument("alert_id")
+        @click.option("--as", "supervisor", required=True, help="The supervisor acting.")
+        @click.option("--note", default="", help="A remark kept in the alert's history.")
+        @config_option
+        def _cmd(
+            alert_id: str, supervisor: str, note: str, config_path: Path | None, **kw: Any
+        ) -> None:
+            due = kw.get("due_hours")
+            reply = send_command(
+                get_config(config_path),
+                supervisor,
+                alert_id,
+                action,
+                note,
+                due * 3600 if due else None,
+            )
+            if not reply.get("ok"):
+                click.echo(f"refused: {reply.get('reason')}", err=True)
+                sys.exit(1)
+            a = reply["alert"]
+            click.echo(f"{a['id']}: {a['state']}" + (f", due {a['due']}" if a.get("due") else ""))
+
+        if action == "request_rectification":
+            click.option("--due-hours", type=float, help="Deadline (default by alert type).")(_cmd)
+
+    action_command(
+        "ack", "ack", "Acknowledge an alert.\n\nExample: shian-cloud alerts ack ID --as wang"
+    )
+    action_command(
+        "request-rectification",
+        "request_rectification",
+        "Ask the business to rectify, by a deadline; its boxes get a notice.\n\n"
+        "Example: shian-cloud alerts request-rectification ID --as wang --due-hours 2",
+    )
+    action_command(
+        "verify",
+        "verify",
+        "Verify a rectification and close the alert.\n\n"
+        "Example: shian-cloud alerts verify ID --as wang --note 'checked on site'",
+    )
+    action_command(
+        "close", "close", "Close an alert.\n\nExample: shian-cloud alerts close ID --as wang"
+    )
+    action_command(
+        "reopen",
+        "reopen",
+        "Reopen a rectified or closed alert.\n\nExample: shian-cloud alerts reopen ID --as wang",
+    )
+
+    @alerts.command("watch")
+    @click.option("--district", required=True, help="The district to watch.")
+    @click.option("--seconds", default=0.0, help="Stop after this long; 0 runs until Ctrl-C.")
+    @config_option
+    def alerts_watch(district: str, seconds: float, config_path: Path | None) -> None:
+        """Print alerts of a district as they change (a live MQTT subscriber).
+
+        Example: shian-cloud alerts watch --district xianan
+        """
+        from shared.alerts import escalations_topic
+        from shared.topics import ROOT
+
+        seen: set[tuple[str, int]] = set()
+
+        def show(_c: Any, _u: Any, m: Any) -> None:
+            try:
+                a = json.loads(m.payload)
+            except ValueError:
+                return
+            if (a.get("id"), a.get("version")) in seen:
+                return  # a message sent again after a reconnect
+            seen.add((a.get("id"), a.get("version")))
+            tag = "ESCALATED " if "/escalations/" in m.topic else ""
+            click.echo(
+                f"{tag}[{a['severity']}] {a['type']} {a['site']} {a['state']} "
+                f"x{a['count']} {a['id']}: {a['title']}",
+                color=None,
+            )
+
+        client = _client(get_config(config_path), f"watch-{district}")
+        client.on_message = show
+        client.subscribe([(f"{ROOT}/alerts/{district}/+", 1), (escalations_topic(district), 1)])
+        try:
+            end = time.monotonic() + seconds
+            while seconds <= 0 or time.monotonic() < end:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    @main.group()
+    def sites() -> None:
+        """Sites and their districts.
+
+        Example: shian-cloud sites set canteen-001 --district xianan --name '实验外国语学校食堂'
+        """
+
+    @sites.command("set")
+    @click.argument("site")
+    @click.option("--district", required=True, help="The supervising district.")
+    @click.option("--name", default="", help="The business's name.")
+    @config_option
+    def sites_set(site: str, district: str, name: str, config_path: Path | None) -> None:
+        """Register a site (or change its district).
+
+        Example: shian-cloud sites set canteen-001 --district xianan
+        """
+        get_store(config_path, create=True).set_site(site, district, name)
+        click.echo(f"{site}: district {district}")
+
+    @sites.command("list")
+    @config_option
+    @json_option
+    def sites_list(config_path: Path | None, as_json: bool) -> None:
+        """List registered sites.
+
+        Example: shian-cloud sites list --json
+        """
+        print_rows(get_store(config_path).table("sites"), ["site", "district", "name"], as_json)
+
+    @main.group()
+    def supervisors() -> None:
+        """Supervisors (food-safety officers) and their districts.
+
+        Example: shian-cloud supervisors add wang --district xianan
+        """
+
+    @supervisors.command("add")
+    @click.argument("name")
+    @click.option("--district", required=True, help="The district they supervise.")
+    @config_option
+    def supervisors_add(name: str, district: str, config_path: Path | None) -> None:
+        """Register a supervisor; their commands count only in their district.
+
+        Example: shian-cloud supervisors add wang --district xianan
+        """
+        get_store(config_path, create=True).add_supervisor(name, district)
+        click.echo(f"supervisor {name}: district {district}")
+
+    @supervisors.command("list")
+    @config_option
+    @json_option
+    def supervisors_list(config_path: Path | None, as_json: bool) -> None:
+        """List supervisors.
+
+        Example: shian-cloud supervisors list
+        """
+        print_rows(get_store(config_path).table("supervisors"), ["name", "district"], as_json)
+
+    @main.group()
+    def certs() -> None:
+        """Licences and certificates, with expiry alerts 30, 7 and 0 days ahead.
+
+        Example: shian-cloud certs import certificates.csv
+        """
+
+    @certs.command("import")
+    @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @config_option
+    def certs_import(csv_file: Path, config_path: Path | None) -> None:
+        """Import licences and certificates (site, kind, holder, number, expires); the running
+        collector checks them at once and daily.
+
+        Example: shian-cloud certs import certificates.csv
+        """
+        from cloud.alerts.certs import CertError
+
+        try:
+            n = get_store(config_path, create=True).import_certs(
+                csv_file.read_text(encoding="utf-8-sig")
+            )
+        except CertError as exc:
+            click.echo(f"error: {csv_file}: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{n} certificates imported")
+
+    @certs.command("list")
+    @config_option
+    @json_option
+    def certs_list(config_path: Path | None, as_json: bool) -> None:
+        """List licences and certificates.
+
+        Example: shian-cloud certs list --json
+        """
+        print_rows(
+            get_store(config_path).table("certs"),
+            ["number", "site", "kind", "holder", "expires", "stage"],
+            as_json,
+        )
