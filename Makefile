@@ -51,6 +51,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/stall.py
 	$(BIN)/python bench/vision.py
+	$(BIN)/python bench/alerts.py
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.configdoc > docs/config.md
