@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/shian-cloud demo --seconds $(DEMO_SECONDS)
 
 # The tests' real parts, from Debian's packages: the Mosquitto broker, headless Chromium (with
-# CJK fonts) for the page tests, openssl for the TLS tests.
-SYSTEM_PACKAGES := mosquitto chromium fonts-noto-cjk openssl
+# CJK fonts) for the page tests, openssl for the TLS tests, systemd for systemd-analyze verify.
+SYSTEM_PACKAGES := mosquitto chromium fonts-noto-cjk openssl systemd
 
 system-deps:
 	@missing=""; \

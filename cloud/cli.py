@@ -11,6 +11,7 @@ import click
 
 from cloud.alerts.cli import register as register_alert_commands
 from cloud.config import DEFAULT_PATH, CloudConfig
+from cloud.devices_cli import register as register_device_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 
 
@@ -228,6 +229,7 @@ def demo(seconds: float, workdir: Path) -> None:
 
 
 register_alert_commands(main, config_option, _config, _store)
+register_device_commands(main, config_option, _config, _store)
 
 if __name__ == "__main__":
     main()

@@ -165,6 +165,25 @@ class AlertSettings(StrictModel):
         return next((r for r in self.rules if r.type == "*"), AlertRule(type="*", severity="major"))
 
 
+class ProvisioningSettings(StrictModel):
+    """Registering boxes and supervisors with the broker (docs/installing.md)."""
+
+    broker_dir: Path = Field(
+        default=Path("broker"), description="Where the Mosquitto password and ACL files are."
+    )
+    broker_pid_file: Path | None = Field(
+        default=None, description="Mosquitto's pid file: it gets SIGHUP to re-read the files."
+    )
+    device_broker_url: str = Field(
+        default="mqtts://127.0.0.1:8883", description="The broker URL written into bundles."
+    )
+    ca_file: Path | None = Field(default=None, description="CA certificate put into bundles.")
+    bundle_dir: Path = Field(default=Path("bundles"), description="Where bundles are written.")
+    ticket_base_url: str = Field(
+        default="http://127.0.0.1:8080", description="Public ticket page base, for stalls."
+    )
+
+
 class CloudConfig(StrictModel):
     """Top level of cloud.toml."""
 
@@ -181,6 +200,9 @@ class CloudConfig(StrictModel):
     web: WebSettings = Field(default_factory=WebSettings, description="Public pages.")
     tickets: TicketSettings = Field(default_factory=TicketSettings, description="Tickets.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts.")
+    provisioning: ProvisioningSettings = Field(
+        default_factory=ProvisioningSettings, description="Device registration."
+    )
 
     def broker(self) -> MqttSettings:
         """The connection the collector uses: the configured broker or the embedded one."""

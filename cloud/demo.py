@@ -191,7 +191,15 @@ class Demo:
                 "cloud.cli", "sites", "set", site, "--district", "xianan", "--config", conf
             )
         self.run_cli(
-            "cloud.cli", "supervisors", "add", "wang", "--district", "xianan", "--config", conf
+            "cloud.cli",
+            "supervisors",
+            "add",
+            "wang",
+            "--district",
+            "xianan",
+            "--no-credentials",
+            "--config",
+            conf,
         )
         phone = (self.w / "supervisor-phone.log").open("ab")
         self.procs["phone"] = subprocess.Popen(

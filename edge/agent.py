@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edge import __version__
+from edge import __version__, systemd
 from edge.config import EdgeConfig
 from edge.notices import Notices
 from edge.stall.service import Stall
@@ -126,16 +126,18 @@ class Agent:
             n += 1
             self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
 
-    def alive(self) -> bool:
-        """True while every worker is running (for the systemd watchdog, later)."""
+    def alive(self, stale_s: float = 30) -> bool:
+        """True while every worker is running and has looked up within ``stale_s``."""
+        now = time.monotonic()
         stall_ok = self.stall is None or self.stall.alive()
         kitchen_ok = self.kitchen is None or self.kitchen.alive()
-        return (
-            stall_ok
-            and kitchen_ok
-            and self.sync.running
-            and time.monotonic() - self.sync.alive_at < 30
-        )
+        if self.kitchen is not None and now - self.kitchen.alive_at > stale_s:
+            kitchen_ok = False
+        scale = self.stall.scale if self.stall is not None else None
+        if scale is not None and now - scale.alive_at > stale_s:
+            stall_ok = False
+        sync_ok = self.sync.running and now - self.sync.alive_at < stale_s
+        return stall_ok and kitchen_ok and sync_ok
 
     def stop(self) -> None:
         self._stop.set()
@@ -153,10 +155,16 @@ class Agent:
 
     def run_forever(self) -> None:
         self.start()
+        systemd.notify("READY=1")
+        interval = systemd.watchdog_interval()
         try:
-            while not self._stop.wait(1.0):
-                pass
+            while not self._stop.wait(interval or 1.0):
+                if interval and self.alive(stale_s=max(2 * interval, 5.0)):
+                    systemd.notify("WATCHDOG=1")
+                elif interval:
+                    log.error("a worker is stuck: not pinging the watchdog (systemd restarts us)")
         finally:
+            systemd.notify("STOPPING=1")
             self.stop()
 
     def request_stop(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from edge.config import DEFAULT_PATH, EdgeConfig
+from edge.install_cli import register as register_install_commands
 from edge.stall.cli import register as register_stall_commands
 from edge.vision.cli import register as register_vision_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
@@ -219,6 +220,7 @@ def notices_rectify(alert_id: str, note: str, photo: Path | None, config_path: P
 
 
 register_stall_commands(main, config_option)
+register_install_commands(main, config_option)
 register_vision_commands(main, config_option)
 
 if __name__ == "__main__":

@@ -279,14 +279,35 @@ def register(
     @supervisors.command("add")
     @click.argument("name")
     @click.option("--district", required=True, help="The district they supervise.")
+    @click.option(
+        "--credentials/--no-credentials",
+        default=True,
+        show_default=True,
+        help="Also make their broker login (read only their district's alerts).",
+    )
     @config_option
-    def supervisors_add(name: str, district: str, config_path: Path | None) -> None:
-        """Register a supervisor; their commands count only in their district.
+    def supervisors_add(
+        name: str, district: str, credentials: bool, config_path: Path | None
+    ) -> None:
+        """Register a supervisor; their commands count only in their district, and their broker
+        login reads only their district's alerts. Prints the password once.
 
         Example: shian-cloud supervisors add wang --district xianan
         """
-        get_store(config_path, create=True).add_supervisor(name, district)
-        click.echo(f"supervisor {name}: district {district}")
+        store = get_store(config_path, create=True)
+        if not credentials:
+            store.add_supervisor(name, district)
+            click.echo(f"supervisor {name}: district {district}")
+            return
+        from cloud.devices_cli import add_supervisor_credentials
+        from cloud.provisioning import ProvisioningError
+
+        try:
+            password = add_supervisor_credentials(get_config(config_path), store, name, district)
+        except ProvisioningError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(json.dumps({"supervisor": name, "district": district, "password": password}))
 
     @supervisors.command("list")
     @config_option

@@ -1,0 +1,138 @@
+"""``shian-cloud`` commands that register boxes and supervisors with the broker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def register(
+    main: click.Group,
+    config_option: Decorator,
+    get_config: Callable[..., Any],
+    get_store: Callable[..., Any],
+) -> None:
+    from cloud.provisioning import ProvisioningError, Registry
+
+    def registry(config_path: Path | None) -> Registry:
+        return Registry(get_config(config_path), get_store(config_path, create=True))
+
+    devices = main.commands["devices"]
+    assert isinstance(devices, click.Group)
+
+    @devices.command("add")
+    @click.argument("device")
+    @click.option("--site", required=True, help="The kitchen or stall it serves.")
+    @click.option("--district", required=True, help="The supervising district.")
+    @click.option("--role", type=click.Choice(["kitchen", "stall"]), required=True)
+    @click.option("--market", default="", help="Stall: the market's name (printed on tickets).")
+    @click.option("--stall-no", default="", help="Stall: its number.")
+    @click.option("--retailer", default="", help="Stall: the vendor's name.")
+    @config_option
+    def devices_add(
+        device: str,
+        site: str,
+        district: str,
+        role: str,
+        market: str,
+        stall_no: str,
+        retailer: str,
+        config_path: Path | None,
+    ) -> None:
+        """Register a box: broker credentials, its ticket key (a stall), and the bundle the
+        installer takes to it (shian-edge provision BUNDLE).
+
+        Example: shian-cloud devices add k17 --site canteen-017 --district xianan --role kitchen
+        """
+        import re
+
+        from shared.models import NAME_PATTERN
+
+        for value, what in ((device, "device"), (site, "site"), (district, "district")):
+            if not re.match(NAME_PATTERN, value):
+                raise click.BadParameter(f"{what} {value!r}: letters, digits, _ . - only")
+        stall = {"market": market, "stall_no": stall_no, "retailer": retailer}
+        try:
+            bundle = registry(config_path).add_device(
+                device, site, district, role, stall if role == "stall" else None
+            )
+        except ProvisioningError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(
+            f"{device}: registered; bundle {bundle['path']} (mode 0600, holds its "
+            "password: carry it to the box, then delete it)"
+        )
+
+    @devices.command("revoke")
+    @click.argument("device")
+    @config_option
+    def devices_revoke(device: str, config_path: Path | None) -> None:
+        """Revoke a box (or a supervisor): the broker refuses it from now on.
+
+        Example: shian-cloud devices revoke kitchen-17
+        """
+        try:
+            registry(config_path).revoke(device)
+        except ProvisioningError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{device}: revoked")
+
+    @devices.command("registry")
+    @config_option
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+    def devices_registry(config_path: Path | None, as_json: bool) -> None:
+        """List every broker user: boxes, supervisors, the collector, and what is revoked.
+
+        Example: shian-cloud devices registry --json
+        """
+        from shared.clikit import print_rows
+
+        print_rows(
+            registry(config_path).list(),
+            ["name", "kind", "role", "site", "district", "revoked"],
+            as_json,
+        )
+
+    @main.group()
+    def broker() -> None:
+        """The broker's password and ACL files.
+
+        Example: shian-cloud broker init
+        """
+
+    @broker.command("init")
+    @config_option
+    def broker_init(config_path: Path | None) -> None:
+        """Create the collector's own broker user and write the ACL; prints the password once
+        (put it in the collector's password_file).
+
+        Example: shian-cloud broker init --config /etc/shian/cloud.toml
+        """
+        try:
+            password = registry(config_path).collector_user()
+        except ProvisioningError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(
+            json.dumps(
+                {
+                    "user": get_config(config_path).broker().username or "shian-collector",
+                    "password": password,
+                }
+            )
+        )
+
+
+def add_supervisor_credentials(cfg: Any, store: Any, name: str, district: str) -> str:
+    from cloud.provisioning import Registry
+
+    return Registry(cfg, store).add_supervisor(name, district)

@@ -1,0 +1,162 @@
+"""``shian-edge`` commands for installers: provision, doctor, install-service."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge.config import EdgeConfig
+from shared.clikit import json_option, load_config, print_rows
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def register(main: click.Group, config_option: Decorator) -> None:
+    @main.command()
+    @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option(
+        "--dir",
+        "conf_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("/etc/shian"),
+        show_default=True,
+        help="Where the config goes.",
+    )
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("/var/lib/shian"),
+        show_default=True,
+        help="The box's state.",
+    )
+    @click.option(
+        "--box",
+        default="pi5",
+        show_default=True,
+        help="Box model (firmware_profiles/boxes): pi4, pi5, cm4.",
+    )
+    @click.option("--camera-template", help="Camera URL template: hikvision, dahua, ...")
+    @click.option("--camera-host", default="", help="Camera or NVR address.")
+    @click.option("--camera-user", default="admin", show_default=True)
+    @click.option(
+        "--camera-password",
+        default="",
+        envvar="SHIAN_CAMERA_PASSWORD",
+        help="Also $SHIAN_CAMERA_PASSWORD.",
+    )
+    @click.option("--channels", default="", help="Camera channels, e.g. 1-9 or 1,3,5.")
+    @click.option("--model", default="ssd_oidv4", show_default=True, help="Kitchen model.")
+    @click.option("--scale-port", default="", help="Stall: the scale's port.")
+    @click.option("--scale-profile", default="", help="Stall: the scale's profile.")
+    @click.option(
+        "--printer",
+        default="dummy",
+        show_default=True,
+        help="Stall: network:HOST, serial:DEV, usb:VID:PID, file:PATH.",
+    )
+    def provision(
+        bundle: Path,
+        conf_dir: Path,
+        data_dir: Path,
+        box: str,
+        camera_template: str | None,
+        camera_host: str,
+        camera_user: str,
+        camera_password: str,
+        channels: str,
+        model: str,
+        scale_port: str,
+        scale_profile: str,
+        printer: str,
+    ) -> None:
+        """Set this box up from its bundle (shian-cloud devices add): the config, mode 0600,
+        with the secrets in files of their own beside it.
+
+        Example: shian-edge provision k17.json --camera-template dahua --camera-host 10.0.0.9
+        """
+        from edge.provision import provision as do_provision
+
+        try:
+            path = do_provision(
+                bundle,
+                conf_dir,
+                data_dir,
+                box,
+                camera_template,
+                camera_host,
+                camera_user,
+                camera_password,
+                channels,
+                model,
+                scale_port,
+                scale_profile,
+                printer,
+            )
+        except (ValueError, KeyError, OSError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        click.echo(f"{path} written; next: shian-edge doctor --config {path}")
+
+    @main.command()
+    @config_option
+    @json_option
+    @click.option("--print", "print_ticket", is_flag=True, help="Stall: print a test ticket.")
+    def doctor(config_path: Path, as_json: bool, print_ticket: bool) -> None:
+        """Check every part of the box: clock, disk, broker (TLS, own topic, refused on
+        another's), model, cameras, scale, printer. Exit 1 if any check fails.
+
+        Example: shian-edge doctor --config /etc/shian/edge.toml
+        """
+        from edge.doctor import run
+
+        cfg = load_config(config_path, EdgeConfig)
+        checks = run(cfg, lambda what: click.echo(f"checking {what} ...", err=True), print_ticket)
+        rows = [c.as_json() for c in checks]
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            for r in rows:
+                r["result"] = "PASS" if r["ok"] else "FAIL"
+            print_rows(rows, ["name", "result", "detail", "hint"], False)
+        sys.exit(0 if all(c.ok for c in checks) else 1)
+
+    @main.command("install-service")
+    @config_option
+    @click.option(
+        "--dest",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("/etc/systemd/system"),
+        show_default=True,
+    )
+    @click.option("--user", default="shian", show_default=True, help="The service's user.")
+    @click.option(
+        "--enable/--no-enable",
+        default=True,
+        show_default=True,
+        help="systemctl enable --now (when systemd runs).",
+    )
+    def install_service(config_path: Path, dest: Path, user: str, enable: bool) -> None:
+        """Install shian-edge.service (Type=notify, watchdog, hardening) for this config.
+
+        Example: shian-edge install-service --config /etc/shian/edge.toml
+        """
+        from edge.systemd import render_unit
+
+        exe = shutil.which("shian-edge") or str(Path(sys.executable).parent / "shian-edge")
+        dest.mkdir(parents=True, exist_ok=True)
+        unit = dest / "shian-edge.service"
+        unit.write_text(render_unit("shian-edge.service", exe, str(config_path), user))
+        click.echo(f"{unit} written")
+        if enable and shutil.which("systemctl") and Path("/run/systemd/system").exists():
+            subprocess.run(["systemctl", "daemon-reload"], check=True)
+            subprocess.run(["systemctl", "enable", "--now", "shian-edge.service"], check=True)
+            click.echo("shian-edge.service enabled and started")
+        else:
+            click.echo("next: systemctl daemon-reload && systemctl enable --now shian-edge")

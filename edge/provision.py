@@ -1,0 +1,170 @@
+"""Provisioning a box from the bundle made by ``shian-cloud devices add``.
+
+The config goes to ``<dir>/edge.toml`` (mode 0600) and the secrets beside it in files of their
+own (``mqtt_password``, ``ticket.key``: 0600; ``ca.pem``), so that the config can be shown to
+someone without showing the secrets. The box model (``firmware_profiles/boxes``) sets the
+detector threads, the detect resolution and the camera limit; a camera URL template
+(``firmware_profiles/cameras``) makes the camera URLs from host, user and channels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from edge import PROFILES_DIR
+from edge.config import EdgeConfig
+from shared.config import StrictModel, load, validate
+
+
+class BoxProfile(StrictModel):
+    title: str = Field(description="Box model.")
+    detector_threads: int = Field(ge=1, description="LiteRT threads.")
+    max_cameras: int = Field(ge=1, description="Cameras it can watch at detect fps.")
+    detect_width: int = Field(description="Detect resolution, width.")
+    detect_height: int = Field(description="Detect resolution, height.")
+    fps: float = Field(description="Detect fps per camera.")
+
+
+class CameraTemplate(StrictModel):
+    title: str = Field(description="Camera or NVR family.")
+    main: str = Field(description="Main stream URL template.")
+    sub: str = Field(description="Sub stream URL template (what detection uses).")
+
+
+def profile(kind: str, name: str) -> Any:
+    model: type[StrictModel] = BoxProfile if kind == "boxes" else CameraTemplate
+    path = PROFILES_DIR / kind / f"{name}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in (PROFILES_DIR / kind).glob("*.toml")))
+        raise ValueError(f"no {kind[:-1]} profile {name!r}; known: {known}")
+    return load(path, model)
+
+
+def channels(spec: str) -> list[int]:
+    """'1-4' or '1,3,5' -> channel numbers."""
+    out: list[int] = []
+    for part in spec.split(","):
+        a, _, b = part.strip().partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_suffix(path.suffix + ".new")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+def provision(
+    bundle_path: Path,
+    conf_dir: Path,
+    data_dir: Path,
+    box: str = "pi5",
+    camera_template: str | None = None,
+    camera_host: str = "",
+    camera_user: str = "admin",
+    camera_password: str = "",
+    camera_channels: str = "",
+    model: str = "ssd_oidv4",
+    scale_port: str = "",
+    scale_profile: str = "",
+    printer: str = "dummy",
+) -> Path:
+    b = json.loads(bundle_path.read_text())
+    if b.get("v") != 1:
+        raise ValueError(f"{bundle_path}: not a Shian bundle (v={b.get('v')})")
+    box_p: BoxProfile = profile("boxes", box)
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    _write(conf_dir / "mqtt_password", b["mqtt"]["password"] + "\n", 0o600)
+    lines = [
+        f"device = {_toml(b['device'])}",
+        f"site = {_toml(b['site'])}",
+        f"data_dir = {_toml(str(data_dir))}",
+        "",
+        "[mqtt]",
+        f"url = {_toml(b['mqtt']['url'])}",
+        f"username = {_toml(b['mqtt']['username'])}",
+        f"password_file = {_toml(str(conf_dir / 'mqtt_password'))}",
+    ]
+    if b["mqtt"].get("ca_pem"):
+        _write(conf_dir / "ca.pem", b["mqtt"]["ca_pem"], 0o644)
+        lines.append(f"ca_file = {_toml(str(conf_dir / 'ca.pem'))}")
+    if b["role"] == "stall":
+        _write(conf_dir / "ticket.key", b["ticket_key"] + "\n", 0o600)
+        s = b.get("stall") or {}
+        lines += [
+            "",
+            "[stall]",
+            f"market = {_toml(s.get('market') or b['site'])}",
+            f"stall_no = {_toml(s.get('stall_no') or b['device'])}",
+            f"retailer = {_toml(s.get('retailer') or '-')}",
+            f"ticket_base_url = {_toml(b['ticket_base_url'])}",
+            f"ticket_key_file = {_toml(str(conf_dir / 'ticket.key'))}",
+        ]
+        if scale_port:
+            lines += [
+                "",
+                "[stall.scale]",
+                f"port = {_toml(scale_port)}",
+                f"profile = {_toml(scale_profile or 'ad_st_gs')}",
+            ]
+        lines += ["", "[stall.printer]", f"connection = {_toml(printer)}"]
+    else:
+        chans = channels(camera_channels) if camera_channels else []
+        if len(chans) > box_p.max_cameras:
+            raise ValueError(f"{box_p.title} watches at most {box_p.max_cameras} cameras")
+        lines += [
+            "",
+            "[kitchen]",
+            f"model = {_toml(model)}",
+            f"detector_threads = {box_p.detector_threads}",
+        ]
+        for ch in chans:
+            assert camera_template is not None, "camera channels need a camera template"
+            tpl: CameraTemplate = profile("cameras", camera_template)
+            url = tpl.sub.format(
+                user=camera_user, password=camera_password, host=camera_host, channel=ch
+            )
+            lines += [
+                "",
+                "[[kitchen.cameras]]",
+                f"name = {_toml(f'cam{ch}')}",
+                f"source = {_toml(url)}",
+                f"width = {box_p.detect_width}",
+                f"height = {box_p.detect_height}",
+                f"fps = {box_p.fps}",
+            ]
+        lines += [
+            "",
+            "[[kitchen.rules]]",
+            'violation = "animal_in_kitchen"',
+            'labels = ["Cat", "Dog"]',
+            "",
+            "[[kitchen.rules]]",
+            'violation = "person_after_hours"',
+            'labels = ["Person"]',
+            'active = [{ start = "21:00", end = "05:00" }]',
+        ]
+    text = "\n".join(lines) + "\n"
+    import tomllib
+
+    validate(tomllib.loads(text), EdgeConfig, source="generated edge.toml", text=text)
+    path = conf_dir / "edge.toml"
+    _write(path, text, 0o600)
+    return path
