@@ -41,7 +41,8 @@ def profile(kind: str, name: str) -> Any:
     path = PROFILES_DIR / kind / f"{name}.toml"
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in (PROFILES_DIR / kind).glob("*.toml")))
-        raise ValueError(f"no {kind[:-1]} profile {name!r}; known: {known}")
+        what = {"boxes": "box", "cameras": "camera"}[kind]
+        raise ValueError(f"no {what} profile {name!r}; known: {known}")
     return load(path, model)
 
 

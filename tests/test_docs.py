@@ -51,3 +51,40 @@ def test_readme_leads_with_the_two_commands() -> None:
     commands = [ln.split("#")[0].strip() for ln in first_block.group(1).splitlines()]
     assert [c for c in commands if c] == ["make demo", "make test"]
     assert readme.index("```sh") < 200
+
+
+def test_every_installing_command_exists() -> None:
+    """docs/installing.md: each shian-edge / shian-cloud command resolves to a real command
+    whose options parse (the flow itself runs in tests/real/test_provisioning.py)."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from cloud.cli import main as cloud_main
+    from edge.cli import main as edge_main
+
+    text = (ROOT / "docs" / "installing.md").read_text().replace("\\\n", " ")
+    lines = [
+        ln.strip()
+        for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+        for ln in block.splitlines()
+    ]
+    commands = [ln.split("#")[0].strip() for ln in lines if ln.startswith("shian-")]
+    assert len(commands) >= 10
+    for line in commands:
+        argv = shlex.split(line)
+        main = edge_main if argv[0] == "shian-edge" else cloud_main
+        words = []
+        group = main
+        for word in argv[1:]:  # walk down the command groups
+            if word.startswith("-") or not hasattr(group, "commands") or word not in group.commands:
+                break
+            group = group.commands[word]
+            words.append(word)
+        assert words, f"{line}: no such command"
+        r = CliRunner().invoke(main, [*words, "--help"])
+        assert r.exit_code == 0, line
+        opts = {o for p in group.params for o in getattr(p, "opts", [])}
+        for word in argv[1:]:
+            if word.startswith("--"):
+                assert word in opts, f"{line}: {word} is not an option of {' '.join(words)}"
