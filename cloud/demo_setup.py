@@ -43,6 +43,7 @@ class DemoSetup:
     broker_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     stall_api_port: int = field(default_factory=free_port)
+    hall_port: int = field(default_factory=free_port)
 
     @property
     def scale_link(self) -> Path:
@@ -105,7 +106,7 @@ class DemoSetup:
                     '\n[stall]\nmarket = "华信农贸市场"\nstall_no = "A-07"\nretailer = "李四"\n'
                     f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
                     f'ticket_key_file = "{w / STALL / "ticket.key"}"\n'
-                    f"http_port = {self.stall_api_port}\n\n"
+                    "\n"
                     f'[stall.scale]\nport = "{self.scale_link}"\nprofile = "{profile}"\n\n'
                     f'[stall.printer]\nconnection = "file:{self.printer_file}"\n'
                 )
@@ -121,4 +122,6 @@ class DemoSetup:
                     '[[kitchen.rules]]\nviolation = "animal_in_kitchen"\n'
                     'labels = ["Cat", "Dog"]\nmin_score = 0.5\ncooldown_s = 600\n'
                 )
+            port = self.stall_api_port if device == STALL else self.hall_port
+            text += f"\n[display]\nport = {port}\n"
             (w / f"{device}.toml").write_text(text, encoding="utf-8")

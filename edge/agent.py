@@ -91,18 +91,15 @@ class Agent:
         self.sync.start()
         if self.stall is not None:
             self.stall.start()
-            if self.cfg.stall and self.cfg.stall.http_port:
-                from edge.stall.http import make_app
-
-                self.web = WebServer(
-                    make_app(self.stall),
-                    self.cfg.stall.http_host,
-                    self.cfg.stall.http_port,
-                    name="stall-api",
-                )
-                self.web.start()
         if self.kitchen is not None:
             self.kitchen.start()
+        if self.cfg.display.port:
+            from edge.display.app import make_app
+
+            self.web = WebServer(
+                make_app(self), self.cfg.display.host, self.cfg.display.port, name="display"
+            )
+            self.web.start()
         if self.cfg.demo.sample_every_s > 0:
             t = threading.Thread(target=self._samples, name="shian-samples", daemon=True)
             t.start()

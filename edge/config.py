@@ -127,10 +127,6 @@ class StallSettings(StrictModel):
     )
     scale: ScaleSettings | None = Field(default=None, description="The scale; none for pieces.")
     printer: PrinterSettings = Field(default_factory=PrinterSettings, description="The printer.")
-    http_host: str = Field(default="127.0.0.1", description="Local stall API address.")
-    http_port: int = Field(
-        default=8088, ge=0, le=65535, description="Local stall API port; 0 turns it off."
-    )
 
 
 Point = tuple[int, int]
@@ -222,6 +218,17 @@ class KitchenSettings(StrictModel):
     rules: list[RuleSettings] = Field(default_factory=list, description="Violation rules.")
 
 
+class DisplaySettings(StrictModel):
+    """The box's local screens (hall screen, stall screen) and their API."""
+
+    host: str = Field(default="127.0.0.1", description="Address to serve on (the kiosk's).")
+    port: int = Field(default=8088, ge=0, le=65535, description="Port; 0 turns it off.")
+    language: Literal["zh", "en"] = Field(default="zh", description="First language shown.")
+    stream_width: int = Field(
+        default=480, ge=160, le=1920, description="Width of each live view on the hall screen."
+    )
+
+
 class EdgeConfig(StrictModel):
     """Top level of edge.toml."""
 
@@ -236,6 +243,7 @@ class EdgeConfig(StrictModel):
     demo: DemoSettings = Field(default_factory=DemoSettings, description="Sample events.")
     stall: StallSettings | None = Field(default=None, description="Set on a market-stall box.")
     kitchen: KitchenSettings | None = Field(default=None, description="Set on a kitchen box.")
+    display: DisplaySettings = Field(default_factory=DisplaySettings, description="Screens.")
 
     @model_validator(mode="after")
     def _client_id(self) -> EdgeConfig:

@@ -126,6 +126,26 @@ class Rectification(KindData):
     )
 
 
+class MorningCheck(KindData):
+    """A staff member's morning health check (晨检), recorded on the box."""
+
+    staff: str = Field(min_length=1, max_length=32, description="Name of the staff member.")
+    temperature: float = Field(ge=34, le=43, description="Body temperature, °C.")
+    symptoms: list[
+        Literal["fever", "cough", "diarrhoea", "vomiting", "skin_wound", "sore_throat"]
+    ] = Field(default_factory=list, description="What they reported.")
+    fit: bool = Field(description="Fit to work (no symptom, temperature below 37.3).")
+
+
+class Disinfection(KindData):
+    """A disinfection run (by hand now; a sensor later)."""
+
+    area: str = Field(min_length=1, max_length=48, description="What was disinfected.")
+    method: str = Field(default="", max_length=48, description="How (UV, chlorine, steam).")
+    by: str = Field(min_length=1, max_length=32, description="Who.")
+    minutes: int = Field(default=0, ge=0, le=600, description="How long.")
+
+
 KINDS: dict[str, type[KindData]] = {
     "device_started": DeviceStarted,
     "test": TestEvent,
@@ -137,6 +157,8 @@ KINDS: dict[str, type[KindData]] = {
     "camera_online": CameraState,
     "camera_tampered": CameraTampered,
     "rectification": Rectification,
+    "morning_check": MorningCheck,
+    "disinfection": Disinfection,
 }
 
 

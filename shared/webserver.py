@@ -16,7 +16,13 @@ class WebServer:
         import uvicorn
 
         self.config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # live streams end with the server
         )
         self.server = uvicorn.Server(self.config)
         self.name = name

@@ -83,7 +83,7 @@ def test_run_refuses_a_stall_without_its_key(tmp_path: Path) -> None:
     conf.write_text(
         f'device = "s1"\nsite = "m"\ndata_dir = "{tmp_path}"\n[stall]\nmarket = "m"\n'
         f'stall_no = "1"\nretailer = "r"\nticket_base_url = "https://t"\n'
-        f'ticket_key_file = "{tmp_path / "missing.key"}"\nhttp_port = 0\n'
+        f'ticket_key_file = "{tmp_path / "missing.key"}"\n'
     )
     r = CliRunner().invoke(edge_main, ["run", "--config", str(conf)])
     assert r.exit_code == 2 and "missing.key" in r.output

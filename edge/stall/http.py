@@ -33,7 +33,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def make_app(stall: Stall) -> Starlette:
+def routes(stall: Stall) -> list[Route]:
     async def state(_: Request) -> JSONResponse:
         return JSONResponse(stall.state())
 
@@ -53,10 +53,13 @@ def make_app(stall: Stall) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse(result)
 
-    return Starlette(
-        routes=[
-            Route("/api/stall", state),
-            Route("/api/stall/select", select, methods=["POST"]),
-            Route("/api/stall/print", sell, methods=["POST"]),
-        ]
-    )
+    return [
+        Route("/api/stall", state),
+        Route("/api/stall/select", select, methods=["POST"]),
+        Route("/api/stall/print", sell, methods=["POST"]),
+    ]
+
+
+def make_app(stall: Stall) -> Starlette:
+    """The stall API alone (the display server includes these routes too)."""
+    return Starlette(routes=routes(stall))

@@ -283,7 +283,8 @@ def test_doctor_fails_clearly_on_each_broken_part(city: City, tmp_path: Path) ->
     stall_conf.write_text(text)
     r = CliRunner().invoke(edge_main, ["doctor", "--json", "--print", "--config", str(stall_conf)])
     checks = {c["name"]: c for c in json.loads(r.output[r.output.index("[") :])}
-    assert checks["printer"]["ok"] and printer.jobs
+    assert checks["printer"]["ok"]
+    wait_for(lambda: printer.jobs, what="the test ticket at the printer")
     printer.stop()
 
     broken = stall_conf.read_text().replace(f"127.0.0.1:{city.port}", "127.0.0.1:9")

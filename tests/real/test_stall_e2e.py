@@ -65,8 +65,8 @@ def test_a_sale_from_scale_to_the_buyers_phone(
                 "ticket_key_file": str(tmp_path / "ticket.key"),
                 "scale": {"port": str(link), "profile": "ad_st_gs"},
                 "printer": {"connection": f"file:{printer_file}"},
-                "http_port": api_port,
             },
+            display={"port": api_port},
         )
     )
     agent.start()
