@@ -320,9 +320,14 @@ class Store:
         engine = self.engine or AlertEngine(AlertSettings())
         return engine.message(row)
 
-    def set_site(self, site: str, district: str, name: str = "") -> None:
+    def set_site(
+        self, site: str, district: str, name: str = "", morning_check_by: str = ""
+    ) -> None:
         with self._lock, Transaction(self.db) as conn:
-            conn.execute("INSERT OR REPLACE INTO sites VALUES (?, ?, ?)", (site, district, name))
+            conn.execute(
+                "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?)",
+                (site, district, name, morning_check_by),
+            )
             conn.execute(
                 "UPDATE alerts SET district = ? WHERE site = ? AND state != 'closed'",
                 (district, site),

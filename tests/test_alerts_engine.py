@@ -288,3 +288,21 @@ def test_licences_and_certificates_alert_30_7_and_0_days_ahead(store: Store) -> 
     assert store.alert(a["id"])["state"] == "closed", "renewed"
     with pytest.raises(ValueError, match="row 2: kind"):
         store.import_certs("site,kind,holder,number,expires\ns1,passport,x,1,2027-01-01\n")
+
+
+def test_no_morning_check_by_the_sites_time_raises_one_alert(store: Store) -> None:
+    store.set_site("s1", "xianan", "canteen", morning_check_by="09:00")
+    cst = timezone(timedelta(hours=8))
+    at = lambda h, m: datetime(2026, 11, 26, h, m, tzinfo=cst).timestamp()  # noqa: E731
+    tick = lambda t: store.in_transaction(lambda c: store.engine.tick(c, t))  # noqa: E731
+    tick(at(8, 59))
+    assert store.alerts() == []
+    tick(at(9, 1))
+    tick(at(9, 2))
+    (a,) = store.alerts()
+    assert a["type"] == "no_morning_check" and a["count"] == 1 and a["severity"] == "major"
+    # the next day the check is done before 09:00: no alert
+    check = {"staff": "李", "temperature": 36.4, "symptoms": [], "fit": True}
+    feed(store, [ev("morning_check", check, 1)], now=at(8, 0) + 86400)
+    tick(at(9, 30) + 86400)
+    assert len(store.alerts()) == 1

@@ -250,13 +250,24 @@ def register(
     @click.argument("site")
     @click.option("--district", required=True, help="The supervising district.")
     @click.option("--name", default="", help="The business's name.")
+    @click.option(
+        "--morning-check-by",
+        default="",
+        help="A kitchen: alert when no morning check by this local time (HH:MM).",
+    )
     @config_option
-    def sites_set(site: str, district: str, name: str, config_path: Path | None) -> None:
+    def sites_set(
+        site: str, district: str, name: str, morning_check_by: str, config_path: Path | None
+    ) -> None:
         """Register a site (or change its district).
 
-        Example: shian-cloud sites set canteen-001 --district xianan
+        Example: shian-cloud sites set canteen-001 --district xianan --morning-check-by 09:00
         """
-        get_store(config_path, create=True).set_site(site, district, name)
+        import re
+
+        if morning_check_by and not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", morning_check_by):
+            raise click.BadParameter("HH:MM", param_hint="--morning-check-by")
+        get_store(config_path, create=True).set_site(site, district, name, morning_check_by)
         click.echo(f"{site}: district {district}")
 
     @sites.command("list")

@@ -311,6 +311,7 @@ class AlertEngine:
         if today != self.certs_checked:  # at start, then once a day
             certs.check(self, conn, today, now)
             self.certs_checked = today
+        self._morning_checks(conn, now)
         late = fetch(
             conn,
             "SELECT id FROM alerts WHERE state = 'open' AND severity = 'critical'"
@@ -349,6 +350,36 @@ class AlertEngine:
                 source=dev["device"],
                 title=f"box {dev['device']} silent for {self.s.heartbeat_timeout_s:.0f} s",
             )
+
+    def _morning_checks(self, conn: sqlite3.Connection, now: float) -> None:
+        """A kitchen with no morning check by its site's time: one alert that day."""
+        local = datetime.fromtimestamp(now, self.tz)
+        hhmm, day = local.strftime("%H:%M"), local.date().isoformat()
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        for site, by in conn.execute(
+            "SELECT site, morning_check_by FROM sites WHERE morning_check_by != ''"
+        ).fetchall():
+            if (
+                hhmm < by
+                or conn.execute(
+                    "SELECT 1 FROM alerts WHERE key = ?", (f"{site}|no_morning_check|{day}",)
+                ).fetchone()
+            ):
+                continue
+            done = conn.execute(
+                "SELECT 1 FROM events WHERE site = ? AND kind = 'morning_check'"
+                " AND received >= ? LIMIT 1",
+                (site, midnight),
+            ).fetchone()
+            if not done:
+                self.raise_(
+                    conn,
+                    now,
+                    site=site,
+                    type="no_morning_check",
+                    source=day,
+                    title=f"no morning check (晨检) at {site} by {by} on {day}",
+                )
 
     def _escalate(self, conn: sqlite3.Connection, alert_id: str, now: float, why: str) -> None:
         a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]

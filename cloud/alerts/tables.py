@@ -10,7 +10,9 @@ from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
-    site TEXT PRIMARY KEY, district TEXT NOT NULL, name TEXT NOT NULL DEFAULT '');
+    site TEXT PRIMARY KEY, district TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+    morning_check_by TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS events_site_kind ON events(site, kind, received);
 CREATE TABLE IF NOT EXISTS supervisors (name TEXT PRIMARY KEY, district TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     id TEXT PRIMARY KEY,

@@ -3,7 +3,8 @@
     GET  /                      the screen of this box (hall or stall)
     GET  /hall                  the canteen hall screen
     GET  /api/hall              cameras, health, ticker, notices, today's records (JSON)
-    GET  /hall/cam/{name}.mjpg  a live view with the detector's boxes (MJPEG)
+    GET  /hall/cam/{name}.jpg   the latest view with the detector's boxes (the wall's)
+    GET  /hall/cam/{name}.mjpg  the same as an MJPEG stream (for a player such as VLC)
     POST /api/morning-check     {"staff", "temperature", "symptoms": [...]}
     POST /api/disinfection      {"area", "method", "by", "minutes"}
     GET  /stall                 the stall screen
@@ -109,23 +110,51 @@ def make_app(agent: Agent) -> Starlette:
     async def hall_api(_: Request) -> Response:
         return JSONResponse(await run_in_threadpool(hall_state))
 
+    def camera(name: str) -> Any:
+        k = agent.kitchen
+        return next((c for c in k.cameras if c.name == name), None) if k else None
+
+    encoded: dict[str, tuple[int, bytes]] = {}  # the latest JPEG of each camera, by frame
+
+    def encode(name: str, frame: Any) -> bytes:
+        """The frame with the detector's boxes, scaled for the wall (once per frame)."""
+        cached = encoded.get(name)
+        if cached is not None and cached[0] == frame.n:
+            return cached[1]
+        k = agent.kitchen
+        assert k is not None
+        dets = k.detections.get(name, (0.0, []))
+        recent = dets[1] if frame.at - dets[0] < 2.0 else []
+        img = draw(frame.image, recent, f"{name} {time.strftime('%H:%M:%S')}")
+        width = cfg.display.stream_width
+        h = round(img.shape[0] * width / img.shape[1])
+        ok, jpg = cv2.imencode(".jpg", cv2.resize(img, (width, h)), [cv2.IMWRITE_JPEG_QUALITY, 70])
+        data = bytes(jpg.tobytes()) if ok else b""
+        encoded[name] = (frame.n, data)
+        return data
+
+    async def camera_jpeg(request: Request) -> Response:
+        """The latest view, one JPEG: the wall asks for the next when one has loaded (nine
+        MJPEG streams would exceed a browser's six connections to one host)."""
+        name = request.path_params["name"]
+        cam = camera(name)
+        if cam is None:
+            return JSONResponse({"error": f"no camera {name}"}, status_code=404)
+        f = cam.latest
+        if f is None:
+            return Response(status_code=503)
+        frames_sent[name] = frames_sent.get(name, 0) + 1
+        return Response(
+            await run_in_threadpool(encode, name, f),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def camera_stream(request: Request) -> Response:
         name = request.path_params["name"]
-        k = agent.kitchen
-        cam = next((c for c in k.cameras if c.name == name), None) if k else None
-        if cam is None or k is None:
+        cam = camera(name)
+        if cam is None:
             return JSONResponse({"error": f"no camera {name}"}, status_code=404)
-        width = cfg.display.stream_width
-
-        def encode(frame: Any) -> bytes:
-            dets = k.detections.get(name, (0.0, []))
-            recent = dets[1] if frame.at - dets[0] < 2.0 else []
-            img = draw(frame.image, recent, f"{name} {time.strftime('%H:%M:%S')}")
-            h = round(img.shape[0] * width / img.shape[1])
-            ok, jpg = cv2.imencode(
-                ".jpg", cv2.resize(img, (width, h)), [cv2.IMWRITE_JPEG_QUALITY, 70]
-            )
-            return bytes(jpg.tobytes()) if ok else b""
 
         async def frames() -> Any:
             last = -1
@@ -133,7 +162,7 @@ def make_app(agent: Agent) -> Starlette:
                 f = cam.latest
                 if f is not None and f.n != last:
                     last = f.n
-                    jpg = await run_in_threadpool(encode, f)
+                    jpg = await run_in_threadpool(encode, name, f)
                     frames_sent[name] = frames_sent.get(name, 0) + 1
                     yield (
                         b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
@@ -224,6 +253,7 @@ def make_app(agent: Agent) -> Starlette:
             Route("/hall", hall),
             Route("/api/hall", hall_api),
             Route("/hall/cam/{name}.mjpg", camera_stream),
+            Route("/hall/cam/{name}.jpg", camera_jpeg),
             Route("/api/morning-check", morning, methods=["POST"]),
             Route("/api/disinfection", disinfection, methods=["POST"]),
             Route("/stall", stall_page),

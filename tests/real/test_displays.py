@@ -1,0 +1,153 @@
+"""The hall screen and the stall screen in a real headless Chromium (Debian's, via Playwright):
+nine live views that update, an alert in the ticker within a second, the morning check form;
+the stall's weight following a pseudo-terminal scale, touch a product and print."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.agent import Agent
+from edge.stall.virtual import VirtualScale, made_up_frames
+from edge.vision.scenes import empty_scene, intruder_scene, write_video
+from shared.signing import new_key, write_key
+from tests.conftest import ARTIFACTS, edge_config, wait_for
+from tests.real.test_detector_real import IMAGES, MODELS, TESTDATA
+from tests.support.escpos_decode import decode
+from tests.support.mosquitto import Mosquitto, free_port
+from tests.test_alerts_engine import violation
+from tests.test_tickets_printing import CSV
+
+pytestmark = pytest.mark.real
+needs_data = pytest.mark.skipif(not TESTDATA.exists(), reason="shared test data missing")
+
+
+@needs_data
+def test_hall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None:
+    cat = write_video(
+        tmp_path / "cat.avi",
+        intruder_scene(IMAGES / "hot_dog.jpg", IMAGES / "cat_720p.jpg", (140, 100, 910, 720)),
+    )
+    still = write_video(tmp_path / "still.avi", empty_scene(IMAGES / "hot_dog.jpg"))
+    port = free_port()
+    agent = Agent(
+        edge_config(
+            tmp_path,
+            mosquitto.url,
+            kitchen={
+                "model": "ssd_oidv4",
+                "models_dir": str(MODELS),
+                "cameras": [
+                    {"name": f"cam{i}", "source": str(cat if i < 3 else still)}
+                    for i in range(1, 10)
+                ],
+                "rules": [{"violation": "animal_in_kitchen", "labels": ["Cat"]}],
+            },
+            display={"port": port},
+        )
+    )
+    agent.start()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        assert page.url.endswith("/hall")
+        page.wait_for_function("document.querySelectorAll('#wall img').length === 9")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#wall img')].every(i => i.naturalWidth > 0)",
+            timeout=15_000,
+        )
+        sent = agent.web.config.app.state.frames_sent  # type: ignore[union-attr]
+        first = dict(sent)
+        wait_for(
+            lambda: len(sent) == 9 and all(sent[c] >= first.get(c, 0) + 3 for c in sent),
+            what="every view updating",
+        )
+        t0 = time.monotonic()
+        agent.emit("violation", violation("cam9", "rodent"))
+        page.wait_for_function(
+            "document.querySelector('#ticker').textContent.includes('鼠患')", timeout=1000
+        )
+        assert time.monotonic() - t0 < 1.5
+        page.fill("#check-form input[name=staff]", "李月咸")
+        page.fill("#check-form input[name=temperature]", "36.6")
+        page.click("#check-form button")
+        page.wait_for_function("document.querySelector('#checks').textContent.includes('李月咸')")
+        assert any(
+            e["kind"] == "morning_check" and e["data"]["staff"] == "李月咸"
+            for e in agent.outbox.recent(50)
+        )
+        page.fill("#dis-form input[name=area]", "餐具")
+        page.fill("#dis-form input[name=by]", "黄万里")
+        page.click("#dis-form button")
+        page.wait_for_function(
+            "document.querySelector('#disinfections').textContent.includes('餐具')"
+        )
+        page.click("#lang")
+        page.wait_for_function("document.querySelector('#ticker').textContent.includes('Rodent')")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hall-screen.png"))
+    finally:
+        page.close()
+        agent.stop()
+
+
+def test_stall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None:
+    write_key(tmp_path / "ticket.key", new_key())
+    link, port = tmp_path / "ttyScale", free_port()
+    data, end = made_up_frames(500.0)
+    scale = VirtualScale(link, data, end, rate_hz=20).start()
+    printer = tmp_path / "printer.bin"
+    agent = Agent(
+        edge_config(
+            tmp_path,
+            mosquitto.url,
+            device="stall-7",
+            stall={
+                "market": "华信农贸市场",
+                "stall_no": "A-07",
+                "retailer": "李四",
+                "ticket_base_url": "https://trace.example",
+                "ticket_key_file": str(tmp_path / "ticket.key"),
+                "scale": {"port": str(link), "profile": "ad_st_gs"},
+                "printer": {"connection": f"file:{printer}"},
+            },
+            display={"port": port},
+        )
+    )
+    from shared.catalog import parse_csv
+
+    assert agent.stall is not None
+    agent.stall.catalog.replace(parse_csv(CSV), "test")
+    agent.start()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        assert page.url.endswith("/stall")
+        page.wait_for_function("Number(document.querySelector('#weight').dataset.grams) === 500")
+        scale.stop()  # the vendor puts something else on: a new scale stream
+        data, end = made_up_frames(1234.0)
+        scale = VirtualScale(link, data, end, rate_hz=20).start()
+        page.wait_for_function(
+            "Number(document.querySelector('#weight').dataset.grams) === 1230", timeout=20_000
+        )
+        page.click("#products button:has-text('白菜')")
+        page.wait_for_function("!document.querySelector('#print').disabled")
+        assert page.text_content("#total") == "¥4.67"
+        page.click("#print")
+        page.wait_for_selector("#ticket img")
+        tickets = [e for e in agent.outbox.recent(50) if e["kind"] == "ticket"]
+        assert len(tickets) == 1 and tickets[0]["data"]["quantity"] == 1230
+        wait_for(
+            lambda: printer.exists() and decode(printer.read_bytes()).qr_native,
+            what="the ticket at the printer",
+        )
+        assert tickets[0]["data"]["ticket_id"] in decode(printer.read_bytes()).text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "stall-screen.png"))
+    finally:
+        page.close()
+        agent.stop()
+        scale.stop()
