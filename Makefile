@@ -52,6 +52,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/stall.py
 	$(BIN)/python bench/vision.py
 	$(BIN)/python bench/alerts.py
+	$(BIN)/python bench/display.py
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.configdoc > docs/config.md

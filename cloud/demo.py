@@ -125,6 +125,10 @@ class Demo:
         for device in SITES:
             _say(f"edge box {device} started (site {SITES[device]})")
             self.edge(device)
+        _say(
+            f"screens: the hall screen http://127.0.0.1:{s.hall_port}/hall , the stall screen "
+            f"http://127.0.0.1:{s.stall_api_port}/stall (open them while the demo runs)"
+        )
         out = self.run_cli(
             "cloud.cli",
             "catalog",
@@ -378,6 +382,11 @@ class Demo:
         else:
             ok = False
             click.echo("MISMATCH: no ticket was sold")
+        click.echo(
+            f"screens: http://127.0.0.1:{self.s.hall_port}/hall  "
+            f"http://127.0.0.1:{self.s.stall_api_port}/stall  (while it runs: "
+            "make demo DEMO_SECONDS=0)"
+        )
         cli = Path(sys.executable).parent / "shian-cloud"
         click.echo(f"\nLook around: {cli} events list --config {self.w}/cloud.toml")
         return ok
