@@ -19,7 +19,6 @@ import os
 import platform
 import pty
 import resource
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,19 +36,11 @@ from edge.vision.scenes import empty_scene, intruder_scene, write_video  # noqa:
 from shared.catalog import parse_csv  # noqa: E402
 from shared.signing import new_key, write_key  # noqa: E402
 from tests.conftest import edge_config  # noqa: E402
+from tests.support.browser import CHROMIUM_ARGS, chromium  # noqa: E402
 from tests.support.mosquitto import free_port  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"
 MODELS, IMAGES = TESTDATA / "models", TESTDATA / "images"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def cpu() -> float:
@@ -178,8 +169,9 @@ def main() -> None:
 
     runs = []
     with sync_playwright() as p:
-        exe = shutil.which("chromium") or "/usr/bin/chromium"
-        browser = p.chromium.launch(executable_path=exe, args=BROWSER_ARGS)
+        browser = p.chromium.launch(
+            executable_path=chromium() or "/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 r = wall_cost(Path(tmp) / "hall", browser, args.seconds)

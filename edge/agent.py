@@ -96,10 +96,14 @@ class Agent:
         if self.cfg.display.port:
             from edge.display.app import make_app
 
-            self.web = WebServer(
+            web = WebServer(
                 make_app(self), self.cfg.display.host, self.cfg.display.port, name="display"
             )
-            self.web.start()
+            try:
+                web.start()
+                self.web = web
+            except RuntimeError as exc:  # a busy port must not stop the box's real work
+                log.error("%s; the screens are off", exc)
         if self.cfg.demo.sample_every_s > 0:
             t = threading.Thread(target=self._samples, name="shian-samples", daemon=True)
             t.start()

@@ -54,6 +54,7 @@ def edge_config(
             "connect_timeout_s": 5,
         },
         "sync": {"heartbeat_s": 2, "confirm_timeout_s": 2, "poll_interval_s": 0.05},
+        "display": {"port": 0},  # a test that wants the screens gives a free port
     }
     for section, values in extra.items():
         if isinstance(values, dict):
@@ -117,9 +118,9 @@ ARTIFACTS = ROOT / "artifacts"
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
-    import shutil
+    from tests.support.browser import CHROMIUM_ARGS, chromium
 
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    exe = chromium()
     if exe is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; `make test` installs it")
@@ -127,17 +128,6 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=exe,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         yield b
         b.close()
