@@ -206,7 +206,17 @@ class Store:
                     " max_seq = max(max_seq, ?) WHERE device = ?",
                     (inserted, dup, max(e.seq for e in envs), device),
                 )
+            changed: list[Status] = []  # what the alert engine needs: a change of state
             for st in statuses:
+                before = conn.execute(
+                    "SELECT state, state_reason FROM devices WHERE device = ?", (st.device,)
+                ).fetchone()
+                if (
+                    before is None
+                    or (before[0], before[1]) != (st.state, st.reason)
+                    or st.outbox is not None
+                ):
+                    changed.append(st)
                 self._touch_device(conn, st.device, st.site, now)
                 conn.execute(
                     "UPDATE devices SET last_status = ?, state_reason = ?,"
@@ -231,7 +241,7 @@ class Store:
                 ((d.topic, d.payload[:DEADLETTER_KEEP_BYTES], d.reason, now) for d in deadletters),
             )
             if self.engine is not None:
-                self.engine.on_batch(conn, new_events, statuses, now)
+                self.engine.on_batch(conn, new_events, changed, now)
                 for supervisor, payload in commands or []:
                     self.engine.command(conn, now, supervisor, payload)
         for device, gaps in res.new_gaps.items():

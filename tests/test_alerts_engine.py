@@ -306,3 +306,20 @@ def test_no_morning_check_by_the_sites_time_raises_one_alert(store: Store) -> No
     feed(store, [ev("morning_check", check, 1)], now=at(8, 0) + 86400)
     tick(at(9, 30) + 86400)
     assert len(store.alerts()) == 1
+
+
+def test_a_retained_will_seen_again_after_a_collector_restart_counts_once(store: Store) -> None:
+    will = json.dumps(
+        {
+            "v": 1,
+            "device": "k1",
+            "site": "s1",
+            "state": "offline",
+            "reason": "will",
+            "ts": "2026-11-26T04:00:00Z",
+        }
+    ).encode()
+    for _ in range(3):  # the broker hands the retained will to every new subscription
+        store.write(*classify([Incoming(None, 1, 1, "shian/v1/dev/k1/status", will)]), received=T0)
+    (a,) = store.alerts()
+    assert a["type"] == "device_offline" and a["count"] == 1
