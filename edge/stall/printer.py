@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import Field
 
 from edge import PROFILES_DIR
 from edge.config import PrinterSettings
+from edge.worker import Worker
 from shared.config import StrictModel, load
 
 log = logging.getLogger("shian.printer")
@@ -199,39 +201,29 @@ class PrinterLink:
         return int(reply[-1])
 
 
-class PrintWorker:
+class PrintWorker(Worker):
     """Prints pending tickets in order; on failure keeps them and retries with backoff."""
 
     def __init__(self, book: Any, link: PrinterLink, on_fault: Any = None) -> None:
         self.book, self.link, self.on_fault = book, link, on_fault
         self.counters = {"printer_jobs": 0, "printer_failures": 0}
         self.fault: str | None = None
-        self.alive_at = datetime.now(UTC)
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shian-printer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__("shian-printer", join_s=10)
 
     def stop(self) -> None:
-        self._stop.set()
         self._wake.set()
-        self._thread.join(10)
+        super().stop()
 
     def wake(self) -> None:
         self._wake.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     def _run(self) -> None:
         from shared.mqtt import Backoff
 
         backoff = Backoff(0.5, 30.0)
         while not self._stop.is_set():
-            self.alive_at = datetime.now(UTC)
+            self.alive_at = time.monotonic()
             failed = self.print_pending()
             # idle: look again every 2 s for tickets queued by another process (reprint)
             delay = backoff.next_delay() if failed else 2.0

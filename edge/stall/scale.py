@@ -18,6 +18,7 @@ from typing import Any
 
 from edge.stall.framing import FrameDecoder, Reading
 from edge.stall.profiles import ScaleProfile, Stability, to_bytes
+from edge.worker import Worker
 from shared.mqtt import Backoff
 
 log = logging.getLogger("shian.scale")
@@ -78,7 +79,7 @@ FaultFn = Callable[[str, str], None]
 """(state: "lost" | "recovered", reason) for the scale_fault event."""
 
 
-class ScaleReader:
+class ScaleReader(Worker):
     """A thread reading one scale; ``weight`` is the latest state, listeners get each one."""
 
     def __init__(
@@ -100,21 +101,8 @@ class ScaleReader:
             "scale_checksum_errors": 0,
             "scale_port_errors": 0,
         }
-        self.alive_at = time.monotonic()
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shian-scale", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
+        super().__init__("shian-scale")
 
     def wait_for(self, predicate: Callable[[Weight], bool], timeout: float) -> Weight:
         """Wait (at most ``timeout`` s) for a weight that satisfies ``predicate``."""

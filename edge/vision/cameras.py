@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.worker import Worker
 from shared.mqtt import Backoff
 
 log = logging.getLogger("shian.camera")
@@ -89,7 +90,7 @@ StateFn = Callable[[str, str, dict[str, Any]], None]
 """(camera, "offline" | "online", details) for the camera events."""
 
 
-class Camera:
+class Camera(Worker):
     def __init__(
         self,
         name: str,
@@ -105,23 +106,11 @@ class Camera:
         self.latest: Frame | None = None
         self.online = False
         self.counters = {"frames": 0, "reopens": 0}
-        self.alive_at = self.started = time.monotonic()
+        self.started = time.monotonic()
         self.why = ""
         self.reported = False  # offline already reported for this outage
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"camera-{name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
+        super().__init__(f"camera-{name}")
 
     def _run(self) -> None:
         backoff = Backoff(1.0, 30.0)

@@ -9,7 +9,6 @@ offline. Detections per camera are kept for the hall screen.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,13 +27,14 @@ from edge.vision.health import CameraHealth
 from edge.vision.models import load_model_profile
 from edge.vision.motion import MotionGate
 from edge.vision.rules import Rules, Violation
+from edge.worker import Worker
 
 log = logging.getLogger("shian.kitchen")
 
 Emit = Callable[[str, dict[str, Any]], object]
 
 
-class Kitchen:
+class Kitchen(Worker):
     def __init__(
         self,
         cfg: KitchenSettings,
@@ -85,26 +85,23 @@ class Kitchen:
             "kitchen_inferences": 0,
             "kitchen_violations": 0,
         }
-        self.alive_at = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kitchen", daemon=True)
+        super().__init__("kitchen", join_s=10)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         for cam in self.cameras:
             cam.start()
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        super().stop()
         for cam in self.cameras:
             cam.stop()
 
     def alive(self) -> bool:
         now = time.monotonic()
         return (
-            self._thread.is_alive()
+            self.running
             and now - self.alive_at < 30
             and all(c.running and now - c.alive_at < 60 for c in self.cameras)
         )
