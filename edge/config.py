@@ -237,6 +237,9 @@ class EdgeConfig(StrictModel):
     data_dir: Path = Field(
         default=Path("/var/lib/shian"), description="Where the outbox and other state live."
     )
+    box: str = Field(
+        default="", description="Box model (firmware_profiles/boxes), for doctor's checks."
+    )
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="Broker connection.")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Outbox bounds.")
     sync: SyncSettings = Field(default_factory=SyncSettings, description="Sending.")

@@ -53,6 +53,28 @@ def check_disk(cfg: EdgeConfig) -> Check:
     )
 
 
+def check_box(cfg: EdgeConfig) -> list[Check]:
+    """The config against the box model: how many cameras it can watch."""
+    if not cfg.box:
+        return []
+    from edge.provision import profile
+
+    try:
+        box = profile("boxes", cfg.box)
+    except ValueError as exc:
+        return [Check("box", False, str(exc), "set box to one of the profiles")]
+    n = len(cfg.kitchen.cameras) if cfg.kitchen else 0
+    ok = n <= box.max_cameras
+    return [
+        Check(
+            "box",
+            ok,
+            f"{box.title}: {n} camera(s), at most {box.max_cameras}",
+            "" if ok else "fewer cameras, or a bigger box (pi5)",
+        )
+    ]
+
+
 def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
     """Connect as this box (TLS, credentials), publish on its own topic, and be refused on
     another box's topic (the ACL works)."""
@@ -245,7 +267,7 @@ def check_stall(cfg: EdgeConfig, progress: Progress, print_ticket: bool) -> list
 
 
 def run(cfg: EdgeConfig, progress: Progress, print_ticket: bool = False) -> list[Check]:
-    checks = [check_clock(), check_disk(cfg)]
+    checks = [check_clock(), check_disk(cfg), *check_box(cfg)]
     checks += check_broker(cfg, progress)
     if cfg.kitchen is not None:
         checks += check_kitchen(cfg, progress)

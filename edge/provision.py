@@ -97,6 +97,7 @@ def provision(
         f"device = {_toml(b['device'])}",
         f"site = {_toml(b['site'])}",
         f"data_dir = {_toml(str(data_dir))}",
+        f"box = {_toml(box)}",
         "",
         "[mqtt]",
         f"url = {_toml(b['mqtt']['url'])}",

@@ -61,6 +61,15 @@ def test_cameras_from_a_template_and_a_box_profile(tmp_path: Path) -> None:
     assert [c["name"] for c in cams] == [f"cam{i}" for i in range(1, 10)]
     assert cams[2]["source"] == "rtsp://admin:@192.168.1.64:554/Streaming/Channels/302"
     assert cfg["kitchen"]["detector_threads"] == 4 and cams[0]["width"] == 640
+    assert cfg["box"] == "pi5"
+    from edge.config import EdgeConfig
+    from edge.doctor import check_box
+
+    (box,) = check_box(EdgeConfig.model_validate(cfg))
+    assert box.ok and "9 camera(s), at most 9" in box.detail
+    cfg["box"] = "pi4"
+    (box,) = check_box(EdgeConfig.model_validate(cfg))
+    assert not box.ok and "bigger box" in box.hint
     assert (tmp_path / "etc" / "mqtt_password").read_text().strip() == "pw-123"
     assert "pw-123" not in (tmp_path / "etc" / "edge.toml").read_text()
 
