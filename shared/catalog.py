@@ -69,7 +69,14 @@ class CatalogError(ValueError):
 
 
 def parse_csv(text: str) -> list[Product]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return _parse(text)
+    except csv.Error as exc:
+        raise CatalogError(f"not a CSV file: {exc}") from None
+
+
+def _parse(text: str) -> list[Product]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = set(reader.fieldnames or [])
     missing = REQUIRED - header
     if missing:
@@ -80,11 +87,13 @@ def parse_csv(text: str) -> list[Product]:
     products: dict[str, Product] = {}
     for n, row in enumerate(reader, start=2):
         values = {k: (v or "").strip() for k, v in row.items() if k}
+        raw_price = values.pop("unit_price")
         try:
-            price = Decimal(values.pop("unit_price"))
+            price = Decimal(raw_price)
         except InvalidOperation:
-            bad = row["unit_price"]
-            raise CatalogError(f"row {n}: unit_price {bad!r} is not a number") from None
+            price = Decimal("NaN")
+        if not price.is_finite():
+            raise CatalogError(f"row {n}: unit_price {raw_price!r} is not a number")
         if not values.get("inspection_date"):
             values.pop("inspection_date", None)
         try:

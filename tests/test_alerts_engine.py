@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud.alerts.engine import AlertEngine
 from cloud.collector import Incoming, classify
@@ -323,3 +325,18 @@ def test_a_retained_will_seen_again_after_a_collector_restart_counts_once(store:
         store.write(*classify([Incoming(None, 1, 1, "shian/v1/dev/k1/status", will)]), received=T0)
     (a,) = store.alerts()
     assert a["type"] == "device_offline" and a["count"] == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300))
+def test_any_certificates_csv_is_imported_or_refused_with_a_reason(
+    tmp_path_factory: Any, text: str
+) -> None:
+    store = Store(tmp_path_factory.mktemp("certs") / "c.db", engine=AlertEngine(AlertSettings()))
+    try:
+        n = store.import_certs("site,kind,holder,number,expires\n" + text)
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert n >= 1 and store.table("certs")
+    store.close()

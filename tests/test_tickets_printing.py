@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import zxingcpp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.config import PrinterSettings, StallSettings
 from edge.stall.printer import PrinterLink, PrintWorker, load_printer_profile, render
@@ -146,6 +148,8 @@ def test_file_printer_receives_the_job(book: TicketBook, tmp_path: Path) -> None
     [
         ("plu,name\n1,x\n", "missing column"),
         (CSV.replace("3.80", "three"), "row 2: unit_price 'three'"),
+        (CSV.replace("3.80", "NaN"), "row 2: unit_price 'NaN'"),
+        (CSV.replace("3.80", "Infinity"), "row 2: unit_price 'Infinity'"),
         (CSV.replace(",kg,", ",jin,", 1), "row 2: unit"),
         (CSV + CSV.splitlines()[1] + "\n", "PLU 101 appears twice"),
         (CSV.replace("plu,", "plu,colour,", 1), "unknown column"),
@@ -154,3 +158,13 @@ def test_file_printer_receives_the_job(book: TicketBook, tmp_path: Path) -> None
 def test_bad_catalog_csv_names_row_and_column(csv_text: str, message: str) -> None:
     with pytest.raises(CatalogError, match=message):
         parse_csv(csv_text)
+
+
+@given(st.text(max_size=400) | st.sampled_from(["1,a,kg,NaN,o,b", "1,a,kg,sNaN,o,b"]))
+def test_any_csv_text_is_parsed_or_refused_with_a_reason(text: str) -> None:
+    try:
+        products = parse_csv("plu,name,unit,unit_price,origin,batch\n" + text)
+    except CatalogError as exc:
+        assert str(exc)
+    else:
+        assert products and all(p.unit in ("kg", "piece") for p in products)

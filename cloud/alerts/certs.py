@@ -31,29 +31,33 @@ class CertError(ValueError):
 
 
 def import_csv(conn: sqlite3.Connection, text: str) -> int:
-    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    try:
+        rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:
+        raise CertError(f"not a CSV file: {exc}") from None
     need = {"site", "kind", "holder", "number", "expires"}
     if not rows or need - set(rows[0]):
         raise CertError(f"need columns: {', '.join(sorted(need))}")
-    for n, r in enumerate(rows, start=2):
-        kind = r["kind"].strip()
+    for n, raw in enumerate(rows, start=2):
+        r = {k: (v or "").strip() for k, v in raw.items() if isinstance(k, str)}
+        kind = r["kind"]
         if kind not in KINDS:
             raise CertError(f"row {n}: kind {kind!r} is not one of {', '.join(KINDS)}")
         try:
-            expires = date.fromisoformat(r["expires"].strip())
+            expires = date.fromisoformat(r["expires"])
         except ValueError:
             raise CertError(f"row {n}: expires {r['expires']!r} is not YYYY-MM-DD") from None
-        if not r["number"].strip() or not r["site"].strip():
+        if not r["number"] or not r["site"]:
             raise CertError(f"row {n}: site and number are required")
         conn.execute(
             "INSERT INTO certs (number, site, kind, holder, expires) VALUES (?,?,?,?,?) "
             "ON CONFLICT(number) DO UPDATE SET site = excluded.site, kind = excluded.kind, "
             "holder = excluded.holder, expires = excluded.expires",
             (
-                r["number"].strip(),
-                r["site"].strip(),
+                r["number"],
+                r["site"],
                 kind,
-                r["holder"].strip(),
+                r["holder"],
                 expires.isoformat(),
             ),
         )
