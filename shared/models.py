@@ -87,7 +87,7 @@ class OutboxStats(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    depth: int = Field(ge=0, description="Events not yet acknowledged by the broker.")
+    depth: int = Field(ge=0, description="Events the collector has not yet confirmed.")
     bytes: int = Field(ge=0, description="Size of those events.")
     oldest_age_s: float | None = Field(
         default=None, description="Age of the oldest undelivered event, seconds."
