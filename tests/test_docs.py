@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.alerts import AlertMessage, Reply, SupervisorCommand
 from shared.catalog import CatalogMessage
 from shared.codec import decode_batch
 from shared.configdoc import render_all
@@ -34,6 +35,12 @@ def test_protocol_examples_are_valid(name: str, body: str) -> None:
         Ack.model_validate_json(body)
     elif name == "catalog":
         CatalogMessage.model_validate_json(body)
+    elif name == "alert":
+        AlertMessage.model_validate_json(body)
+    elif name == "supervisor command":
+        SupervisorCommand.model_validate_json(body)
+    elif name == "reply":
+        Reply.model_validate_json(body)
     else:
         kind = name.removeprefix("kind ")
         KINDS[kind].model_validate(json.loads(body))
