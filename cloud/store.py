@@ -20,7 +20,7 @@ from typing import Any
 
 from cloud.alerts import tables
 from cloud.alerts.engine import AlertEngine
-from cloud.config import AlertSettings
+from cloud.alerts.store import AlertTables
 from shared.models import Envelope, Status
 from shared.sqlite import Transaction, open_db
 
@@ -129,7 +129,7 @@ def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-class Store:
+class Store(AlertTables):
     """Thread-safe: one connection behind a lock (the writer thread and the CLI readers)."""
 
     def __init__(
@@ -266,96 +266,6 @@ class Store:
             if str(e.id) not in seen:
                 fresh.setdefault(str(e.id), e)
         return list(fresh.values())
-
-    def pending_alert_messages(self, after: int, limit: int) -> list[tuple[int, str, str, int]]:
-        with self._lock:
-            return list(
-                self.db.conn.execute(
-                    "SELECT seq, topic, payload, retain FROM alert_outbox WHERE sent IS NULL AND "
-                    "seq > ? ORDER BY seq LIMIT ?",
-                    (after, limit),
-                )
-            )
-
-    def mark_alert_messages_sent(self, seqs: list[int]) -> None:
-        now = time.time()
-        with self._lock, Transaction(self.db) as conn:
-            conn.executemany(
-                "UPDATE alert_outbox SET sent = ? WHERE seq = ?", ((now, s) for s in seqs)
-            )
-            conn.execute("DELETE FROM alert_outbox WHERE sent < ?", (now - 86400,))
-
-    def pending_webhooks(self, bot: str, limit: int) -> list[tuple[int, str, str]]:
-        with self._lock:
-            return list(
-                self.db.conn.execute(
-                    "SELECT id, alert, text FROM webhook_queue WHERE bot = ? AND sent IS NULL "
-                    "ORDER BY id LIMIT ?",
-                    (bot, limit),
-                )
-            )
-
-    def webhooks_sent(self, ids: list[int]) -> None:
-        now = time.time()
-        with self._lock, Transaction(self.db) as conn:
-            conn.executemany(
-                "UPDATE webhook_queue SET sent = ? WHERE id = ?", ((now, i) for i in ids)
-            )
-
-    def webhooks_failed(self, ids: list[int]) -> None:
-        with self._lock, Transaction(self.db) as conn:
-            conn.executemany(
-                "UPDATE webhook_queue SET attempts = attempts + 1 WHERE id = ?", ((i,) for i in ids)
-            )
-
-    # -- alerts, sites, supervisors, certificates (the CLI's view) ----------------------------
-    def alerts(
-        self, district: str | None = None, state: str | None = None, limit: int = 200
-    ) -> list[dict[str, Any]]:
-        sql, params = "SELECT * FROM alerts WHERE 1 = 1", []
-        if district:
-            sql += " AND district = ?"
-            params.append(district)
-        if state:
-            sql += " AND state = ?"
-            params.append(state)
-        rows = self._rows(sql + " ORDER BY last_seen DESC LIMIT ?", (*params, limit))
-        return [self._message(r) for r in rows]
-
-    def alert(self, alert_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM alerts WHERE id = ?", (alert_id,))
-        return self._message(rows[0]) if rows else None
-
-    def _message(self, row: dict[str, Any]) -> dict[str, Any]:
-        engine = self.engine or AlertEngine(AlertSettings())
-        return engine.message(row)
-
-    def set_site(
-        self, site: str, district: str, name: str = "", morning_check_by: str = ""
-    ) -> None:
-        with self._lock, Transaction(self.db) as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?)",
-                (site, district, name, morning_check_by),
-            )
-            conn.execute(
-                "UPDATE alerts SET district = ? WHERE site = ? AND state != 'closed'",
-                (district, site),
-            )
-
-    def add_supervisor(self, name: str, district: str) -> None:
-        with self._lock, Transaction(self.db) as conn:
-            conn.execute("INSERT OR REPLACE INTO supervisors VALUES (?, ?)", (name, district))
-
-    def import_certs(self, text: str) -> int:
-        from cloud.alerts.certs import import_csv
-
-        with self._lock, Transaction(self.db) as conn:
-            return import_csv(conn, text)
-
-    def table(self, name: str) -> list[dict[str, Any]]:
-        assert name in ("sites", "supervisors", "certs")
-        return self._rows(f"SELECT * FROM {name}")
 
     def in_transaction(self, fn: Any) -> Any:
         """Run ``fn(conn)`` in one write transaction (the alert engine's ticks and actions)."""

@@ -16,7 +16,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cloud.alerts.engine import AlertEngine
+    from cloud.alerts.timed import TimedChecks as AlertEngine
 
 KINDS = {
     "business_licence": "营业执照 business licence",

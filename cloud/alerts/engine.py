@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
 from typing import Any
 
-from cloud.alerts import certs
 from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
+from cloud.alerts.timed import TimedChecks
 from cloud.config import AlertSettings
 from shared.alerts import (
     SEVERITY_RANK,
@@ -23,7 +23,6 @@ from shared.alerts import (
     Reply,
     Step,
     alerts_topic,
-    escalations_topic,
     notice_topic,
     transition,
 )
@@ -42,7 +41,7 @@ SYSTEM = {
 }
 
 
-class AlertEngine:
+class AlertEngine(TimedChecks):
     def __init__(self, settings: AlertSettings, web_base: str = "") -> None:
         self.s = settings
         self.web_base = (settings.public_base_url or web_base).rstrip("/")
@@ -304,95 +303,6 @@ class AlertEngine:
             except ValueError as exc:
                 reply = Reply(id=cmd.id, ok=False, reason=str(exc)).model_dump()
         self._outbox(conn, supervisor_topic(supervisor, "reply"), json.dumps(reply), now)
-
-    # -- time: escalation and deadlines --------------------------------------------------------
-    def tick(self, conn: sqlite3.Connection, now: float) -> None:
-        today = datetime.fromtimestamp(now, self.tz).date()
-        if today != self.certs_checked:  # at start, then once a day
-            certs.check(self, conn, today, now)
-            self.certs_checked = today
-        self._morning_checks(conn, now)
-        late = fetch(
-            conn,
-            "SELECT id FROM alerts WHERE state = 'open' AND severity = 'critical'"
-            " AND escalated = 0 AND first_seen <= ?",
-            (now - self.s.escalate_after_s,),
-        )
-        for a in late:
-            self._escalate(conn, a["id"], now, "critical and not acknowledged in time")
-        overdue = fetch(
-            conn,
-            "SELECT id, state FROM alerts WHERE state IN "
-            "('rectification_requested', 'rectified') AND due IS NOT NULL AND due < ?"
-            " AND (escalated_at IS NULL OR escalated_at < due)",
-            (now,),
-        )
-        for a in overdue:
-            step = "rectification" if a["state"] == "rectification_requested" else "verification"
-            self._escalate(conn, a["id"], now, f"{step} overdue")
-        silent = fetch(
-            conn,
-            "SELECT device, site FROM devices WHERE state = 'online' AND last_seen < ?",
-            (now - self.s.heartbeat_timeout_s,),
-        )
-        for dev in silent:
-            conn.execute(
-                "UPDATE devices SET state = 'offline', state_reason = 'silent', "
-                "state_changed = ? WHERE device = ?",
-                (now, dev["device"]),
-            )
-            self.raise_(
-                conn,
-                now,
-                site=dev["site"],
-                device=dev["device"],
-                type="device_offline",
-                source=dev["device"],
-                title=f"box {dev['device']} silent for {self.s.heartbeat_timeout_s:.0f} s",
-            )
-
-    def _morning_checks(self, conn: sqlite3.Connection, now: float) -> None:
-        """A kitchen with no morning check by its site's time: one alert that day."""
-        local = datetime.fromtimestamp(now, self.tz)
-        hhmm, day = local.strftime("%H:%M"), local.date().isoformat()
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        for site, by in conn.execute(
-            "SELECT site, morning_check_by FROM sites WHERE morning_check_by != ''"
-        ).fetchall():
-            if (
-                hhmm < by
-                or conn.execute(
-                    "SELECT 1 FROM alerts WHERE key = ?", (f"{site}|no_morning_check|{day}",)
-                ).fetchone()
-            ):
-                continue
-            done = conn.execute(
-                "SELECT 1 FROM events WHERE site = ? AND kind = 'morning_check'"
-                " AND received >= ? LIMIT 1",
-                (site, midnight),
-            ).fetchone()
-            if not done:
-                self.raise_(
-                    conn,
-                    now,
-                    site=site,
-                    type="no_morning_check",
-                    source=day,
-                    title=f"no morning check (晨检) at {site} by {by} on {day}",
-                )
-
-    def _escalate(self, conn: sqlite3.Connection, alert_id: str, now: float, why: str) -> None:
-        a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
-        step = {"at": iso(now), "state": a["state"], "actor": "system", "note": f"escalated: {why}"}
-        steps = [*history(a), step]
-        conn.execute(
-            "UPDATE alerts SET escalated = escalated + 1, escalated_at = ?, version = "
-            "version + 1, history = ? WHERE id = ?",
-            (now, json.dumps(steps), alert_id),
-        )
-        msg = self.publish(conn, alert_id, now)
-        self._outbox(conn, escalations_topic(msg["district"]), json.dumps(msg), now)
-        log.warning("alert %s escalated: %s", alert_id, why)
 
     # -- output --------------------------------------------------------------------------------
     def message(self, a: dict[str, Any]) -> dict[str, Any]:
