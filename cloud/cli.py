@@ -172,9 +172,9 @@ def catalog_push(device: str, csv_file: Path, config_path: Path | None) -> None:
     """
     import time
 
+    from cloud.alerts.cli import connect_client
     from shared import SCHEMA_VERSION, topics
     from shared.catalog import CatalogError, CatalogMessage, parse_csv
-    from shared.mqtt import make_client, protocols
 
     try:
         products = parse_csv(csv_file.read_text(encoding="utf-8-sig"))
@@ -185,16 +185,7 @@ def catalog_push(device: str, csv_file: Path, config_path: Path | None) -> None:
     msg = CatalogMessage(
         v=SCHEMA_VERSION, version=f"{csv_file.name}@{time.time():.0f}", products=products
     )
-    settings = _config(config_path).broker()
-    client = make_client(
-        settings, f"{settings.client_id}-cli-{int(time.time())}", protocols(settings)[-1]
-    )
-    try:
-        client.connect(settings.host, settings.port, settings.keepalive_s)
-    except OSError as exc:
-        click.echo(f"error: cannot reach the broker at {settings.url}: {exc}", err=True)
-        sys.exit(1)
-    client.loop_start()
+    client = connect_client(_config(config_path), "catalog-push")
     info = client.publish(topic, msg.model_dump_json(), qos=1, retain=True)
     try:
         info.wait_for_publish(10)

@@ -16,7 +16,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cloud.alerts.timed import TimedChecks as AlertEngine
+    from cloud.alerts.engine import AlertEngine
 
 KINDS = {
     "business_licence": "营业执照 business licence",

@@ -21,7 +21,9 @@ ConfigFn = Callable[[Path | None], Any]
 StoreFn = Callable[..., Any]
 
 
-def _client(cfg: Any, role: str) -> Any:
+def connect_client(cfg: Any, role: str) -> Any:
+    """A connected, looping MQTT client for a command; exits with a clear error if the
+    broker cannot be reached."""
     from shared.mqtt import make_client, protocols
 
     s = cfg.broker()
@@ -50,7 +52,7 @@ def send_command(
 
     replies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     subscribed = threading.Event()
-    client = _client(cfg, f"sup-{supervisor}")
+    client = connect_client(cfg, f"sup-{supervisor}")
     client.on_message = lambda _c, _u, m: replies.put(bytes(m.payload))
     client.on_subscribe = lambda *_a: subscribed.set()
     client.subscribe(supervisor_topic(supervisor, "reply"), qos=1)
@@ -226,7 +228,7 @@ def register(
                 color=None,
             )
 
-        client = _client(get_config(config_path), f"watch-{district}")
+        client = connect_client(get_config(config_path), f"watch-{district}")
         client.on_message = show
         client.subscribe([(f"{ROOT}/alerts/{district}/+", 1), (escalations_topic(district), 1)])
         try:

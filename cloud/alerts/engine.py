@@ -14,8 +14,8 @@ import sqlite3
 from datetime import date, timedelta, timezone
 from typing import Any
 
+from cloud.alerts import timed
 from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
-from cloud.alerts.timed import TimedChecks
 from cloud.config import AlertSettings
 from shared.alerts import (
     SEVERITY_RANK,
@@ -41,7 +41,7 @@ SYSTEM = {
 }
 
 
-class AlertEngine(TimedChecks):
+class AlertEngine:
     def __init__(self, settings: AlertSettings, web_base: str = "") -> None:
         self.s = settings
         self.web_base = (settings.public_base_url or web_base).rstrip("/")
@@ -303,6 +303,10 @@ class AlertEngine(TimedChecks):
             except ValueError as exc:
                 reply = Reply(id=cmd.id, ok=False, reason=str(exc)).model_dump()
         self._outbox(conn, supervisor_topic(supervisor, "reply"), json.dumps(reply), now)
+
+    def tick(self, conn: sqlite3.Connection, now: float) -> None:
+        """Escalations, deadlines, silent boxes, certificates, morning checks (once a second)."""
+        timed.tick(self, conn, now)
 
     # -- output --------------------------------------------------------------------------------
     def message(self, a: dict[str, Any]) -> dict[str, Any]:
