@@ -176,7 +176,9 @@ class Outbox:
         try:
             valid = model.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
         except ValidationError as exc:
-            raise OutboxError(f"bad data for kind {kind!r}: {exc}") from None
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"]) or "data"
+            raise OutboxError(f"bad data for kind {kind!r}: {where}: {err['msg']}") from None
         data_json = valid.model_dump_json(exclude_none=True)
         ts_iso = (ts or utcnow()).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if ts is not None and ts.utcoffset() is None:

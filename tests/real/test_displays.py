@@ -151,3 +151,55 @@ def test_stall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> Non
         page.close()
         agent.stop()
         scale.stop()
+
+
+def test_screens_refuse_bad_bodies_with_a_reason(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    import urllib.error
+    import urllib.request
+
+    write_key(tmp_path / "ticket.key", new_key())
+    port = free_port()
+    agent = Agent(
+        edge_config(
+            tmp_path,
+            mosquitto.url,
+            device="stall-7",
+            stall={
+                "market": "M",
+                "stall_no": "1",
+                "retailer": "R",
+                "ticket_base_url": "https://t",
+                "ticket_key_file": str(tmp_path / "ticket.key"),
+            },
+            display={"port": port},
+        )
+    )
+    agent.start()
+
+    def post(path: str, body: bytes) -> tuple[int, str]:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    try:
+        assert post("/api/stall/print", b"{nope") == (409, '{"error":"request body is not JSON"}')
+        code, text = post("/api/stall/select", b"[1]")
+        assert code == 409 and "JSON object" in text
+        code, text = post("/api/stall/print", b'{"plu": "101", "pieces": "many"}')
+        assert code == 409
+        code, text = post("/api/morning-check", b'{"staff": "x", "temperature": 50}')
+        assert code == 400 and "temperature" in text
+        code, text = post("/api/morning-check", b'{"staff": "", "temperature": 36.5}')
+        assert code == 400 and "staff" in text
+        code, text = post("/api/disinfection", b"{nope")
+        assert code == 400
+        assert not [
+            e
+            for e in agent.outbox.recent(50)
+            if e["kind"] in ("morning_check", "disinfection", "ticket")
+        ]
+    finally:
+        agent.stop()
