@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,3 +84,14 @@ def on_stop_signals(handler: Callable[[], None]) -> None:
     """Call ``handler`` on SIGTERM (systemd stop) and SIGINT (Ctrl-C)."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: handler())
+
+
+def run_for(seconds: float, poll_s: float = 0.2) -> None:
+    """Return after ``seconds`` (0: never) or on Ctrl-C, for commands that watch a live
+    device in background threads."""
+    end = time.monotonic() + seconds
+    try:
+        while seconds <= 0 or time.monotonic() < end:
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        pass

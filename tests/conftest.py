@@ -12,6 +12,7 @@ import pytest
 
 from cloud.config import CloudConfig
 from edge.config import EdgeConfig
+from shared.signing import new_key, write_key
 from tests.support.mosquitto import Mosquitto, find_mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,25 @@ def edge_config(
         else:
             raw[section] = values
     return EdgeConfig.model_validate(raw)
+
+
+def stall_section(
+    tmp_path: Path,
+    key: bytes | None = None,
+    base_url: str = "https://trace.example",
+    **devices: Any,
+) -> dict[str, Any]:
+    """A stall's config section, its ticket key written to ``tmp_path/ticket.key``; ``devices``
+    adds ``scale=`` and ``printer=`` tables."""
+    write_key(tmp_path / "ticket.key", key if key is not None else new_key())
+    return {
+        "market": "华信农贸市场",
+        "stall_no": "A-07",
+        "retailer": "李四",
+        "ticket_base_url": base_url,
+        "ticket_key_file": str(tmp_path / "ticket.key"),
+        **devices,
+    }
 
 
 def cloud_config(tmp_path: Path, url: str, web_port: int = 0, **collector: Any) -> CloudConfig:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from shared.clikit import json_option, print_rows
+from shared.clikit import json_option, print_rows, run_for
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 ConfigFn = Callable[[Path | None], Any]
@@ -232,11 +232,7 @@ def register(
         client.on_message = show
         client.subscribe([(f"{ROOT}/alerts/{district}/+", 1), (escalations_topic(district), 1)])
         try:
-            end = time.monotonic() + seconds
-            while seconds <= 0 or time.monotonic() < end:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+            run_for(seconds)
         finally:
             client.disconnect()
             client.loop_stop()

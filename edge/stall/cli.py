@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from edge.config import EdgeConfig, StallSettings
-from shared.clikit import json_option, limit_option, load_config, print_rows
+from shared.clikit import json_option, limit_option, load_config, print_rows, run_for
 
 
 def _stall_config(config_path: Path) -> tuple[EdgeConfig, StallSettings]:
@@ -118,11 +118,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
         vs = VirtualScale(link, data, end, profile.rate_hz).start()
         click.echo(f"virtual scale on {link}", err=True)
         try:
-            end_at = time.monotonic() + seconds
-            while seconds <= 0 or time.monotonic() < end_at:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+            run_for(seconds)
         finally:
             vs.stop()
 
@@ -162,11 +158,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
         reader.listeners.append(show)
         reader.start()
         try:
-            end = time.monotonic() + seconds
-            while seconds <= 0 or time.monotonic() < end:
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            pass
+            run_for(seconds, 0.1)
         finally:
             reader.stop()
         click.echo(json.dumps(reader.counters))

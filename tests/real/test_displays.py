@@ -13,8 +13,7 @@ import pytest
 from edge.agent import Agent
 from edge.stall.virtual import VirtualScale, made_up_frames
 from edge.vision.scenes import empty_scene, intruder_scene, write_video
-from shared.signing import new_key, write_key
-from tests.conftest import ARTIFACTS, edge_config, wait_for
+from tests.conftest import ARTIFACTS, edge_config, stall_section, wait_for
 from tests.real.test_detector_real import IMAGES, MODELS, TESTDATA
 from tests.support.escpos_decode import decode
 from tests.support.mosquitto import Mosquitto, free_port
@@ -95,7 +94,6 @@ def test_hall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None
 
 
 def test_stall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None:
-    write_key(tmp_path / "ticket.key", new_key())
     link, port = tmp_path / "ttyScale", free_port()
     data, end = made_up_frames(500.0)
     scale = VirtualScale(link, data, end, rate_hz=20).start()
@@ -105,15 +103,11 @@ def test_stall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> Non
             tmp_path,
             mosquitto.url,
             device="stall-7",
-            stall={
-                "market": "华信农贸市场",
-                "stall_no": "A-07",
-                "retailer": "李四",
-                "ticket_base_url": "https://trace.example",
-                "ticket_key_file": str(tmp_path / "ticket.key"),
-                "scale": {"port": str(link), "profile": "ad_st_gs"},
-                "printer": {"connection": f"file:{printer}"},
-            },
+            stall=stall_section(
+                tmp_path,
+                scale={"port": str(link), "profile": "ad_st_gs"},
+                printer={"connection": f"file:{printer}"},
+            ),
             display={"port": port},
         )
     )
@@ -157,20 +151,13 @@ def test_screens_refuse_bad_bodies_with_a_reason(tmp_path: Path, mosquitto: Mosq
     import urllib.error
     import urllib.request
 
-    write_key(tmp_path / "ticket.key", new_key())
     port = free_port()
     agent = Agent(
         edge_config(
             tmp_path,
             mosquitto.url,
             device="stall-7",
-            stall={
-                "market": "M",
-                "stall_no": "1",
-                "retailer": "R",
-                "ticket_base_url": "https://t",
-                "ticket_key_file": str(tmp_path / "ticket.key"),
-            },
+            stall=stall_section(tmp_path),
             display={"port": port},
         )
     )

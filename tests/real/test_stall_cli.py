@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from edge.cli import main
 from edge.stall.virtual import VirtualScale, made_up_frames
-from shared.signing import new_key, write_key
-from tests.conftest import write_toml
+from tests.conftest import stall_section, write_toml
 from tests.support.escpos_decode import decode
 from tests.test_scale_profiles import CAPTURES
 from tests.test_tickets_printing import CSV
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture
 def stall_conf(tmp_path: Path) -> Path:
-    write_key(tmp_path / "ticket.key", new_key())
     return write_toml(
         tmp_path / "edge.toml",
         {
@@ -30,13 +28,7 @@ def stall_conf(tmp_path: Path) -> Path:
             "site": "m1",
             "data_dir": str(tmp_path / "data"),
             "mqtt": {"url": "mqtt://127.0.0.1:9", "backoff_initial_s": 5},  # no broker: offline
-            "stall": {
-                "market": "华信农贸市场",
-                "stall_no": "A-07",
-                "retailer": "李四",
-                "ticket_base_url": "https://trace.example",
-                "ticket_key_file": str(tmp_path / "ticket.key"),
-            },
+            "stall": stall_section(tmp_path),
             "display": {"port": 0},
             "stall.scale": {"port": str(tmp_path / "ttyScale"), "profile": "ad_st_gs"},
             "stall.printer": {"connection": f"file:{tmp_path / 'printer.bin'}"},

@@ -18,7 +18,14 @@ from cloud.service import CloudService
 from edge.agent import Agent
 from edge.stall.virtual import VirtualScale, made_up_frames
 from shared.signing import new_key, write_key
-from tests.conftest import ARTIFACTS, cloud_config, edge_config, wait_for, write_toml
+from tests.conftest import (
+    ARTIFACTS,
+    cloud_config,
+    edge_config,
+    stall_section,
+    wait_for,
+    write_toml,
+)
 from tests.support.escpos_decode import decode
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.test_tickets_printing import CSV
@@ -47,7 +54,6 @@ def test_a_sale_from_scale_to_the_buyers_phone(
     write_key(ccfg.tickets.keys_dir / "stall-7.key", key)
     cloud = CloudService(ccfg)
     cloud.start()
-    write_key(tmp_path / "ticket.key", key)
     link = tmp_path / "ttyScale"
     data, end = made_up_frames(1234.0)
     scale = VirtualScale(link, data, end, rate_hz=20).start()
@@ -57,15 +63,13 @@ def test_a_sale_from_scale_to_the_buyers_phone(
             tmp_path,
             mosquitto.url,
             device="stall-7",
-            stall={
-                "market": "华信农贸市场",
-                "stall_no": "A-07",
-                "retailer": "李四",
-                "ticket_base_url": f"http://127.0.0.1:{web_port}",
-                "ticket_key_file": str(tmp_path / "ticket.key"),
-                "scale": {"port": str(link), "profile": "ad_st_gs"},
-                "printer": {"connection": f"file:{printer_file}"},
-            },
+            stall=stall_section(
+                tmp_path,
+                key,
+                f"http://127.0.0.1:{web_port}",
+                scale={"port": str(link), "profile": "ad_st_gs"},
+                printer={"connection": f"file:{printer_file}"},
+            ),
             display={"port": api_port},
         )
     )
