@@ -40,11 +40,16 @@ def _store(path: Path | None, create: bool = False) -> Any:
     from cloud.store import Store
 
     cfg = _config(path)
-    if not create and not cfg.store.path.exists():
+    if not create and not cfg.store.url and not cfg.store.path.exists():
         click.echo(f"error: no database at {cfg.store.path} (has the collector run?)", err=True)
         sys.exit(1)
     web = f"http://{cfg.web.host}:{cfg.web.port}" if cfg.web.port else ""
-    return Store(cfg.store.path, cfg.store.snapshots_dir, engine=AlertEngine(cfg.alerts, web))
+    return Store(
+        cfg.store.target(),
+        cfg.store.snapshots_dir,
+        engine=AlertEngine(cfg.alerts, web),
+        pool_size=cfg.store.pool_size,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -95,6 +95,12 @@ class Collector:
         self._stop = threading.Event()
         self._net = threading.Thread(target=self._run_network, name="collector-net", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-db", daemon=True)
+        self._heard(None)
+
+    def _heard(self, since: float | None) -> None:
+        """Tell the alert engine whether this collector can hear the boxes (silence checks)."""
+        if self.store.engine is not None:
+            self.store.engine.connected_since = since
 
     def start(self) -> None:
         self._writer.start()
@@ -174,6 +180,7 @@ class Collector:
             ev[2].session_present,
         )
         self.connected.set()
+        self._heard(time.time())
         self._net_events = events
         inflight: dict[int, int] = {}  # mid -> alert outbox seq
         cursor = 0
@@ -199,6 +206,7 @@ class Collector:
             return "ok"
         finally:
             self.connected.clear()
+            self._heard(None)
             client.disconnect()
             client.loop_stop()
 

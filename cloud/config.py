@@ -49,9 +49,22 @@ class StoreSettings(StrictModel):
     """Where events, devices and dead letters are kept."""
 
     path: Path = Field(default=Path("shian-cloud.db"), description="SQLite database file.")
+    url: str = Field(
+        default="",
+        pattern=r"^(|postgres(ql)?://.*)$",
+        description="postgresql://user@host:5432/db keeps the store in PostgreSQL instead (then "
+        "path is not used). Give the password in PGPASSWORD or a PGPASSFILE, not here.",
+    )
+    pool_size: int = Field(
+        default=4, ge=1, le=64, description="Most PostgreSQL connections this collector opens."
+    )
     snapshots_dir: Path | None = Field(
         default=None, description="Evidence JPEGs; default a snapshots folder beside the database."
     )
+
+    def target(self) -> Path | str:
+        """What ``cloud.store.Store`` opens: the PostgreSQL URL, else the SQLite file."""
+        return self.url or self.path
 
 
 class WebSettings(StrictModel):
@@ -102,6 +115,7 @@ DEFAULT_RULES = [
         ("phone_use", "minor"),
         ("uncovered_bin", "minor"),
         ("device_offline", "major"),
+        ("district_outage", "critical"),
         ("camera_offline", "major"),
         ("camera_tampered", "major"),
         ("outbox_overflow", "major"),
@@ -141,6 +155,19 @@ class AlertSettings(StrictModel):
     )
     heartbeat_timeout_s: float = Field(
         default=120, gt=0, description="An online device silent this long is offline."
+    )
+    storm_devices: int = Field(
+        default=5,
+        ge=2,
+        description="When this many boxes of one district go offline within storm_window_s, "
+        "they become one district incident (type district_outage) listing each box, instead "
+        "of an alert per box.",
+    )
+    storm_window_s: float = Field(
+        default=300, gt=0, description="The window in which offline boxes count as one storm."
+    )
+    incident_update_s: float = Field(
+        default=10, ge=0, description="A district incident is republished at most this often."
     )
     outbox_depth: int = Field(
         default=10_000, ge=1, description="A box with this many events waiting raises an alert."

@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from typing import Any
 
 from cloud.config import CloudConfig
@@ -56,11 +57,6 @@ class Registry:
         p = cfg.provisioning
         self.dir = p.broker_dir
         self.passwd, self.acl = self.dir / "passwd", self.dir / "acl"
-        with store._lock:
-            store.db.conn.execute(
-                "CREATE TABLE IF NOT EXISTS registry (name TEXT PRIMARY KEY, kind TEXT NOT NULL,"
-                " role TEXT, site TEXT, district TEXT, revoked REAL)"
-            )
 
     def _rows(self, kind: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.store._rows(
@@ -89,9 +85,11 @@ class Registry:
             raise ProvisioningError(f"{name} is already a {other[0]['kind']}")
         password = secrets.token_urlsafe(24)
         self._passwd("-b", str(self.passwd), name, password)
-        with self.store._lock:
-            self.store.db.conn.execute(
-                "INSERT OR REPLACE INTO registry VALUES (?, ?, ?, ?, ?, NULL)",
+        with self.store.db.tx() as conn:
+            conn.execute(
+                "INSERT INTO registry VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (name) DO UPDATE"
+                " SET kind = excluded.kind, role = excluded.role, site = excluded.site,"
+                " district = excluded.district, revoked = NULL",
                 (name, kind, role, site, district),
             )
         return password
@@ -166,11 +164,9 @@ class Registry:
         if not rows:
             raise ProvisioningError(f"no active user {name}")
         self._passwd("-D", str(self.passwd), name)
-        with self.store._lock:
-            self.store.db.conn.execute(
-                "UPDATE registry SET revoked = strftime('%s','now') WHERE name = ?", (name,)
-            )
-            self.store.db.conn.execute("DELETE FROM supervisors WHERE name = ?", (name,))
+        with self.store.db.tx() as conn:
+            conn.execute("UPDATE registry SET revoked = ? WHERE name = ?", (time.time(), name))
+            conn.execute("DELETE FROM supervisors WHERE name = ?", (name,))
         # the ticket key stays: tickets already sold must still verify as genuine
         self.sync_files()
 

@@ -23,7 +23,10 @@ class CloudService:
         self.broker = BrokerThread(cfg.embedded_broker) if cfg.mqtt is None else None
         web_base = f"http://{cfg.web.host}:{cfg.web.port}" if cfg.web.port else ""
         self.store = Store(
-            cfg.store.path, cfg.store.snapshots_dir, engine=AlertEngine(cfg.alerts, web_base)
+            cfg.store.target(),
+            cfg.store.snapshots_dir,
+            engine=AlertEngine(cfg.alerts, web_base),
+            pool_size=cfg.store.pool_size,
         )
         self.collector = Collector(cfg, self.store)
         self.web: WebServer | None = None
@@ -44,7 +47,7 @@ class CloudService:
         self.webhooks.start()
         if self.web is not None:
             self.web.start()
-        log.info("collector started; store %s", self.cfg.store.path)
+        log.info("collector started; store %s", self.store.describe())
 
     def stop(self) -> None:
         if self.web is not None:

@@ -1,10 +1,14 @@
-"""The collector's SQLite store: events stored once each, devices, sequence ranges, dead letters.
+"""The collector's store: events stored once each, devices, sequence ranges, dead letters.
+
+SQLite by default; PostgreSQL when the target is a ``postgresql://`` URL (``cloud.db``), with
+the same SQL and the same semantics, and several collectors may share one such database.
 
 Writes come in batches (one transaction for many MQTT messages) and the collector acknowledges
 the messages to the broker only after the commit, so a killed collector loses nothing: the
 broker sends the unacknowledged messages again and ``INSERT OR IGNORE`` on the event id absorbs
 them. Each device's received sequence numbers are kept as merged ranges; the holes between
-them are the gaps.
+them are the gaps. With several collectors, one device's messages may reach two of them at
+once; a per-device lock (``Conn.lock``) makes their transactions take turns for that device.
 """
 
 from __future__ import annotations
@@ -12,73 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloud.alerts import tables
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.store import AlertTables
+from cloud.db import Conn, open_database, redact
 from shared.models import Envelope, Status
-from shared.sqlite import Transaction, open_db
 
 log = logging.getLogger("shian.store")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    device TEXT NOT NULL,
-    site TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ts TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL,
-    received REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_device_seq ON events(device, seq);
-CREATE INDEX IF NOT EXISTS events_received ON events(received);
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY,
-    site TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'unknown',
-    state_reason TEXT NOT NULL DEFAULT '',
-    state_changed REAL,
-    last_status TEXT,
-    last_seen REAL,
-    events INTEGER NOT NULL DEFAULT 0,
-    duplicates INTEGER NOT NULL DEFAULT 0,
-    max_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS seq_ranges (
-    device TEXT NOT NULL,
-    lo INTEGER NOT NULL,
-    hi INTEGER NOT NULL,
-    PRIMARY KEY (device, lo)
-);
-CREATE TABLE IF NOT EXISTS tickets (
-    ticket_id TEXT PRIMARY KEY,
-    device TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    received REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    id TEXT PRIMARY KEY,
-    device TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    received REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deadletters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    received REAL NOT NULL
-);
-"""
 
 DEADLETTER_KEEP_BYTES = 256 * 1024
 """Raw bytes kept of one dead letter (an oversize payload is cut here; its reason says so)."""
@@ -130,17 +78,20 @@ def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class Store(AlertTables):
-    """Thread-safe: one connection behind a lock (the writer thread and the CLI readers)."""
+    """Thread-safe (the writer thread, the alert ticks, the web server and CLI readers)."""
 
     def __init__(
-        self, path: Path | str, snapshots_dir: Path | None = None, engine: AlertEngine | None = None
+        self,
+        target: Path | str,
+        snapshots_dir: Path | None = None,
+        engine: AlertEngine | None = None,
+        pool_size: int = 4,
     ) -> None:
-        self.snapshots_dir = snapshots_dir or Path(path).parent / "snapshots"
+        """``target``: an SQLite file, or a ``postgresql://`` URL (then give ``snapshots_dir``)."""
+        self.db = open_database(target, pool_size)
+        base = Path(target).parent if self.db.dialect == "sqlite" else Path(".")
+        self.snapshots_dir = snapshots_dir or base / "snapshots"
         self.engine = engine
-        self.db = open_db(path)
-        self.db.conn.executescript(SCHEMA)
-        tables.create(self.db.conn)
-        self._lock = threading.Lock()
 
     def write(
         self,
@@ -155,7 +106,8 @@ class Store(AlertTables):
         now = received if received is not None else time.time()
         res = WriteResult(deadletters=len(deadletters))
         files = [(s, self._write_file(s)) for s in snapshots or []]
-        with self._lock, Transaction(self.db) as conn:
+        devices = {e.device for e in events} | {st.device for st in statuses}
+        with self.db.tx(locks=[f"device:{d}" for d in devices]) as conn:
             by_device: dict[str, list[Envelope]] = {}
             for env in events:
                 by_device.setdefault(env.device, []).append(env)
@@ -163,8 +115,8 @@ class Store(AlertTables):
             for device, envs in by_device.items():
                 self._touch_device(conn, device, envs[-1].site, now)
                 cur = conn.executemany(
-                    "INSERT OR IGNORE INTO events (id, device, site, seq, ts, kind, data, received)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO events (id, device, site, seq, ts, kind, data, received)"
+                    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                     (
                         (
                             str(e.id),
@@ -181,8 +133,8 @@ class Store(AlertTables):
                 )
                 inserted = cur.rowcount
                 conn.executemany(
-                    "INSERT OR IGNORE INTO tickets (ticket_id, device, event_id, data, received)"
-                    " VALUES (?,?,?,?,?)",
+                    "INSERT INTO tickets (ticket_id, device, event_id, data, received)"
+                    " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
                     (
                         (
                             e.data["ticket_id"],
@@ -201,16 +153,21 @@ class Store(AlertTables):
                 new = self._ranges(conn, device, [e.seq for e in envs])
                 if new:
                     res.new_gaps[device] = new
+                top = max(e.seq for e in envs)
                 conn.execute(
                     "UPDATE devices SET events = events + ?, duplicates = duplicates + ?,"
-                    " max_seq = max(max_seq, ?) WHERE device = ?",
-                    (inserted, dup, max(e.seq for e in envs), device),
+                    " max_seq = CASE WHEN max_seq > ? THEN max_seq ELSE ? END WHERE device = ?",
+                    (inserted, dup, top, top, device),
                 )
             changed: list[Status] = []  # what the alert engine needs: a change of state
             for st in statuses:
+                text = st.model_dump_json(exclude_none=True)
                 before = conn.execute(
-                    "SELECT state, state_reason FROM devices WHERE device = ?", (st.device,)
+                    "SELECT state, state_reason, last_status FROM devices WHERE device = ?",
+                    (st.device,),
                 ).fetchone()
+                if before is not None and before[2] == text:
+                    continue  # the same message again (another collector, or a redelivery)
                 if (
                     before is None
                     or (before[0], before[1]) != (st.state, st.reason)
@@ -223,7 +180,7 @@ class Store(AlertTables):
                     " state_changed = CASE WHEN state = ? THEN state_changed ELSE ? END,"
                     " state = ? WHERE device = ?",
                     (
-                        st.model_dump_json(exclude_none=True),
+                        text,
                         st.reason,
                         st.state,
                         now,
@@ -232,8 +189,9 @@ class Store(AlertTables):
                     ),
                 )
             conn.executemany(
-                "INSERT OR REPLACE INTO snapshots (id, device, path, size, received)"
-                " VALUES (?,?,?,?,?)",
+                "INSERT INTO snapshots (id, device, path, size, received) VALUES (?,?,?,?,?)"
+                " ON CONFLICT (id) DO UPDATE SET path = excluded.path, size = excluded.size,"
+                " received = excluded.received",
                 ((s.id, s.device, str(p), len(s.data), now) for s, p in files),
             )
             conn.executemany(
@@ -249,7 +207,7 @@ class Store(AlertTables):
         return res
 
     @staticmethod
-    def _new(conn: Any, events: list[Envelope]) -> list[Envelope]:
+    def _new(conn: Conn, events: list[Envelope]) -> list[Envelope]:
         """The events of a batch not stored before (a redelivery raises no alert twice)."""
         if not events:
             return []
@@ -269,7 +227,7 @@ class Store(AlertTables):
 
     def in_transaction(self, fn: Any) -> Any:
         """Run ``fn(conn)`` in one write transaction (the alert engine's ticks and actions)."""
-        with self._lock, Transaction(self.db) as conn:
+        with self.db.tx() as conn:
             return fn(conn)
 
     def _write_file(self, s: Snapshot) -> Path:
@@ -289,7 +247,7 @@ class Store(AlertTables):
         return rows[0] if rows else None
 
     @staticmethod
-    def _touch_device(conn: Any, device: str, site: str, now: float) -> None:
+    def _touch_device(conn: Conn, device: str, site: str, now: float) -> None:
         conn.execute(
             "INSERT INTO devices (device, site, last_seen) VALUES (?,?,?) "
             "ON CONFLICT(device) DO UPDATE SET site = excluded.site,"
@@ -298,7 +256,7 @@ class Store(AlertTables):
         )
 
     @staticmethod
-    def _ranges(conn: Any, device: str, seqs: list[int]) -> list[tuple[int, int]]:
+    def _ranges(conn: Conn, device: str, seqs: list[int]) -> list[tuple[int, int]]:
         """Add seqs to the device's ranges; return holes that did not exist before."""
         old = [
             (lo, hi)
@@ -319,8 +277,7 @@ class Store(AlertTables):
 
     # -- reading -----------------------------------------------------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.db.query(sql, params))
+        return self.db.query(sql, params)
 
     def events(
         self, device: str | None = None, kind: str | None = None, limit: int = 50
@@ -342,9 +299,7 @@ class Store(AlertTables):
         return rows
 
     def count_events(self) -> int:
-        with self._lock:
-            (n,) = self.db.conn.execute("SELECT count(*) FROM events").fetchone()
-        return int(n)
+        return int(self._rows("SELECT count(*) AS n FROM events")[0]["n"])
 
     def devices(self) -> list[dict[str, Any]]:
         rows = self._rows("SELECT * FROM devices ORDER BY device")
@@ -369,6 +324,11 @@ class Store(AlertTables):
     def deadletters(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM deadletters ORDER BY id DESC LIMIT ?", (limit,))
 
+    def describe(self) -> str:
+        """The store for logs (a URL without its password)."""
+        if self.db.dialect == "sqlite":
+            return f"sqlite:{getattr(self.db, 'path', '?')}"
+        return redact(str(getattr(self.db, "url", "?")))
+
     def close(self) -> None:
-        with self._lock:
-            self.db.conn.close()
+        self.db.close()

@@ -61,6 +61,17 @@ class Step(BaseModel):
     note: str = Field(default="", description="What they said.")
 
 
+class OutageBox(BaseModel):
+    """One box of a district incident (type ``district_outage``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str = Field(description="The box.")
+    site: str = Field(description="Its site.")
+    since: str | None = Field(description="UTC time it went offline.")
+    back: str | None = Field(default=None, description="UTC time it came back, if it has.")
+
+
 class AlertMessage(BaseModel):
     """Published on ``shian/v1/alerts/{district}/{site}`` at every change."""
 
@@ -85,6 +96,9 @@ class AlertMessage(BaseModel):
     escalated: int = Field(default=0, ge=0, description="Times escalated.")
     snapshot_url: str | None = Field(default=None, description="Evidence of the latest one.")
     history: list[Step] = Field(default_factory=list, description="Every step, oldest first.")
+    boxes: list[OutageBox] = Field(
+        default_factory=list, description="For a district incident: every box in it."
+    )
 
 
 class SupervisorCommand(BaseModel):

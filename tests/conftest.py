@@ -14,6 +14,7 @@ from cloud.config import CloudConfig
 from edge.config import EdgeConfig
 from shared.signing import new_key, write_key
 from tests.support.mosquitto import Mosquitto, find_mosquitto
+from tests.support.postgres import Postgres, find_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,41 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "conditi
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     if find_mosquitto() is None:
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed; `make test` installs it")
-        pytest.skip("mosquitto is not installed; `make test` installs it")
+        _missing("mosquitto")
     broker = Mosquitto(tmp_path / "mosquitto").start()
     yield broker
     broker.stop()
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not installed; `make test` installs it")
+    pytest.skip(f"{what} is not installed; `make test` installs it")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One PostgreSQL server of the tests' own for the session (a fresh cluster, free port)."""
+    if find_bindir() is None:
+        _missing("the PostgreSQL server")
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres) -> str:
+    """A fresh, empty database on the tests' PostgreSQL server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """The collector store on each backend: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "c.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 def edge_config(

@@ -48,8 +48,8 @@ def violation(camera: str = "cam1", vtype: str = "animal_in_kitchen") -> dict[st
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "c.db", engine=AlertEngine(AlertSettings(), "http://web"))
+def store(store_target: str | Path, tmp_path: Path) -> Store:
+    s = Store(store_target, tmp_path / "snaps", engine=AlertEngine(AlertSettings(), "http://web"))
     s.set_site("s1", "xianan", "canteen")
     s.add_supervisor("wang", "xianan")
     s.add_supervisor("li", "chibi")

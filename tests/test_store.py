@@ -30,8 +30,8 @@ def msgs(*payloads: bytes, topic: str = "shian/v1/dev/d1/events") -> list[Incomi
     return [Incoming(None, i, 1, topic, p) for i, p in enumerate(payloads)]
 
 
-def test_writes_are_idempotent_and_gaps_are_reported(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_writes_are_idempotent_and_gaps_are_reported(store_target: str | Path) -> None:
+    store = Store(store_target)
     first = [event(1), event(2), event(5)]
     events, statuses, dead, _ = classify(msgs(batch_payload(first)))
     res = store.write(events, statuses, dead)
@@ -46,8 +46,8 @@ def test_writes_are_idempotent_and_gaps_are_reported(tmp_path: Path) -> None:
     assert dev["max_seq"] == 5 and store.count_events() == 5
 
 
-def test_bad_messages_become_dead_letters(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_bad_messages_become_dead_letters(store_target: str | Path) -> None:
+    store = Store(store_target)
     batch = msgs(b"garbage", b"")
     batch += msgs(b"{}", topic="shian/v1/dev/d1/status")
     batch += msgs(batch_payload([event(1)]), topic="shian/v1/dev/d1/events/extra")
@@ -59,8 +59,8 @@ def test_bad_messages_become_dead_letters(tmp_path: Path) -> None:
     assert {r["payload"] for r in rows} >= {b"garbage", b"{}"}
 
 
-def test_dead_letters_keep_a_bounded_prefix_of_a_huge_payload(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_dead_letters_keep_a_bounded_prefix_of_a_huge_payload(store_target: str | Path) -> None:
+    store = Store(store_target)
     store.write([], [], [DeadLetter("t", b"x" * 10_000_000, "oversize: ...")])
     (row,) = store.deadletters()
     assert 0 < len(row["payload"]) <= 256 * 1024

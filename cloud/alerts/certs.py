@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from datetime import date
 from typing import TYPE_CHECKING
+
+from cloud.db.base import Conn
 
 if TYPE_CHECKING:
     from cloud.alerts.engine import AlertEngine
@@ -30,7 +31,7 @@ class CertError(ValueError):
     """A CSV that cannot be used; the message names the row."""
 
 
-def import_csv(conn: sqlite3.Connection, text: str) -> int:
+def import_csv(conn: Conn, text: str) -> int:
     try:
         rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
     except csv.Error as exc:
@@ -71,7 +72,7 @@ def stage_of(days_left: int) -> tuple[str, str] | None:
     return None
 
 
-def check(engine: AlertEngine, conn: sqlite3.Connection, today: date, now: float) -> None:
+def check(engine: AlertEngine, conn: Conn, today: date, now: float) -> None:
     """Raise, upgrade or close the expiry alert of every certificate."""
     for number, site, kind, holder, expires, stage in conn.execute(
         "SELECT number, site, kind, holder, expires, stage FROM certs"

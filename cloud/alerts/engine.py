@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from datetime import date, timedelta, timezone
 from typing import Any
 
-from cloud.alerts import timed
+from cloud.alerts import incidents, timed
 from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
 from cloud.config import AlertSettings
+from cloud.db.base import Conn
 from shared.alerts import (
     SEVERITY_RANK,
     AlertMessage,
+    OutageBox,
     Reply,
     Step,
     alerts_topic,
@@ -47,10 +48,13 @@ class AlertEngine:
         self.web_base = (settings.public_base_url or web_base).rstrip("/")
         self.certs_checked: date | None = None
         self.tz = timezone(timedelta(hours=settings.timezone_offset_h))
+        self.connected_since: float | None = 0.0
+        """When the collector's broker session began (None while it has none): boxes are not
+        called silent while the collector itself cannot hear them."""
 
     # -- from stored events --------------------------------------------------------------------
     def on_batch(
-        self, conn: sqlite3.Connection, events: list[Envelope], statuses: list[Status], now: float
+        self, conn: Conn, events: list[Envelope], statuses: list[Status], now: float
     ) -> None:
         for e in events:
             d = e.data
@@ -90,19 +94,19 @@ class AlertEngine:
         for st in statuses:
             self.on_status(conn, now, st)
 
-    def on_status(self, conn: sqlite3.Connection, now: float, st: Status) -> None:
+    def on_status(self, conn: Conn, now: float, st: Status) -> None:
         if st.state == "offline" and st.reason == "will":
-            self.raise_(
+            incidents.device_offline(
+                self,
                 conn,
                 now,
                 site=st.site,
                 device=st.device,
-                type="device_offline",
-                source=st.device,
                 title=f"box {st.device} went offline (connection lost)",
             )
         elif st.state == "online":
             self.clear(conn, now, st.site, "device_offline", st.device, "device online")
+            incidents.device_online(self, conn, now, st.device)
         if st.outbox is None:
             return
         prev = conn.execute(
@@ -110,7 +114,8 @@ class AlertEngine:
         ).fetchone() or (0, 0)
         lost = st.outbox.dropped - prev[0] + st.outbox.rejected - prev[1]
         conn.execute(
-            "INSERT OR REPLACE INTO device_health VALUES (?, ?, ?)",
+            "INSERT INTO device_health VALUES (?, ?, ?) ON CONFLICT (device) DO UPDATE SET"
+            " dropped = excluded.dropped, rejected = excluded.rejected",
             (st.device, st.outbox.dropped, st.outbox.rejected),
         )
         if lost > 0 or st.outbox.depth >= self.s.outbox_depth:
@@ -128,7 +133,7 @@ class AlertEngine:
     # -- raising and clearing ------------------------------------------------------------------
     def raise_(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         now: float,
         *,
         site: str,
@@ -139,7 +144,12 @@ class AlertEngine:
         camera: str | None = None,
         snapshot: str | None = None,
         severity: str | None = None,
+        quiet: bool = False,
+        district: str | None = None,
     ) -> dict[str, Any]:
+        """Open an alert, or count a repeat of the open one; published unless ``quiet``
+        (then the caller publishes it, and gets only its id)."""
+        conn.lock("alerts")
         key = f"{site}|{type}|{source}"
         rows = fetch(conn, "SELECT * FROM alerts WHERE key = ? AND state != 'closed'", (key,))
         sev = severity or self.s.rule(type).severity
@@ -151,7 +161,7 @@ class AlertEngine:
                 " + 1, snapshot = coalesce(?, snapshot), severity = ? WHERE id = ?",
                 (now, title, snapshot, sev if higher else a["severity"], a["id"]),
             )
-            return self.publish(conn, a["id"], now)
+            return {"id": a["id"]} if quiet else self.publish(conn, a["id"], now)
         alert_id = str(uuid7())
         steps = [{"at": iso(now), "state": "open", "actor": "system", "note": title}]
         conn.execute(
@@ -163,7 +173,7 @@ class AlertEngine:
                 key,
                 sev,
                 type,
-                district_of(conn, site, self.s.default_district),
+                district or district_of(conn, site, self.s.default_district),
                 site,
                 device,
                 camera,
@@ -176,24 +186,22 @@ class AlertEngine:
             ),
         )
         log.info("alert %s (%s) at %s: %s", type, sev, site, title)
-        return self.publish(conn, alert_id, now)
+        return {"id": alert_id} if quiet else self.publish(conn, alert_id, now)
 
-    def clear(
-        self, conn: sqlite3.Connection, now: float, site: str, type: str, source: str, why: str
-    ) -> None:
+    def clear(self, conn: Conn, now: float, site: str, type: str, source: str, why: str) -> None:
         """A system condition ended: its alert closes by itself."""
-        rows = fetch(
-            conn,
-            "SELECT id, state FROM alerts WHERE key = ? AND state != 'closed'",
-            (f"{site}|{type}|{source}",),
-        )
-        for a in rows:
+        sql = "SELECT id, state FROM alerts WHERE key = ? AND state != 'closed'"
+        key = f"{site}|{type}|{source}"
+        if not fetch(conn, sql, (key,)):
+            return  # the common case (every heartbeat), decided without the lock
+        conn.lock("alerts")
+        for a in fetch(conn, sql, (key,)):
             self._step(conn, a["id"], "closed", "system", why, now)
 
     # -- the lifecycle -------------------------------------------------------------------------
     def act(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         now: float,
         alert_id: str,
         action: str,
@@ -203,6 +211,7 @@ class AlertEngine:
         district: str | None = None,
     ) -> dict[str, Any]:
         """Apply an action; ValueError (refused, with the reason) changes nothing."""
+        conn.lock("alerts")
         rows = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))
         if not rows:
             raise ValueError(f"no alert {alert_id}")
@@ -220,7 +229,7 @@ class AlertEngine:
 
     def _step(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         alert_id: str,
         state: str,
         actor: str,
@@ -229,6 +238,7 @@ class AlertEngine:
         due: float | None = None,
         action: str = "",
     ) -> dict[str, Any]:
+        conn.lock("alerts")
         a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
         steps = [*history(a), {"at": iso(now), "state": state, "actor": actor, "note": note}]
         if action == "reopen":
@@ -250,7 +260,7 @@ class AlertEngine:
             self._notify_site(conn, msg, now)
         return msg
 
-    def rectified_by_box(self, conn: sqlite3.Connection, now: float, e: Envelope) -> None:
+    def rectified_by_box(self, conn: Conn, now: float, e: Envelope) -> None:
         d = e.data
         rows = fetch(conn, "SELECT site FROM alerts WHERE id = ?", (d["alert"],))
         reply: dict[str, Any]
@@ -266,9 +276,7 @@ class AlertEngine:
             reply = Reply(id=str(e.id), ok=False, reason=str(exc)).model_dump()
         self._outbox(conn, f"shian/v1/dev/{e.device}/cmd/reply", json.dumps(reply), now)
 
-    def command(
-        self, conn: sqlite3.Connection, now: float, supervisor: str, payload: bytes
-    ) -> None:
+    def command(self, conn: Conn, now: float, supervisor: str, payload: bytes) -> None:
         """A supervisor's command; the reply (done, or refused with the reason) goes back on
         the supervisor's reply topic."""
         from pydantic import ValidationError
@@ -304,12 +312,14 @@ class AlertEngine:
                 reply = Reply(id=cmd.id, ok=False, reason=str(exc)).model_dump()
         self._outbox(conn, supervisor_topic(supervisor, "reply"), json.dumps(reply), now)
 
-    def tick(self, conn: sqlite3.Connection, now: float) -> None:
+    def tick(self, conn: Conn, now: float) -> None:
         """Escalations, deadlines, silent boxes, certificates, morning checks (once a second)."""
         timed.tick(self, conn, now)
 
     # -- output --------------------------------------------------------------------------------
-    def message(self, a: dict[str, Any]) -> dict[str, Any]:
+    def message(
+        self, a: dict[str, Any], boxes: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         snap = f"{self.web_base}/snap/{a['snapshot']}.jpg" if a["snapshot"] else None
         return AlertMessage(
             id=a["id"],
@@ -330,10 +340,14 @@ class AlertEngine:
             escalated=a["escalated"],
             snapshot_url=snap,
             history=[Step(**s) for s in history(a)],
+            boxes=[OutageBox(**b) for b in boxes or []],
         ).model_dump(mode="json")
 
-    def publish(self, conn: sqlite3.Connection, alert_id: str, now: float) -> dict[str, Any]:
-        msg = self.message(fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0])
+    def publish(self, conn: Conn, alert_id: str, now: float) -> dict[str, Any]:
+        conn.lock("alerts")
+        row = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
+        boxes = incidents.members(conn, alert_id) if row["type"] == incidents.INCIDENT else None
+        msg = self.message(row, boxes)
         self._outbox(conn, alerts_topic(msg["district"], msg["site"]), json.dumps(msg), now)
         for bot in self.s.webhooks:
             if (not bot.districts or msg["district"] in bot.districts) and SEVERITY_RANK[
@@ -345,15 +359,13 @@ class AlertEngine:
                 )
         return msg
 
-    def _notify_site(self, conn: sqlite3.Connection, msg: dict[str, Any], now: float) -> None:
+    def _notify_site(self, conn: Conn, msg: dict[str, Any], now: float) -> None:
         """Rectification notices for the business, retained on each of its boxes."""
         for device in devices_of(conn, msg["site"]):
             self._outbox(conn, notice_topic(device, msg["id"]), json.dumps(msg), now, retain=True)
 
     @staticmethod
-    def _outbox(
-        conn: sqlite3.Connection, topic: str, payload: str, now: float, retain: bool = False
-    ) -> None:
+    def _outbox(conn: Conn, topic: str, payload: str, now: float, retain: bool = False) -> None:
         conn.execute(
             "INSERT INTO alert_outbox (topic, payload, retain, created) VALUES (?, ?, ?, ?)",
             (topic, payload, int(retain), now),

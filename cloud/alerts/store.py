@@ -1,63 +1,57 @@
 """The collector store's side for alerts: the alert outbox, webhook queues, and what the CLI
 reads and writes (alerts, sites, supervisors, certificates). A mixin of ``cloud.store.Store``,
-whose connection and lock it uses."""
+whose database it uses."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 from cloud.alerts.engine import AlertEngine
 from cloud.config import AlertSettings
-from shared.sqlite import Transaction
+from cloud.db import Db
 
 
 class AlertTables:
-    db: Any
+    db: Db
     engine: AlertEngine | None
-    _lock: threading.Lock
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def pending_alert_messages(self, after: int, limit: int) -> list[tuple[int, str, str, int]]:
-        with self._lock:
-            return list(
-                self.db.conn.execute(
-                    "SELECT seq, topic, payload, retain FROM alert_outbox WHERE sent IS NULL AND "
-                    "seq > ? ORDER BY seq LIMIT ?",
-                    (after, limit),
-                )
-            )
+        rows = self.db.query(
+            "SELECT seq, topic, payload, retain FROM alert_outbox WHERE sent IS NULL AND "
+            "seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [(r["seq"], r["topic"], r["payload"], r["retain"]) for r in rows]
 
     def mark_alert_messages_sent(self, seqs: list[int]) -> None:
         now = time.time()
-        with self._lock, Transaction(self.db) as conn:
+        with self.db.tx() as conn:
             conn.executemany(
                 "UPDATE alert_outbox SET sent = ? WHERE seq = ?", ((now, s) for s in seqs)
             )
             conn.execute("DELETE FROM alert_outbox WHERE sent < ?", (now - 86400,))
 
     def pending_webhooks(self, bot: str, limit: int) -> list[tuple[int, str, str]]:
-        with self._lock:
-            return list(
-                self.db.conn.execute(
-                    "SELECT id, alert, text FROM webhook_queue WHERE bot = ? AND sent IS NULL "
-                    "ORDER BY id LIMIT ?",
-                    (bot, limit),
-                )
-            )
+        rows = self.db.query(
+            "SELECT id, alert, text FROM webhook_queue WHERE bot = ? AND sent IS NULL "
+            "ORDER BY id LIMIT ?",
+            (bot, limit),
+        )
+        return [(r["id"], r["alert"], r["text"]) for r in rows]
 
     def webhooks_sent(self, ids: list[int]) -> None:
         now = time.time()
-        with self._lock, Transaction(self.db) as conn:
+        with self.db.tx() as conn:
             conn.executemany(
                 "UPDATE webhook_queue SET sent = ? WHERE id = ?", ((now, i) for i in ids)
             )
 
     def webhooks_failed(self, ids: list[int]) -> None:
-        with self._lock, Transaction(self.db) as conn:
+        with self.db.tx() as conn:
             conn.executemany(
                 "UPDATE webhook_queue SET attempts = attempts + 1 WHERE id = ?", ((i,) for i in ids)
             )
@@ -87,9 +81,11 @@ class AlertTables:
     def set_site(
         self, site: str, district: str, name: str = "", morning_check_by: str = ""
     ) -> None:
-        with self._lock, Transaction(self.db) as conn:
+        with self.db.tx() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?)",
+                "INSERT INTO sites VALUES (?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET"
+                " district = excluded.district, name = excluded.name,"
+                " morning_check_by = excluded.morning_check_by",
                 (site, district, name, morning_check_by),
             )
             conn.execute(
@@ -98,13 +94,17 @@ class AlertTables:
             )
 
     def add_supervisor(self, name: str, district: str) -> None:
-        with self._lock, Transaction(self.db) as conn:
-            conn.execute("INSERT OR REPLACE INTO supervisors VALUES (?, ?)", (name, district))
+        with self.db.tx() as conn:
+            conn.execute(
+                "INSERT INTO supervisors VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET district = excluded.district",
+                (name, district),
+            )
 
     def import_certs(self, text: str) -> int:
         from cloud.alerts.certs import import_csv
 
-        with self._lock, Transaction(self.db) as conn:
+        with self.db.tx() as conn:
             return import_csv(conn, text)
 
     def table(self, name: str) -> list[dict[str, Any]]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cloud.alerts import certs
+from cloud.alerts import certs, incidents
 from cloud.alerts.tables import fetch, history, iso
+from cloud.db.base import Conn
 from shared.alerts import escalations_topic
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("shian.alerts")
 
 
-def tick(engine: AlertEngine, conn: sqlite3.Connection, now: float) -> None:
+def tick(engine: AlertEngine, conn: Conn, now: float) -> None:
+    conn.lock("alerts")
     today = datetime.fromtimestamp(now, engine.tz).date()
     if today != engine.certs_checked:  # at start, then once a day
         certs.check(engine, conn, today, now)
@@ -44,29 +45,36 @@ def tick(engine: AlertEngine, conn: sqlite3.Connection, now: float) -> None:
     for a in overdue:
         step = "rectification" if a["state"] == "rectification_requested" else "verification"
         _escalate(engine, conn, a["id"], now, f"{step} overdue")
-    silent = fetch(
-        conn,
-        "SELECT device, site FROM devices WHERE state = 'online' AND last_seen < ?",
-        (now - engine.s.heartbeat_timeout_s,),
-    )
-    for dev in silent:
+    incidents.tick(engine, conn, now)
+    _silent(engine, conn, now)
+
+
+def _silent(engine: AlertEngine, conn: Conn, now: float) -> None:
+    """Online boxes not heard from for heartbeat_timeout_s go offline; not while the collector
+    itself has no broker session, nor until it has had one that long (the boxes reconnect)."""
+    timeout = engine.s.heartbeat_timeout_s
+    if engine.connected_since is None or now - engine.connected_since < timeout:
+        return
+    sql = "SELECT device, site FROM devices WHERE state = 'online' AND last_seen < ?"
+    if conn.dialect == "postgresql":
+        sql += " FOR UPDATE SKIP LOCKED"  # a box being written now is not silent
+    for dev in fetch(conn, sql, (now - timeout,)):
         conn.execute(
             "UPDATE devices SET state = 'offline', state_reason = 'silent', "
             "state_changed = ? WHERE device = ?",
             (now, dev["device"]),
         )
-        engine.raise_(
+        incidents.device_offline(
+            engine,
             conn,
             now,
             site=dev["site"],
             device=dev["device"],
-            type="device_offline",
-            source=dev["device"],
-            title=f"box {dev['device']} silent for {engine.s.heartbeat_timeout_s:.0f} s",
+            title=f"box {dev['device']} silent for {timeout:.0f} s",
         )
 
 
-def _morning_checks(engine: AlertEngine, conn: sqlite3.Connection, now: float) -> None:
+def _morning_checks(engine: AlertEngine, conn: Conn, now: float) -> None:
     """A kitchen with no morning check by its site's time: one alert that day."""
     local = datetime.fromtimestamp(now, engine.tz)
     hhmm, day = local.strftime("%H:%M"), local.date().isoformat()
@@ -97,9 +105,7 @@ def _morning_checks(engine: AlertEngine, conn: sqlite3.Connection, now: float) -
             )
 
 
-def _escalate(
-    engine: AlertEngine, conn: sqlite3.Connection, alert_id: str, now: float, why: str
-) -> None:
+def _escalate(engine: AlertEngine, conn: Conn, alert_id: str, now: float, why: str) -> None:
     a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
     step = {"at": iso(now), "state": a["state"], "actor": "system", "note": f"escalated: {why}"}
     steps = [*history(a), step]

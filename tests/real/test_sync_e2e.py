@@ -29,10 +29,8 @@ def assert_exactly_once(store: Store, device: str, expected: int) -> None:
 
 
 def stored(store: Store, device: str) -> int:
-    (n,) = store.db.conn.execute(
-        "SELECT count(*) FROM events WHERE device = ?", (device,)
-    ).fetchone()
-    return int(n)
+    rows = store.db.query("SELECT count(*) AS n FROM events WHERE device = ?", (device,))
+    return int(rows[0]["n"])
 
 
 class Producer(threading.Thread):

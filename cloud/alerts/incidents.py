@@ -1,0 +1,155 @@
+"""District incidents: when many boxes of one district go offline together (a power cut, a
+failed uplink, a broker restart seen as silence), supervisors get one incident listing every
+box, not an alert per box.
+
+The first ``storm_devices - 1`` boxes of a district raise their own ``device_offline`` alerts
+as usual; the next one within ``storm_window_s`` opens a ``district_outage`` incident that
+takes them over (their own alerts close, saying so) and every later box joins it. The incident
+is republished at most every ``incident_update_s`` while boxes join or come back, and closes
+itself when the last one is back. Functions of the engine, like ``timed``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cloud.alerts.tables import district_of, fetch, iso
+from cloud.db.base import Conn
+
+if TYPE_CHECKING:
+    from cloud.alerts.engine import AlertEngine
+
+INCIDENT = "district_outage"
+SITE = "district"
+"""The incident's site field (its topic: shian/v1/alerts/{district}/district)."""
+
+
+def key(district: str) -> str:
+    return f"{SITE}|{INCIDENT}|{district}"
+
+
+def device_offline(
+    engine: AlertEngine, conn: Conn, now: float, *, site: str, device: str, title: str
+) -> None:
+    conn.lock("alerts")
+    district = district_of(conn, site, engine.s.default_district)
+    inc = _open(conn, district)
+    if inc is None:
+        recent = fetch(
+            conn,
+            "SELECT id, device, site, first_seen FROM alerts WHERE type = 'device_offline'"
+            " AND district = ? AND state != 'closed' AND first_seen >= ? AND device != ?",
+            (district, now - engine.s.storm_window_s, device),
+        )
+        if len(recent) + 1 < engine.s.storm_devices:
+            engine.raise_(
+                conn,
+                now,
+                site=site,
+                device=device,
+                type="device_offline",
+                source=device,
+                title=title,
+            )
+            return
+        inc_id = engine.raise_(
+            conn,
+            now,
+            site=SITE,
+            type=INCIDENT,
+            source=district,
+            quiet=True,
+            district=district,
+            title=f"boxes offline in district {district}",
+        )["id"]
+        for a in recent:
+            _join(conn, inc_id, a["device"], a["site"], a["first_seen"])
+            engine._step(conn, a["id"], "closed", "system", f"part of incident {inc_id}", now)
+        _join(conn, inc_id, device, site, now)
+        republish(engine, conn, inc_id, now)
+        return
+    _join(conn, inc["id"], device, site, now)
+    conn.execute(
+        "UPDATE alerts SET dirty = 1, count = count + 1, last_seen = ? WHERE id = ?",
+        (now, inc["id"]),
+    )
+
+
+def device_online(engine: AlertEngine, conn: Conn, now: float, device: str) -> None:
+    """The box is back: mark it in its incident; the incident closes with the last box."""
+    if not conn.execute(
+        "SELECT 1 FROM incident_devices WHERE device = ? AND back IS NULL", (device,)
+    ).fetchone():
+        return  # the common case, decided without the lock
+    conn.lock("alerts")
+    for (inc_id,) in conn.execute(
+        "SELECT incident FROM incident_devices WHERE device = ? AND back IS NULL", (device,)
+    ).fetchall():
+        conn.execute(
+            "UPDATE incident_devices SET back = ? WHERE incident = ? AND device = ?",
+            (now, inc_id, device),
+        )
+        left = conn.execute(
+            "SELECT count(*) FROM incident_devices WHERE incident = ? AND back IS NULL", (inc_id,)
+        ).fetchone()[0]
+        if left == 0:
+            engine._step(conn, inc_id, "closed", "system", "every box is back online", now)
+            conn.execute("UPDATE alerts SET dirty = 0 WHERE id = ?", (inc_id,))
+        else:
+            conn.execute("UPDATE alerts SET dirty = 1 WHERE id = ?", (inc_id,))
+
+
+def tick(engine: AlertEngine, conn: Conn, now: float) -> None:
+    """Republish incidents that changed, at most every incident_update_s."""
+    for a in fetch(
+        conn,
+        "SELECT id FROM alerts WHERE dirty = 1 AND state != 'closed'"
+        " AND (published IS NULL OR published <= ?)",
+        (now - engine.s.incident_update_s,),
+    ):
+        republish(engine, conn, a["id"], now)
+
+
+def republish(engine: AlertEngine, conn: Conn, inc_id: str, now: float) -> None:
+    row = fetch(conn, "SELECT district FROM alerts WHERE id = ?", (inc_id,))[0]
+    (gone,) = conn.execute(
+        "SELECT count(*) FROM incident_devices WHERE incident = ? AND back IS NULL", (inc_id,)
+    ).fetchone()
+    (total,) = conn.execute(
+        "SELECT count(*) FROM incident_devices WHERE incident = ?", (inc_id,)
+    ).fetchone()
+    title = f"{gone} of {total} boxes offline in district {row['district']}"
+    conn.execute(
+        "UPDATE alerts SET title = ?, count = ?, version = version + 1, dirty = 0,"
+        " published = ? WHERE id = ?",
+        (title, max(1, int(total)), now, inc_id),
+    )
+    engine.publish(conn, inc_id, now)
+
+
+def members(conn: Conn, inc_id: str) -> list[dict[str, Any]]:
+    """Each box of the incident: when it went, and when it came back."""
+    return [
+        {"device": r["device"], "site": r["site"], "since": iso(r["since"]), "back": iso(r["back"])}
+        for r in fetch(
+            conn,
+            "SELECT device, site, since, back FROM incident_devices WHERE incident = ?"
+            " ORDER BY since, device",
+            (inc_id,),
+        )
+    ]
+
+
+def _open(conn: Conn, district: str) -> dict[str, Any] | None:
+    rows = fetch(
+        conn, "SELECT id FROM alerts WHERE key = ? AND state != 'closed'", (key(district),)
+    )
+    return rows[0] if rows else None
+
+
+def _join(conn: Conn, inc_id: str, device: str, site: str, since: float) -> None:
+    conn.execute(
+        "INSERT INTO incident_devices (incident, device, site, since) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (incident, device) DO UPDATE SET back = NULL, since = excluded.since",
+        (inc_id, device, site, since),
+    )

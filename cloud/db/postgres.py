@@ -1,0 +1,93 @@
+"""PostgreSQL through psycopg 3 and its connection pool.
+
+Several collectors may write at once. What must not interleave is serialised with
+transaction-scoped advisory locks, taken in sorted order so two writers never wait on each
+other in a circle: one per device (its sequence ranges, counters and status), and one named
+``alerts`` for the alert engine (one open alert per key, the district incidents). Events
+themselves need no lock: ``INSERT ... ON CONFLICT DO NOTHING`` on the event id is atomic.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from cloud.db import redact
+from cloud.db.base import Conn, Cursor, Dialect
+
+try:
+    import psycopg
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+except ImportError as exc:  # pragma: no cover - installed with the project
+    raise ImportError(
+        "a postgresql:// store needs psycopg and psycopg-pool: pip install 'psycopg[binary]' "
+        "psycopg-pool"
+    ) from exc
+
+log = logging.getLogger("shian.db")
+
+
+@functools.lru_cache(maxsize=512)
+def placeholders(sql: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresConn:
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+        self._held: set[str] = set()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        cur: Cursor = self.raw.execute(placeholders(sql), params or None)
+        return cur
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(placeholders(sql), list(params))
+        return cur
+
+    def lock(self, *keys: str) -> None:
+        for key in sorted(set(keys) - self._held):
+            self.raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+            self._held.add(key)
+
+
+class PostgresDb:
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        self.url = url
+        try:  # one plain connection first: a wrong URL fails at once, with libpq's reason
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise ConnectionError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs={"autocommit": True},
+            open=True,
+            name="shian-store",
+        )
+
+    @contextmanager
+    def tx(self, locks: Iterable[str] = ()) -> Iterator[Conn]:
+        with self.pool.connection() as raw, raw.transaction():
+            conn = PostgresConn(raw)
+            conn.lock(*locks)
+            yield conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.pool.connection() as raw, raw.cursor(row_factory=dict_row) as cur:
+            cur.execute(placeholders(sql), params or None)
+            return cur.fetchall()
+
+    def close(self) -> None:
+        self.pool.close()
