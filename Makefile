@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shian-cloud demo --seconds $(DEMO_SECONDS)
 
-# The tests' real parts, from Debian's packages: the Mosquitto broker, headless Chromium (with
-# CJK fonts) for the page tests, openssl for the TLS tests, systemd for systemd-analyze verify.
-SYSTEM_PACKAGES := mosquitto chromium fonts-noto-cjk openssl systemd
+# The tests' real parts, from Debian's packages: the Mosquitto broker, the PostgreSQL server
+# (the tests start a cluster of their own with its initdb, on a free port), headless Chromium
+# (with CJK fonts) for the page tests, openssl for the TLS tests, systemd-analyze.
+SYSTEM_PACKAGES := mosquitto postgresql chromium fonts-noto-cjk openssl systemd
 
 system-deps:
 	@missing=""; \
@@ -53,6 +54,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/vision.py
 	$(BIN)/python bench/alerts.py
 	$(BIN)/python bench/display.py
+	$(BIN)/python bench/city.py
 
 docs: $(STAMP)
 	$(BIN)/python -m shared.configdoc > docs/config.md

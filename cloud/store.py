@@ -102,101 +102,27 @@ class Store(AlertTables):
         received: float | None = None,
         commands: list[tuple[str, bytes]] | None = None,
     ) -> WriteResult:
-        """Store one batch in one transaction (snapshot files are written, fsynced, before)."""
+        """Store one batch in one transaction (snapshot files are written, fsynced, before).
+
+        Set-based: a handful of statements per batch whatever the number of devices in it,
+        since on PostgreSQL each statement is a round trip (``executemany`` is pipelined)."""
         now = received if received is not None else time.time()
         res = WriteResult(deadletters=len(deadletters))
         files = [(s, self._write_file(s)) for s in snapshots or []]
         devices = {e.device for e in events} | {st.device for st in statuses}
         with self.db.tx(locks=[f"device:{d}" for d in devices]) as conn:
-            by_device: dict[str, list[Envelope]] = {}
-            for env in events:
-                by_device.setdefault(env.device, []).append(env)
             new_events = self._new(conn, events)
-            for device, envs in by_device.items():
-                self._touch_device(conn, device, envs[-1].site, now)
-                cur = conn.executemany(
-                    "INSERT INTO events (id, device, site, seq, ts, kind, data, received)"
-                    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                    (
-                        (
-                            str(e.id),
-                            e.device,
-                            e.site,
-                            e.seq,
-                            e.ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                            e.kind,
-                            json.dumps(e.data, ensure_ascii=False, separators=(",", ":")),
-                            now,
-                        )
-                        for e in envs
-                    ),
-                )
-                inserted = cur.rowcount
-                conn.executemany(
-                    "INSERT INTO tickets (ticket_id, device, event_id, data, received)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-                    (
-                        (
-                            e.data["ticket_id"],
-                            e.device,
-                            str(e.id),
-                            json.dumps(e.data, ensure_ascii=False),
-                            now,
-                        )
-                        for e in envs
-                        if e.kind == "ticket"
-                    ),
-                )
-                dup = len(envs) - inserted
-                res.inserted += inserted
-                res.duplicates += dup
-                new = self._ranges(conn, device, [e.seq for e in envs])
-                if new:
-                    res.new_gaps[device] = new
-                top = max(e.seq for e in envs)
-                conn.execute(
-                    "UPDATE devices SET events = events + ?, duplicates = duplicates + ?,"
-                    " max_seq = CASE WHEN max_seq > ? THEN max_seq ELSE ? END WHERE device = ?",
-                    (inserted, dup, top, top, device),
-                )
-            changed: list[Status] = []  # what the alert engine needs: a change of state
-            for st in statuses:
-                text = st.model_dump_json(exclude_none=True)
-                before = conn.execute(
-                    "SELECT state, state_reason, last_status FROM devices WHERE device = ?",
-                    (st.device,),
-                ).fetchone()
-                if before is not None and before[2] == text:
-                    continue  # the same message again (another collector, or a redelivery)
-                if (
-                    before is None
-                    or (before[0], before[1]) != (st.state, st.reason)
-                    or st.outbox is not None
-                ):
-                    changed.append(st)
-                self._touch_device(conn, st.device, st.site, now)
-                conn.execute(
-                    "UPDATE devices SET last_status = ?, state_reason = ?,"
-                    " state_changed = CASE WHEN state = ? THEN state_changed ELSE ? END,"
-                    " state = ? WHERE device = ?",
-                    (
-                        text,
-                        st.reason,
-                        st.state,
-                        now,
-                        st.state,
-                        st.device,
-                    ),
-                )
+            self._events(conn, events, new_events, now, res)
+            changed = self._statuses(conn, statuses, now)
             conn.executemany(
                 "INSERT INTO snapshots (id, device, path, size, received) VALUES (?,?,?,?,?)"
                 " ON CONFLICT (id) DO UPDATE SET path = excluded.path, size = excluded.size,"
                 " received = excluded.received",
-                ((s.id, s.device, str(p), len(s.data), now) for s, p in files),
+                list({s.id: (s.id, s.device, str(p), len(s.data), now) for s, p in files}.values()),
             )
             conn.executemany(
                 "INSERT INTO deadletters (topic, payload, reason, received) VALUES (?,?,?,?)",
-                ((d.topic, d.payload[:DEADLETTER_KEEP_BYTES], d.reason, now) for d in deadletters),
+                [(d.topic, d.payload[:DEADLETTER_KEEP_BYTES], d.reason, now) for d in deadletters],
             )
             if self.engine is not None:
                 self.engine.on_batch(conn, new_events, changed, now)
@@ -206,19 +132,115 @@ class Store(AlertTables):
             log.warning("device %s: sequence gap(s) %s", device, gaps)
         return res
 
+    def _events(
+        self, conn: Conn, events: list[Envelope], new: list[Envelope], now: float, res: WriteResult
+    ) -> None:
+        if not events:
+            return
+        by_device: dict[str, list[Envelope]] = {}
+        for env in events:
+            by_device.setdefault(env.device, []).append(env)
+        self._touch_devices(conn, [(d, envs[-1].site) for d, envs in by_device.items()], now)
+        conn.executemany(
+            "INSERT INTO events (id, device, site, seq, ts, kind, data, received)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            [
+                (
+                    str(e.id),
+                    e.device,
+                    e.site,
+                    e.seq,
+                    e.ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    e.kind,
+                    json.dumps(e.data, ensure_ascii=False, separators=(",", ":")),
+                    now,
+                )
+                for e in new
+            ],
+        )
+        tickets = [
+            (e.data["ticket_id"], e.device, str(e.id), json.dumps(e.data, ensure_ascii=False), now)
+            for e in new
+            if e.kind == "ticket"
+        ]
+        if tickets:
+            conn.executemany(
+                "INSERT INTO tickets (ticket_id, device, event_id, data, received)"
+                " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                tickets,
+            )
+        fresh: dict[str, int] = {}
+        for e in new:
+            fresh[e.device] = fresh.get(e.device, 0) + 1
+        counts = []
+        for device, envs in by_device.items():
+            inserted = fresh.get(device, 0)
+            res.inserted += inserted
+            res.duplicates += len(envs) - inserted
+            top = max(e.seq for e in envs)
+            counts.append((inserted, len(envs) - inserted, top, top, device))
+        conn.executemany(
+            "UPDATE devices SET events = events + ?, duplicates = duplicates + ?,"
+            " max_seq = CASE WHEN max_seq > ? THEN max_seq ELSE ? END WHERE device = ?",
+            counts,
+        )
+        res.new_gaps = self._ranges(
+            conn, {d: [e.seq for e in envs] for d, envs in by_device.items()}
+        )
+
+    def _statuses(self, conn: Conn, statuses: list[Status], now: float) -> list[Status]:
+        """Store the statuses; return those the alert engine must see (a change of state, or
+        outbox figures). The same message again (another collector's copy) is skipped."""
+        if not statuses:
+            return []
+        before = {
+            r[0]: r[1:]
+            for r in self._select_in(
+                conn,
+                "SELECT device, state, state_reason, last_status FROM devices",
+                "device",
+                [st.device for st in statuses],
+            )
+        }
+        changed: list[Status] = []
+        rows = []
+        for st in statuses:
+            text = st.model_dump_json(exclude_none=True)
+            old = before.get(st.device)
+            if old is not None and old[2] == text:
+                continue
+            if old is None or (old[0], old[1]) != (st.state, st.reason) or st.outbox is not None:
+                changed.append(st)
+            before[st.device] = (st.state, st.reason, text)
+            rows.append((text, st.reason, st.state, now, st.state, st.device))
+        self._touch_devices(conn, [(st.device, st.site) for st in statuses], now)
+        conn.executemany(
+            "UPDATE devices SET last_status = ?, state_reason = ?,"
+            " state_changed = CASE WHEN state = ? THEN state_changed ELSE ? END,"
+            " state = ? WHERE device = ?",
+            rows,
+        )
+        return changed
+
     @staticmethod
-    def _new(conn: Conn, events: list[Envelope]) -> list[Envelope]:
-        """The events of a batch not stored before (a redelivery raises no alert twice)."""
+    def _select_in(conn: Conn, sql: str, column: str, keys: list[str]) -> list[Any]:
+        """``sql WHERE column IN (keys)``, in chunks (SQLite limits the parameters)."""
+        out: list[Any] = []
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.extend(conn.execute(f"{sql} WHERE {column} IN ({marks})", chunk).fetchall())
+        return out
+
+    @classmethod
+    def _new(cls, conn: Conn, events: list[Envelope]) -> list[Envelope]:
+        """The events of a batch not stored before, once each (a redelivery raises no alert
+        twice and is not inserted again)."""
         if not events:
             return []
         ids = [str(e.id) for e in events]
-        seen: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            seen.update(
-                r[0] for r in conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk)
-            )
+        seen = {r[0] for r in cls._select_in(conn, "SELECT id FROM events", "id", ids)}
         fresh: dict[str, Envelope] = {}
         for e in events:
             if str(e.id) not in seen:
@@ -247,33 +269,39 @@ class Store(AlertTables):
         return rows[0] if rows else None
 
     @staticmethod
-    def _touch_device(conn: Conn, device: str, site: str, now: float) -> None:
-        conn.execute(
+    def _touch_devices(conn: Conn, device_sites: list[tuple[str, str]], now: float) -> None:
+        conn.executemany(
             "INSERT INTO devices (device, site, last_seen) VALUES (?,?,?) "
             "ON CONFLICT(device) DO UPDATE SET site = excluded.site,"
             " last_seen = excluded.last_seen",
-            (device, site, now),
+            [(device, site, now) for device, site in dict(device_sites).items()],
         )
 
-    @staticmethod
-    def _ranges(conn: Conn, device: str, seqs: list[int]) -> list[tuple[int, int]]:
-        """Add seqs to the device's ranges; return holes that did not exist before."""
-        old = [
-            (lo, hi)
-            for lo, hi in conn.execute(
-                "SELECT lo, hi FROM seq_ranges WHERE device = ? ORDER BY lo", (device,)
-            )
-        ]
-        new = merge_ranges(old, seqs)
-        if new == old:
-            return []
-        conn.execute("DELETE FROM seq_ranges WHERE device = ?", (device,))
-        conn.executemany(
-            "INSERT INTO seq_ranges (device, lo, hi) VALUES (?,?,?)",
-            ((device, lo, hi) for lo, hi in new),
-        )
-        before = set(holes(old))
-        return [h for h in holes(new) if h not in before and h[1] > (old[-1][1] if old else 0)]
+    @classmethod
+    def _ranges(cls, conn: Conn, seqs: dict[str, list[int]]) -> dict[str, list[tuple[int, int]]]:
+        """Add each device's seqs to its ranges; return the holes that did not exist before
+        (only those past what was received already: a late arrival fills, not opens, a gap)."""
+        old: dict[str, list[tuple[int, int]]] = {d: [] for d in seqs}
+        for device, lo, hi in cls._select_in(
+            conn, "SELECT device, lo, hi FROM seq_ranges", "device", list(seqs)
+        ):
+            old[device].append((lo, hi))
+        gone, added, gaps = [], [], {}
+        for device, got in seqs.items():
+            before = sorted(old[device])
+            after = merge_ranges(before, got)
+            if after == before:
+                continue
+            gone += [(device, lo) for lo, hi in set(before) - set(after)]
+            added += [(device, lo, hi) for lo, hi in set(after) - set(before)]
+            had = set(holes(before))
+            top = before[-1][1] if before else 0
+            new = [h for h in holes(after) if h not in had and h[1] > top]
+            if new:
+                gaps[device] = new
+        conn.executemany("DELETE FROM seq_ranges WHERE device = ? AND lo = ?", gone)
+        conn.executemany("INSERT INTO seq_ranges (device, lo, hi) VALUES (?,?,?)", added)
+        return gaps
 
     # -- reading -----------------------------------------------------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

@@ -45,7 +45,7 @@ def test_collectors_starting_together_migrate_once(postgres_url: str) -> None:
     def start() -> None:
         try:
             Store(postgres_url, Path("/nonexistent")).close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(4)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,9 @@ except ImportError as exc:  # pragma: no cover - installed with the project
     ) from exc
 
 log = logging.getLogger("shian.db")
+
+_VALUES = re.compile(r"^\s*INSERT\b.*?\bVALUES\s*(\((?:\?\s*,\s*)*\?\))", re.I | re.S)
+MULTI_ROW = 200
 
 
 @functools.lru_cache(maxsize=512)
@@ -49,14 +53,34 @@ class PostgresConn:
         return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
+        """An INSERT of many rows becomes multi-row ``VALUES`` statements (one round trip and
+        one plan per 200 rows, not one per row); anything else is pipelined row by row.
+        Rows of one upsert must not repeat a key (PostgreSQL refuses to update a row twice in
+        one statement): callers pass unique rows."""
+        rows = list(params)
         cur = self.raw.cursor()
-        cur.executemany(placeholders(sql), list(params))
+        values = _VALUES.search(sql)
+        if values is None or not rows:
+            cur.executemany(placeholders(sql), rows)
+            return cur
+        head, group, tail = sql[: values.start(1)], values.group(1), sql[values.end(1) :]
+        for i in range(0, len(rows), MULTI_ROW):
+            chunk = rows[i : i + MULTI_ROW]
+            statement = placeholders(head + ",".join([group] * len(chunk)) + tail)
+            cur.execute(statement, [v for row in chunk for v in row])
         return cur
 
     def lock(self, *keys: str) -> None:
-        for key in sorted(set(keys) - self._held):
-            self.raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-            self._held.add(key)
+        wanted = sorted(set(keys) - self._held)
+        if not wanted:
+            return
+        # one round trip for all of them, taken in sorted order
+        self.raw.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+            " FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) AS keys",
+            (wanted,),
+        )
+        self._held.update(wanted)
 
 
 class PostgresDb:

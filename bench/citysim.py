@@ -1,0 +1,297 @@
+"""Simulated boxes for bench/city.py: N real MQTT clients in one asyncio process, speaking
+Shian's protocol as the edge agent does (retained status with a last will, heartbeats, QoS 1
+event batches of up to 100, confirmations on cmd/ack, resending what is not confirmed, and
+reconnecting with jittered exponential backoff).
+
+Kitchens send a few violations an hour, stalls a ticket every one or two minutes. Driven by
+lines on stdin; answers JSON lines on stdout:
+
+    rate <x>        multiply every box's rate by x (0 stops, 5 is a morning rush)
+    backlog <s>     queue at once the events of s seconds at the normal rate (an outage)
+    mark            start a new latency sample (event made -> collector's confirmation)
+    stats           {"connected", "generated", "unconfirmed", "latency_ms": [p50, p99, n]}
+    dump            {"seqs": {device: last seq}}
+
+    python bench/citysim.py --port 1883 --boxes 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared import topics
+from shared.codec import batch_payload, envelope_json
+from shared.ids import uuid7
+from shared.models import Ack, OutboxStats, Status
+from shared.signing import new_ticket_id
+
+KITCHEN_PER_S = 4 / 3600  # violations
+STALL_PER_S = 1 / 90  # tickets, market hours
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def site_of(n: int) -> str:
+    return f"site-{n:05d}"
+
+
+def district_of(n: int, districts: int) -> str:
+    return f"district-{n % districts:02d}"
+
+
+class Box:
+    def __init__(self, sim: Sim, n: int) -> None:
+        self.sim, self.n = sim, n
+        self.kitchen = n % 2 == 0
+        self.device = f"{'kitchen' if self.kitchen else 'stall'}-{n:05d}"
+        self.site = site_of(n)
+        self.rate = KITCHEN_PER_S if self.kitchen else STALL_PER_S
+        self.seq = 0
+        self.unconfirmed: dict[int, tuple[str, float]] = {}  # seq -> (envelope, made at)
+        self.to_send: list[int] = []
+        self.wake = asyncio.Event()
+        self.last_sent = 0.0
+
+    def data(self) -> str:
+        if self.kitchen:
+            d = {
+                "camera": "cam1",
+                "type": "no_chef_hat",
+                "label": "head",
+                "score": 0.8,
+                "box": [10, 10, 50, 50],
+                "frame": [640, 360],
+                "model": "site",
+            }
+        else:
+            d = {
+                "ticket_id": new_ticket_id(),
+                "market": "M",
+                "stall": str(self.n),
+                "retailer": "R",
+                "plu": "1",
+                "product": "青菜",
+                "batch": "B1",
+                "origin": "咸宁",
+                "unit": "kg",
+                "quantity": 500,
+                "unit_price_cents": 600,
+                "total_cents": 300,
+                "time": iso(time.time()),
+                "sig": "a" * 16,
+            }
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+    def make_event(self) -> None:
+        self.seq += 1
+        now = time.time()
+        env = envelope_json(
+            event_id=str(uuid7()),
+            device=self.device,
+            site=self.site,
+            seq=self.seq,
+            ts=iso(now),
+            kind="violation" if self.kitchen else "ticket",
+            data_json=self.data(),
+        )
+        self.unconfirmed[self.seq] = (env, now)
+        self.to_send.append(self.seq)
+        self.sim.generated += 1
+        self.wake.set()
+
+    def status(self, state: str, reason: str, ts: float) -> str:
+        depth = len(self.unconfirmed)
+        outbox = OutboxStats(
+            depth=depth,
+            bytes=depth * 400,
+            policy="drop_oldest",
+            max_events=100_000,
+            max_bytes=64 << 20,
+            dropped=0,
+            rejected=0,
+            expired=0,
+        )
+        st = Status.model_validate(
+            {
+                "v": 1,
+                "device": self.device,
+                "site": self.site,
+                "state": state,
+                "reason": reason,
+                "ts": iso(ts),
+                "version": "citysim",
+                "outbox": None if reason else outbox,
+            }
+        )
+        return st.model_dump_json(exclude_none=True)
+
+    async def generate(self) -> None:
+        rng = self.sim.rng
+        while True:
+            while self.sim.multiplier <= 0:
+                await self.sim.rate_changed.wait()
+            await asyncio.sleep(rng.expovariate(self.rate * self.sim.multiplier))
+            if self.sim.multiplier > 0:
+                self.make_event()
+
+    async def run(self) -> None:
+        a = self.sim.args
+        delay = a.backoff_initial_s
+        await asyncio.sleep(self.sim.rng.uniform(0, a.ramp_s))
+        while True:
+            began = time.time()
+            will = aiomqtt.Will(
+                topics.status(self.device),
+                self.status("offline", "will", began),
+                qos=1,
+                retain=True,
+            )
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    a.port,
+                    identifier=self.device,
+                    will=will,
+                    keepalive=60,
+                    clean_session=True,
+                    max_inflight_messages=20,
+                    timeout=30,
+                ) as client:
+                    delay = a.backoff_initial_s
+                    await self.session(client, began)
+            except aiomqtt.MqttError:
+                pass
+            except Exception as exc:  # a bug here: say so, do not hide it
+                print(f"{self.device}: {exc!r}", file=sys.stderr, flush=True)
+            finally:
+                self.sim.connected.discard(self.n)
+            await asyncio.sleep(delay * self.sim.rng.uniform(0.5, 1.5))  # jitter
+            delay = min(delay * 2, a.backoff_max_s)
+
+    async def session(self, client: aiomqtt.Client, began: float) -> None:
+        await client.subscribe(topics.command(self.device, "ack"), qos=1)
+        await client.publish(
+            topics.status(self.device), self.status("online", "", began), qos=1, retain=True
+        )
+        self.sim.connected.add(self.n)
+        self.to_send = sorted(self.unconfirmed)  # a new session sends all unconfirmed again
+        self.wake.set()
+        await asyncio.gather(self.sender(client), self.heartbeat(client), self.receiver(client))
+
+    async def sender(self, client: aiomqtt.Client) -> None:
+        timeout = self.sim.args.confirm_timeout_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            self.wake.clear()
+            if not self.to_send and self.unconfirmed and time.time() - self.last_sent > timeout:
+                self.to_send = sorted(self.unconfirmed)  # no confirmation came: send again
+            while self.to_send:
+                chunk, self.to_send = self.to_send[:100], self.to_send[100:]
+                bodies = [self.unconfirmed[s][0] for s in chunk if s in self.unconfirmed]
+                if bodies:
+                    self.last_sent = time.time()
+                    await client.publish(topics.events(self.device), batch_payload(bodies), qos=1)
+
+    async def heartbeat(self, client: aiomqtt.Client) -> None:
+        every = self.sim.args.heartbeat_s
+        await asyncio.sleep(self.sim.rng.uniform(0, every))
+        while True:
+            await client.publish(
+                topics.status(self.device),
+                self.status("online", "", time.time()),
+                qos=1,
+                retain=True,
+            )
+            await asyncio.sleep(every)
+
+    async def receiver(self, client: aiomqtt.Client) -> None:
+        async for msg in client.messages:
+            ack = Ack.model_validate_json(msg.payload if isinstance(msg.payload, bytes) else b"")
+            now = time.time()
+            for lo, hi in ack.seqs:
+                for s in range(lo, hi + 1):
+                    got = self.unconfirmed.pop(s, None)
+                    if got is not None and got[1] >= self.sim.marked:
+                        self.sim.latencies.append((now - got[1]) * 1000)
+
+
+class Sim:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.boxes = [Box(self, n) for n in range(args.boxes)]
+        self.connected: set[int] = set()
+        self.generated = 0
+        self.multiplier = 1.0
+        self.rate_changed = asyncio.Event()
+        self.marked = float("inf")
+        self.latencies: list[float] = []
+
+    def stats(self) -> dict[str, object]:
+        lat = sorted(self.latencies)
+        pct = [lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None for q in (0.5, 0.99)]
+        return {
+            "connected": len(self.connected),
+            "generated": self.generated,
+            "unconfirmed": sum(len(b.unconfirmed) for b in self.boxes),
+            "latency_ms": [*pct, len(lat)],
+            "latency_mean_ms": statistics.fmean(lat) if lat else None,
+        }
+
+    def command(self, line: str) -> dict[str, object]:
+        word, *rest = line.split()
+        if word == "rate":
+            self.multiplier = float(rest[0])
+            self.rate_changed.set()
+            self.rate_changed = asyncio.Event()
+        elif word == "backlog":
+            for b in self.boxes:
+                expected = b.rate * float(rest[0])
+                for _ in range(int(expected) + (self.rng.random() < expected % 1)):
+                    b.make_event()
+        elif word == "mark":
+            self.marked, self.latencies = time.time(), []
+        elif word == "dump":
+            return {"seqs": {b.device: b.seq for b in self.boxes}}
+        return self.stats()
+
+
+async def main(args: argparse.Namespace) -> None:
+    sim = Sim(args)
+    tasks = [asyncio.create_task(f()) for b in sim.boxes for f in (b.run, b.generate)]
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := (await reader.readline()).decode().strip():
+        print(json.dumps(sim.command(line)), flush=True)
+    for t in tasks:
+        t.cancel()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True, help="Broker port on 127.0.0.1.")
+    p.add_argument("--boxes", type=int, default=2000, help="How many boxes (half kitchens).")
+    p.add_argument("--seed", type=int, default=1, help="Random seed.")
+    p.add_argument("--ramp-s", type=float, default=10, help="Boxes first connect over this.")
+    p.add_argument("--heartbeat-s", type=float, default=30, help="As the edge's default.")
+    p.add_argument("--confirm-timeout-s", type=float, default=30, help="As the edge's default.")
+    p.add_argument("--backoff-initial-s", type=float, default=0.5, help="As the edge's default.")
+    p.add_argument("--backoff-max-s", type=float, default=60.0, help="As the edge's default.")
+    asyncio.run(main(p.parse_args()))
