@@ -3,8 +3,11 @@
 paho delivers messages in its network thread; with manual acknowledgement on, the PUBACK for
 a QoS 1 message is sent only after the batch holding it is committed, so a collector killed at
 any moment loses nothing: the broker keeps the session (``clean=False``) and sends what was
-not acknowledged again. Events go through a shared subscription when ``share_group`` is set;
-status messages (retained) are read by every collector.
+not acknowledged again. With ``share_group`` set, events, snapshots, commands and statuses all
+go through shared subscriptions, so each message reaches one collector of the group (a
+heartbeat written once, not once per collector). Shared subscriptions get no retained
+messages, so a group's collectors learn a box's state from its next heartbeat (or the store
+they share) rather than from the retained status; a lone collector still reads it.
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ class Collector:
                 (topics.shared(group, topics.ALL_EVENTS), 1),
                 (topics.shared(group, topics.ALL_SNAPSHOTS), 1),
                 (topics.shared(group, ALL_SUPERVISOR_COMMANDS), 1),
-                (topics.ALL_STATUS, 1),
+                (topics.shared(group, topics.ALL_STATUS), 1),
             ]
         )
         log.info(

@@ -28,8 +28,9 @@ class CollectorSettings(StrictModel):
 
     share_group: str = Field(
         default="",
-        description="When set, subscribe to events as $share/<group>/... so several collectors "
-        "split the load (needs a broker with shared subscriptions, e.g. Mosquitto 2).",
+        description="When set, subscribe as $share/<group>/... so several collectors on one "
+        "PostgreSQL store split the load (needs a broker with shared subscriptions, e.g. "
+        "Mosquitto 2 or EMQX).",
     )
     session_expiry_s: int = Field(
         default=7 * 86400,

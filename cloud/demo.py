@@ -71,6 +71,9 @@ class Demo:
         self.shown: set[str] = set()
         self.ticket: dict[str, Any] | None = None
         self.alert_id: str | None = None
+        from cloud.demo_city import District
+
+        self.district = District(self)
 
     def cli(self, module: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -314,10 +317,11 @@ class Demo:
                     )
 
     def stop(self) -> None:
-        for name in (KITCHEN, STALL, "scale", "phone"):
+        self.district.stop()
+        for name in (KITCHEN, STALL, "scale", "phone", "phone-li"):
             if name in self.procs:
                 self.procs[name].send_signal(signal.SIGTERM)
-        for name in (KITCHEN, STALL, "scale", "phone"):
+        for name in (KITCHEN, STALL, "scale", "phone", "phone-li"):
             if name in self.procs:
                 self.procs[name].wait(20)
 
@@ -373,6 +377,7 @@ class Demo:
             click.echo(f"supervisor wang's phone got {len(phone)} alert messages, e.g.:")
             for line in phone[:3]:
                 click.echo(f"  {line[:110]}")
+        ok = self.district.report(store) and ok
         if self.ticket is not None:
             t = self.ticket
             url = f"http://127.0.0.1:{self.s.web_port}/t/{t['ticket_id']}.json?s={t['sig']}"
@@ -401,11 +406,13 @@ def run_demo(workdir: Path, seconds: float) -> int:
     ok = False
     try:
         store = demo.start()
+        demo.district.start()
         begin = time.monotonic()
         steps = [
             (max(2.0, seconds * 0.2), demo.sell),
             (max(3.0, seconds * 0.3), demo.power_cut),
             (max(6.0, seconds * 0.5), demo.power_back),
+            (max(7.0, seconds * 0.6), lambda: demo.district.power_cut(store)),
         ]
         while seconds <= 0 or time.monotonic() - begin < seconds:
             time.sleep(1.0)

@@ -6,11 +6,15 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from cloud.alerts.sites import SiteError, parse_sites
 from cloud.cli import main as cloud_main
 from cloud.collector import Incoming, classify
 from cloud.store import Store
 from edge.cli import main as edge_main
+from shared import topics
 from shared.codec import batch_payload
 from tests.test_codec import event
 
@@ -87,3 +91,36 @@ def test_run_refuses_a_stall_without_its_key(tmp_path: Path) -> None:
     )
     r = CliRunner().invoke(edge_main, ["run", "--config", str(conf)])
     assert r.exit_code == 2 and "missing.key" in r.output
+
+
+def test_sites_import_registers_a_city_or_names_the_bad_row(tmp_path: Path) -> None:
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(f'[store]\npath = "{tmp_path / "cloud.db"}"\n')
+    good = tmp_path / "sites.csv"
+    rows = [f"market-{n:04d},district-{n % 7},菜场 {n}," for n in range(1500)]
+    good.write_text("site,district,name,morning_check_by\n" + "\n".join(rows) + "\n")
+    r = CliRunner().invoke(cloud_main, ["sites", "import", str(good), "--config", str(conf)])
+    assert r.exit_code == 0, r.output
+    assert "1500 sites registered in 7 district(s)" in r.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("site,district,morning_check_by\nnew-site,chibi,\nx/y,chibi,\n")
+    r = CliRunner().invoke(cloud_main, ["sites", "import", str(bad), "--config", str(conf)])
+    assert r.exit_code == 1 and "row 3" in r.output and "x/y" in r.output
+    late = tmp_path / "late.csv"
+    late.write_text("site,district,morning_check_by\nk1,chibi,25:00\n")
+    r = CliRunner().invoke(cloud_main, ["sites", "import", str(late), "--config", str(conf)])
+    assert r.exit_code == 1 and "row 2: morning_check_by '25:00'" in r.output
+    sites = Store(tmp_path / "cloud.db").table("sites")
+    assert len(sites) == 1500 and "new-site" not in {s["site"] for s in sites}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_sites_csv_is_parsed_or_refused_with_a_reason(text: str) -> None:
+    try:
+        rows = parse_sites("site,district,name,morning_check_by\n" + text)
+    except SiteError as exc:
+        assert str(exc)
+    else:
+        for site, district, _, _ in rows:
+            assert topics.alerts(district, site)  # both usable in a topic

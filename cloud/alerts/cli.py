@@ -208,23 +208,23 @@ def register(
 
         Example: shian-cloud alerts watch --district xianan
         """
-        from shared.alerts import escalations_topic
+        from shared.alerts import AlertMessage, escalations_topic
         from shared.topics import ROOT
 
         seen: set[tuple[str, int]] = set()
 
         def show(_c: Any, _u: Any, m: Any) -> None:
             try:
-                a = json.loads(m.payload)
-            except ValueError:
+                a = AlertMessage.model_validate_json(m.payload)
+            except ValueError as exc:  # say so, and keep watching
+                click.echo(f"unreadable message on {m.topic}: {str(exc)[:200]}", err=True)
                 return
-            if (a.get("id"), a.get("version")) in seen:
+            if (a.id, a.version) in seen:
                 return  # a message sent again after a reconnect
-            seen.add((a.get("id"), a.get("version")))
+            seen.add((a.id, a.version))
             tag = "ESCALATED " if "/escalations/" in m.topic else ""
             click.echo(
-                f"{tag}[{a['severity']}] {a['type']} {a['site']} {a['state']} "
-                f"x{a['count']} {a['id']}: {a['title']}",
+                f"{tag}[{a.severity}] {a.type} {a.site} {a.state} x{a.count} {a.id}: {a.title}",
                 color=None,
             )
 
@@ -267,6 +267,25 @@ def register(
             raise click.BadParameter("HH:MM", param_hint="--morning-check-by")
         get_store(config_path, create=True).set_site(site, district, name, morning_check_by)
         click.echo(f"{site}: district {district}")
+
+    @sites.command("import")
+    @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @config_option
+    def sites_import(csv_file: Path, config_path: Path | None) -> None:
+        """Register many sites from a CSV file (columns site, district, and optionally name,
+        morning_check_by); nothing is written if any row is wrong.
+
+        Example: shian-cloud sites import sites.csv
+        """
+        from cloud.alerts.sites import SiteError, parse_sites
+
+        try:
+            rows = parse_sites(csv_file.read_text(encoding="utf-8-sig"))
+        except (SiteError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{csv_file}: {exc}") from None
+        get_store(config_path, create=True).set_sites(rows)
+        districts = len({r[1] for r in rows})
+        click.echo(f"{len(rows)} sites registered in {districts} district(s)")
 
     @sites.command("list")
     @config_option

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cloud.alerts import incidents
 from cloud.alerts.engine import AlertEngine
 from cloud.config import AlertSettings
 from cloud.db import Db
@@ -72,7 +73,13 @@ class AlertTables:
 
     def alert(self, alert_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM alerts WHERE id = ?", (alert_id,))
-        return self._message(rows[0]) if rows else None
+        if not rows:
+            return None
+        if rows[0]["type"] != incidents.INCIDENT:
+            return self._message(rows[0])
+        with self.db.tx() as conn:  # a district incident: with every box in it
+            boxes = incidents.members(conn, alert_id)
+        return (self.engine or AlertEngine(AlertSettings())).message(rows[0], boxes)
 
     def _message(self, row: dict[str, Any]) -> dict[str, Any]:
         engine = self.engine or AlertEngine(AlertSettings())
@@ -81,16 +88,21 @@ class AlertTables:
     def set_site(
         self, site: str, district: str, name: str = "", morning_check_by: str = ""
     ) -> None:
+        self.set_sites([(site, district, name, morning_check_by)])
+
+    def set_sites(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Register sites (site, district, name, morning_check_by) in one transaction; open
+        alerts of a site that changes district move with it."""
         with self.db.tx() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO sites VALUES (?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET"
                 " district = excluded.district, name = excluded.name,"
                 " morning_check_by = excluded.morning_check_by",
-                (site, district, name, morning_check_by),
+                rows,
             )
-            conn.execute(
+            conn.executemany(
                 "UPDATE alerts SET district = ? WHERE site = ? AND state != 'closed'",
-                (district, site),
+                [(district, site) for site, district, _, _ in rows],
             )
 
     def add_supervisor(self, name: str, district: str) -> None:

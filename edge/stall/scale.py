@@ -148,6 +148,7 @@ class ScaleReader(Worker):
             try:
                 self._read(port)
             except Exception as exc:
+                self._set(Weight("no_data"))  # before the report: no one may sell on it after
                 lost_reason = self._fault(lost_reason, f"{self.url}: {exc}")
             finally:
                 try:

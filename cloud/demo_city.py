@@ -1,0 +1,186 @@
+"""The demo's market district: a few dozen boxes that only connect (each with its last will and
+an online status) and wait, in a process of their own, so that the demo can cut their power
+together with SIGKILL and show the storm of last wills becoming one district incident
+(``District`` is that part of the demo's story).
+
+    python -m cloud.demo_city --port 1883 --boxes 24 --prefix chibi
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shared import SCHEMA_VERSION, topics
+from shared.models import Status
+
+if TYPE_CHECKING:
+    from cloud.demo import Demo
+    from cloud.store import Store
+
+
+def status(device: str, site: str, state: str, reason: str = "") -> str:
+    now = datetime.now(UTC)
+    body = {"v": SCHEMA_VERSION, "device": device, "site": site, "state": state, "ts": now}
+    return Status.model_validate({**body, "reason": reason}).model_dump_json(exclude_none=True)
+
+
+def site_of(prefix: str, n: int) -> str:
+    return f"{prefix}-market-{n:02d}"
+
+
+@click.command()
+@click.option("--port", type=int, required=True, help="The broker's port on 127.0.0.1.")
+@click.option("--boxes", type=int, default=24, show_default=True, help="How many boxes.")
+@click.option("--prefix", default="chibi", show_default=True, help="Names of boxes and sites.")
+def main(port: int, boxes: int, prefix: str) -> None:
+    """Connect the boxes, print "ready", and wait to be killed.
+
+    Example: python -m cloud.demo_city --port 1883 --boxes 24
+    """
+    clients = []
+    for n in range(boxes):
+        device, site = f"{prefix}-stall-{n:02d}", site_of(prefix, n)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device)
+        c.will_set(topics.status(device), status(device, site, "offline", "will"), 1, retain=True)
+        c.connect("127.0.0.1", port, keepalive=60)
+        c.loop_start()
+        clients.append((c, device, site))
+    for c, device, site in clients:
+        while not c.is_connected():
+            time.sleep(0.05)  # polling paho's own state: it has no connected event to wait on
+        c.publish(topics.status(device), status(device, site, "online"), 1, retain=True)
+    for c, _, _ in clients:
+        c.publish("shian/v1/demo/ready", b"", 1).wait_for_publish(10)  # all sent before it
+    click.echo("ready")
+    signal.pause()
+
+
+if __name__ == "__main__":
+    main()
+
+
+class District:
+    """The demo's part for issue 8: a market district whose power fails all at once."""
+
+    def __init__(self, demo: Demo, boxes: int = 24, district: str = "chibi") -> None:
+        self.demo, self.boxes, self.district = demo, boxes, district
+        self.proc: subprocess.Popen[str] | None = None
+        self.incident: str | None = None
+
+    def start(self) -> None:
+        from cloud.demo import _say
+
+        d, conf = self.demo, str(self.demo.w / "cloud.toml")
+        csv_path = d.w / "city-sites.csv"
+        lines = [
+            f"{site_of(self.district, n)},{self.district},菜市场 stall {n}"
+            for n in range(self.boxes)
+        ]
+        csv_path.write_text("site,district,name\n" + "\n".join(lines) + "\n")
+        out = d.run_cli("cloud.cli", "sites", "import", str(csv_path), "--config", conf)
+        d.run_cli(
+            "cloud.cli",
+            "supervisors",
+            "add",
+            "li",
+            "--district",
+            self.district,
+            "--no-credentials",
+            "--config",
+            conf,
+        )
+        phone = (d.w / "supervisor-li-phone.log").open("ab")
+        d.procs["phone-li"] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloud.cli",
+                "alerts",
+                "watch",
+                "--district",
+                self.district,
+                "--config",
+                conf,
+            ],
+            stdout=phone,
+            stderr=d.log,
+        )
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloud.demo_city",
+                "--port",
+                str(d.s.broker_port),
+                "--boxes",
+                str(self.boxes),
+                "--prefix",
+                self.district,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=d.log,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the district's boxes did not start")
+        _say(
+            f"{out.strip()}: {self.boxes} market stalls of {self.district} online; "
+            f"supervisor li watches {self.district}"
+        )
+
+    def power_cut(self, store: Store) -> None:
+        from cloud.demo import _say, _wait
+
+        assert self.proc is not None
+        _say(
+            f"power cut in {self.district}: {self.boxes} boxes lose power together (SIGKILL); "
+            "the broker sends each one's last will"
+        )
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+        def incident() -> dict[str, Any] | None:
+            found = store.alerts(district=self.district)
+            a = next((x for x in found if x["type"] == "district_outage"), None)
+            full = store.alert(a["id"]) if a else None
+            return full if full and len(full["boxes"]) == self.boxes else None
+
+        a = _wait(incident, 30, "the district incident")
+        self.incident = a["id"]
+        _say(
+            f"  -> one incident for supervisor li: [{a['severity']}] {self.boxes} boxes "
+            f"offline in district {self.district}, each box listed"
+        )
+
+    def report(self, store: Store) -> bool:
+        a = store.alert(self.incident) if self.incident else None
+        if a is None:
+            click.echo(f"MISMATCH: no incident for the power cut in {self.district}")
+            return False
+        singles = [
+            x
+            for x in store.alerts(district=self.district)
+            if x["type"] == "device_offline" and x["state"] != "closed"
+        ]
+        phone = (self.demo.w / "supervisor-li-phone.log").read_text(errors="replace")
+        click.echo(
+            f"\npower cut in {self.district}: {len(a['boxes'])} boxes -> 1 incident "
+            f"({a['title']}); {len(singles)} box alerts left open; supervisor li's phone got "
+            f"{len(phone.splitlines())} messages, not {self.boxes} alerts"
+        )
+        return len(a["boxes"]) == self.boxes and not singles
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
