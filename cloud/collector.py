@@ -22,7 +22,8 @@ from typing import Any
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from cloud.config import CloudConfig
-from cloud.store import DeadLetter, Snapshot, Store, WriteResult, merge_ranges
+from cloud.ranges import merge_ranges
+from cloud.store import DeadLetter, Snapshot, Store, WriteResult
 from shared import SCHEMA_VERSION, topics
 from shared.alerts import ALL_SUPERVISOR_COMMANDS
 from shared.codec import CodecError, check_snapshot, decode_batch, decode_status

@@ -5,9 +5,9 @@ the same SQL and the same semantics, and several collectors may share one such d
 
 Writes come in batches (one transaction for many MQTT messages) and the collector acknowledges
 the messages to the broker only after the commit, so a killed collector loses nothing: the
-broker sends the unacknowledged messages again and ``INSERT OR IGNORE`` on the event id absorbs
-them. Each device's received sequence numbers are kept as merged ranges; the holes between
-them are the gaps. With several collectors, one device's messages may reach two of them at
+broker sends the unacknowledged messages again and the insert on the event id (``ON CONFLICT DO
+NOTHING``) absorbs them. Each device's received sequence numbers are kept as merged ranges
+(``cloud.ranges``); the holes between them are the gaps. With several collectors, one device's messages may reach two of them at
 once; a per-device lock (``Conn.lock``) makes their transactions take turns for that device.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.store import AlertTables
 from cloud.db import Conn, open_database, redact
+from cloud.ranges import add_seqs, holes, select_in
 from shared.models import Envelope, Status
 
 log = logging.getLogger("shian.store")
@@ -52,29 +53,6 @@ class WriteResult:
     duplicates: int = 0
     deadletters: int = 0
     new_gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-
-
-def merge_ranges(ranges: list[tuple[int, int]], seqs: list[int]) -> list[tuple[int, int]]:
-    """Merge sequence numbers into sorted, non-overlapping, non-adjacent ranges."""
-    items = sorted(ranges + [(s, s) for s in seqs])
-    out: list[tuple[int, int]] = []
-    for lo, hi in items:
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Missing sequence numbers (inclusive ranges), from 1 to the highest received."""
-    out = []
-    prev = 0
-    for lo, hi in ranges:
-        if lo > prev + 1:
-            out.append((prev + 1, lo - 1))
-        prev = hi
-    return out
 
 
 class Store(AlertTables):
@@ -184,9 +162,7 @@ class Store(AlertTables):
             " max_seq = CASE WHEN max_seq > ? THEN max_seq ELSE ? END WHERE device = ?",
             counts,
         )
-        res.new_gaps = self._ranges(
-            conn, {d: [e.seq for e in envs] for d, envs in by_device.items()}
-        )
+        res.new_gaps = add_seqs(conn, {d: [e.seq for e in envs] for d, envs in by_device.items()})
 
     def _statuses(self, conn: Conn, statuses: list[Status], now: float) -> list[Status]:
         """Store the statuses; return those the alert engine must see (a change of state, or
@@ -195,7 +171,7 @@ class Store(AlertTables):
             return []
         before = {
             r[0]: r[1:]
-            for r in self._select_in(
+            for r in select_in(
                 conn,
                 "SELECT device, state, state_reason, last_status FROM devices",
                 "device",
@@ -223,24 +199,13 @@ class Store(AlertTables):
         return changed
 
     @staticmethod
-    def _select_in(conn: Conn, sql: str, column: str, keys: list[str]) -> list[Any]:
-        """``sql WHERE column IN (keys)``, in chunks (SQLite limits the parameters)."""
-        out: list[Any] = []
-        unique = sorted(set(keys))
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            out.extend(conn.execute(f"{sql} WHERE {column} IN ({marks})", chunk).fetchall())
-        return out
-
-    @classmethod
-    def _new(cls, conn: Conn, events: list[Envelope]) -> list[Envelope]:
+    def _new(conn: Conn, events: list[Envelope]) -> list[Envelope]:
         """The events of a batch not stored before, once each (a redelivery raises no alert
         twice and is not inserted again)."""
         if not events:
             return []
         ids = [str(e.id) for e in events]
-        seen = {r[0] for r in cls._select_in(conn, "SELECT id FROM events", "id", ids)}
+        seen = {r[0] for r in select_in(conn, "SELECT id FROM events", "id", ids)}
         fresh: dict[str, Envelope] = {}
         for e in events:
             if str(e.id) not in seen:
@@ -276,32 +241,6 @@ class Store(AlertTables):
             " last_seen = excluded.last_seen",
             [(device, site, now) for device, site in dict(device_sites).items()],
         )
-
-    @classmethod
-    def _ranges(cls, conn: Conn, seqs: dict[str, list[int]]) -> dict[str, list[tuple[int, int]]]:
-        """Add each device's seqs to its ranges; return the holes that did not exist before
-        (only those past what was received already: a late arrival fills, not opens, a gap)."""
-        old: dict[str, list[tuple[int, int]]] = {d: [] for d in seqs}
-        for device, lo, hi in cls._select_in(
-            conn, "SELECT device, lo, hi FROM seq_ranges", "device", list(seqs)
-        ):
-            old[device].append((lo, hi))
-        gone, added, gaps = [], [], {}
-        for device, got in seqs.items():
-            before = sorted(old[device])
-            after = merge_ranges(before, got)
-            if after == before:
-                continue
-            gone += [(device, lo) for lo, hi in set(before) - set(after)]
-            added += [(device, lo, hi) for lo, hi in set(after) - set(before)]
-            had = set(holes(before))
-            top = before[-1][1] if before else 0
-            new = [h for h in holes(after) if h not in had and h[1] > top]
-            if new:
-                gaps[device] = new
-        conn.executemany("DELETE FROM seq_ranges WHERE device = ? AND lo = ?", gone)
-        conn.executemany("INSERT INTO seq_ranges (device, lo, hi) VALUES (?,?,?)", added)
-        return gaps
 
     # -- reading -----------------------------------------------------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

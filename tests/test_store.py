@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.collector import Incoming, classify
-from cloud.store import DeadLetter, Store, holes, merge_ranges
+from cloud.ranges import holes, merge_ranges
+from cloud.store import DeadLetter, Store
 from shared.codec import batch_payload
 from tests.test_codec import event
 

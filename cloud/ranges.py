@@ -1,0 +1,68 @@
+"""Each device's received sequence numbers, kept as merged ranges; the holes between them are
+the gaps. Pure functions, and their table (``seq_ranges``) read and written set-wise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloud.db import Conn
+
+
+def merge_ranges(ranges: list[tuple[int, int]], seqs: list[int]) -> list[tuple[int, int]]:
+    """Merge sequence numbers into sorted, non-overlapping, non-adjacent ranges."""
+    items = sorted(ranges + [(s, s) for s in seqs])
+    out: list[tuple[int, int]] = []
+    for lo, hi in items:
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Missing sequence numbers (inclusive ranges), from 1 to the highest received."""
+    out = []
+    prev = 0
+    for lo, hi in ranges:
+        if lo > prev + 1:
+            out.append((prev + 1, lo - 1))
+        prev = hi
+    return out
+
+
+def select_in(conn: Conn, sql: str, column: str, keys: list[str]) -> list[Any]:
+    """``sql WHERE column IN (keys)``, in chunks (SQLite limits the parameters)."""
+    out: list[Any] = []
+    unique = sorted(set(keys))
+    for i in range(0, len(unique), 500):
+        chunk = unique[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        out.extend(conn.execute(f"{sql} WHERE {column} IN ({marks})", chunk).fetchall())
+    return out
+
+
+def add_seqs(conn: Conn, seqs: dict[str, list[int]]) -> dict[str, list[tuple[int, int]]]:
+    """Add each device's seqs to its ranges; return the holes that did not exist before
+    (only those past what was received already: a late arrival fills, not opens, a gap)."""
+    old: dict[str, list[tuple[int, int]]] = {d: [] for d in seqs}
+    for device, lo, hi in select_in(
+        conn, "SELECT device, lo, hi FROM seq_ranges", "device", list(seqs)
+    ):
+        old[device].append((lo, hi))
+    gone, added, gaps = [], [], {}
+    for device, got in seqs.items():
+        before = sorted(old[device])
+        after = merge_ranges(before, got)
+        if after == before:
+            continue
+        gone += [(device, lo) for lo, hi in set(before) - set(after)]
+        added += [(device, lo, hi) for lo, hi in set(after) - set(before)]
+        had = set(holes(before))
+        top = before[-1][1] if before else 0
+        new = [h for h in holes(after) if h not in had and h[1] > top]
+        if new:
+            gaps[device] = new
+    conn.executemany("DELETE FROM seq_ranges WHERE device = ? AND lo = ?", gone)
+    conn.executemany("INSERT INTO seq_ranges (device, lo, hi) VALUES (?,?,?)", added)
+    return gaps
