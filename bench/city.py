@@ -147,6 +147,13 @@ def run(a: argparse.Namespace, work: Path, pg: Postgres | None) -> dict[str, Any
         out["storm_events_per_s"] = round(out["storm_backlog_events"] / out["storm_drain_s"])
         sim.command("rate 0")
         wait_until(lambda: sim.stats()["unconfirmed"] == 0, 120, "last events confirmed")
+        # the backlog's alerts (violations of the hour) reach the supervisors, then all is quiet
+        unsent = "SELECT count(*) AS n FROM alert_outbox WHERE sent IS NULL"
+        out["storm_alerts_sent_s"] = round(
+            out["storm_drain_s"]
+            + wait_until(lambda: store.db.query(unsent)[0]["n"] == 0, 300, "alerts sent"),
+            2,
+        )
         made = sim.command("dump")["seqs"]
         out.update(accounting(store, made))
         # 3. power cut: every box dies at once; the broker sends every last will
@@ -181,7 +188,7 @@ def power_cut_report(
     incidents = store.db.query(
         "SELECT count(*) AS n FROM alerts WHERE type = 'district_outage' AND state != 'closed'"
     )[0]["n"]
-    per_district = supervisor.messages_per_district()
+    per_district = supervisor.messages_per_district(("device_offline", "district_outage"))
     return {
         "wills": a.boxes,
         "all_offline_s": round(settled, 2),

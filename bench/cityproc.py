@@ -131,10 +131,11 @@ class Supervisor:
     def _recent(self) -> list[dict[str, Any]]:
         return [m for t, m in list(self.messages) if t >= self._since]
 
-    def messages_per_district(self) -> dict[str, int]:
+    def messages_per_district(self, types: tuple[str, ...]) -> dict[str, int]:
         out: dict[str, int] = {}
         for m in self._recent():
-            out[m["district"]] = out.get(m["district"], 0) + 1
+            if m["type"] in types:
+                out[m["district"]] = out.get(m["district"], 0) + 1
         return out
 
     def boxes_in_incidents(self) -> int:

@@ -7,8 +7,9 @@ Writes come in batches (one transaction for many MQTT messages) and the collecto
 the messages to the broker only after the commit, so a killed collector loses nothing: the
 broker sends the unacknowledged messages again and the insert on the event id (``ON CONFLICT DO
 NOTHING``) absorbs them. Each device's received sequence numbers are kept as merged ranges
-(``cloud.ranges``); the holes between them are the gaps. With several collectors, one device's messages may reach two of them at
-once; a per-device lock (``Conn.lock``) makes their transactions take turns for that device.
+(``cloud.ranges``); the holes between them are the gaps. With several collectors, one device's
+messages may reach two of them at once; a per-device lock (``Conn.lock``) makes their
+transactions take turns for that device.
 """
 
 from __future__ import annotations

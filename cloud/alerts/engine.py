@@ -51,11 +51,25 @@ class AlertEngine:
         self.connected_since: float | None = 0.0
         """When the collector's broker session began (None while it has none): boxes are not
         called silent while the collector itself cannot hear them."""
+        self._batch: set[str] | None = None
+        """Alerts raised while a batch is being taken in: each is published once, at its end."""
 
     # -- from stored events --------------------------------------------------------------------
     def on_batch(
         self, conn: Conn, events: list[Envelope], statuses: list[Status], now: float
     ) -> None:
+        """Alerts from a batch of stored events and statuses. An alert raised several times in
+        one batch (a box flushing a backlog) is published once, with its final count."""
+        self._batch = set()
+        try:
+            self._take(conn, events, statuses, now)
+            raised = self._batch
+        finally:
+            self._batch = None
+        for alert_id in sorted(raised):
+            self.publish(conn, alert_id, now)
+
+    def _take(self, conn: Conn, events: list[Envelope], statuses: list[Status], now: float) -> None:
         for e in events:
             d = e.data
             if e.kind == "violation":
@@ -161,7 +175,7 @@ class AlertEngine:
                 " + 1, snapshot = coalesce(?, snapshot), severity = ? WHERE id = ?",
                 (now, title, snapshot, sev if higher else a["severity"], a["id"]),
             )
-            return {"id": a["id"]} if quiet else self.publish(conn, a["id"], now)
+            return self._published(conn, a["id"], now, quiet)
         alert_id = str(uuid7())
         steps = [{"at": iso(now), "state": "open", "actor": "system", "note": title}]
         conn.execute(
@@ -186,7 +200,15 @@ class AlertEngine:
             ),
         )
         log.info("alert %s (%s) at %s: %s", type, sev, site, title)
-        return {"id": alert_id} if quiet else self.publish(conn, alert_id, now)
+        return self._published(conn, alert_id, now, quiet)
+
+    def _published(self, conn: Conn, alert_id: str, now: float, quiet: bool) -> dict[str, Any]:
+        if quiet:
+            return {"id": alert_id}
+        if self._batch is not None:
+            self._batch.add(alert_id)  # published at the end of the batch
+            return {"id": alert_id}
+        return self.publish(conn, alert_id, now)
 
     def clear(self, conn: Conn, now: float, site: str, type: str, source: str, why: str) -> None:
         """A system condition ended: its alert closes by itself."""
