@@ -74,12 +74,16 @@ def accounting(store: Store, made: dict[str, int]) -> dict[str, int]:
         lost += top - int(r["d"])
         dup += int(r["n"]) - int(r["d"])
     absorbed = store.db.query("SELECT sum(duplicates) AS n FROM devices")[0]["n"]
-    return {
+    out = {
         "events": sum(made.values()),
         "lost": lost,
         "duplicates": dup,
         "redeliveries_absorbed": int(absorbed or 0),
     }
+    if store.db.dialect == "postgresql":  # for sizing: the table with its indexes, per event
+        size = store.db.query("SELECT pg_total_relation_size('events') AS b")[0]["b"]
+        out["pg_bytes_per_event"] = round(int(size) / max(1, out["events"]))
+    return out
 
 
 def run(a: argparse.Namespace, work: Path, pg: Postgres | None) -> dict[str, Any]:

@@ -5,9 +5,11 @@ A collector with its embedded broker and public web page; a kitchen box and a st
 catalog pushed from the cloud, reads a virtual scale on a pseudo-terminal (replaying a real
 capture), sells through its local API, and prints to a file; the ticket's public page is
 checked. Midway the kitchen box is killed with SIGKILL, events are queued while it is down, and
-it is restarted; a malformed message is published. At the end every event made on a box must be
-in the cloud exactly once, and the ticket genuine; the demo exits non-zero otherwise. It talks
-to the boxes only through their command line and HTTP API, as an operator would.
+it is restarted; a malformed message is published. Later 24 market stalls of one district lose
+power together, and supervisor li gets one district incident instead of 24 alerts (``demo_city``).
+At the end every event made on a box must be in the cloud exactly once, the ticket genuine and
+the incident whole; the demo exits non-zero otherwise. It talks to the boxes only through their
+command line and HTTP API, as an operator would.
 """
 
 from __future__ import annotations
