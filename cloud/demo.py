@@ -199,19 +199,25 @@ class Demo:
             self.run_cli(
                 "cloud.cli", "sites", "set", site, "--district", "xianan", "--config", conf
             )
+        self.supervisor("wang", "xianan", "phone")
+        _say("sites registered in district xianan; supervisor wang is watching its alerts")
+
+    def supervisor(self, name: str, district: str, proc: str) -> None:
+        """Register a supervisor and start their phone: ``alerts watch`` into a log file."""
+        conf = str(self.w / "cloud.toml")
         self.run_cli(
             "cloud.cli",
             "supervisors",
             "add",
-            "wang",
+            name,
             "--district",
-            "xianan",
+            district,
             "--no-credentials",
             "--config",
             conf,
         )
-        phone = (self.w / "supervisor-phone.log").open("ab")
-        self.procs["phone"] = subprocess.Popen(
+        phone = (self.w / f"supervisor-{name}-phone.log").open("ab")
+        self.procs[proc] = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -219,14 +225,13 @@ class Demo:
                 "alerts",
                 "watch",
                 "--district",
-                "xianan",
+                district,
                 "--config",
                 conf,
             ],
             stdout=phone,
             stderr=self.log,
         )
-        _say("sites registered in district xianan; supervisor wang is watching its alerts")
 
     def alert_loop(self, store: Store) -> None:
         """The closed loop: the kitchen's alert is acknowledged, rectification is requested,
@@ -375,7 +380,7 @@ class Demo:
                 click.echo(
                     f"  {step['at']}  {step['state']:<24} {step['actor']:<18} {step['note'][:60]}"
                 )
-            phone = (self.w / "supervisor-phone.log").read_text(errors="replace").splitlines()
+            phone = (self.w / "supervisor-wang-phone.log").read_text(errors="replace").splitlines()
             click.echo(f"supervisor wang's phone got {len(phone)} alert messages, e.g.:")
             for line in phone[:3]:
                 click.echo(f"  {line[:110]}")

@@ -87,33 +87,7 @@ class District:
         ]
         csv_path.write_text("site,district,name\n" + "\n".join(lines) + "\n")
         out = d.run_cli("cloud.cli", "sites", "import", str(csv_path), "--config", conf)
-        d.run_cli(
-            "cloud.cli",
-            "supervisors",
-            "add",
-            "li",
-            "--district",
-            self.district,
-            "--no-credentials",
-            "--config",
-            conf,
-        )
-        phone = (d.w / "supervisor-li-phone.log").open("ab")
-        d.procs["phone-li"] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cloud.cli",
-                "alerts",
-                "watch",
-                "--district",
-                self.district,
-                "--config",
-                conf,
-            ],
-            stdout=phone,
-            stderr=d.log,
-        )
+        d.supervisor("li", self.district, "phone-li")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
