@@ -10,7 +10,6 @@ themselves need no lock: ``INSERT ... ON CONFLICT DO NOTHING`` on the event id i
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,15 +28,14 @@ except ImportError as exc:  # pragma: no cover - installed with the project
         "psycopg-pool"
     ) from exc
 
-log = logging.getLogger("shian.db")
-
 _VALUES = re.compile(r"^\s*INSERT\b.*?\bVALUES\s*(\((?:\?\s*,\s*)*\?\))", re.I | re.S)
 MULTI_ROW = 200
 
 
 @functools.lru_cache(maxsize=512)
 def placeholders(sql: str) -> str:
-    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled); only for a
+    statement with parameters (without, psycopg reads ``%`` as itself)."""
     return sql.replace("%", "%%").replace("?", "%s")
 
 
@@ -49,7 +47,7 @@ class PostgresConn:
         self._held: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        cur: Cursor = self.raw.execute(placeholders(sql), params or None)
+        cur: Cursor = self.raw.execute(placeholders(sql) if params else sql, params or None)
         return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
@@ -110,7 +108,7 @@ class PostgresDb:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.pool.connection() as raw, raw.cursor(row_factory=dict_row) as cur:
-            cur.execute(placeholders(sql), params or None)
+            cur.execute(placeholders(sql) if params else sql, params or None)
             return cur.fetchall()
 
     def close(self) -> None:

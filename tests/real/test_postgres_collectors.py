@@ -20,6 +20,7 @@ from shared.mqtt import make_client, protocols
 from tests.conftest import cloud_config, edge_config, spawn, wait_for, write_toml
 from tests.real.test_sync_e2e import Producer, assert_exactly_once
 from tests.support.mosquitto import Mosquitto
+from tests.support.postgres import Postgres
 from tests.test_codec import event
 
 pytestmark = pytest.mark.real
@@ -108,3 +109,33 @@ def test_gaps_stay_right_when_one_device_reaches_two_collectors(
         client.disconnect()
         for s in services:
             s.stop()
+
+
+def test_a_database_outage_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """PostgreSQL stops mid-stream and comes back: the collector keeps the messages it could
+    not write unacknowledged, retries, and every event is stored once."""
+    server = Postgres().start()  # its own, to stop: a folder the postgres user can enter
+    try:
+        service = CloudService(pg_config(tmp_path, mosquitto.url, server.new_database(), "a"))
+        service.start()
+        assert service.collector.connected.wait(10)
+        agent = Agent(edge_config(tmp_path, mosquitto.url, device="box-0"))
+        agent.start()
+        producer = Producer(agent.outbox, 1500, batch=5, every=0.02)  # about 6 s of events
+        try:
+            producer.start()
+            wait_for(lambda: service.store.count_events() > 100, what="stream under way")
+            server.halt()
+            producer.done.wait(60)
+            assert agent.outbox.stats().depth > 0, "events wait on the box while the store is down"
+            server.start()
+            wait_for(lambda: service.store.count_events() >= 1501, timeout=90, what="every event")
+            wait_for(lambda: agent.outbox.stats().depth == 0, what="confirmed")
+        finally:
+            agent.stop()
+            service.stop()
+        store = Store(service.cfg.store.url, tmp_path / "snapshots")
+        assert_exactly_once(store, "box-0", 1501)
+        store.close()
+    finally:
+        server.stop()

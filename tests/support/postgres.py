@@ -105,9 +105,13 @@ class Postgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its data (``start`` brings it back on the same port)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()  # "smart" would wait for clients; SIGTERM is "fast"
             self.proc.wait(30)
         self.proc = None
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.workdir, ignore_errors=True)
