@@ -102,3 +102,16 @@ def test_silence_is_not_called_while_the_collector_cannot_hear(store: Store) -> 
     store.in_transaction(lambda c: engine.tick(c, T0 + 1121))
     (a,) = store.alerts()
     assert a["type"] == "device_offline" and "silent" in a["title"]
+
+
+def test_an_incident_closed_by_hand_stays_closed_when_its_boxes_return(store: Store) -> None:
+    send(store, [(f"b{i}", status(f"b{i}", f"s{i}", "offline", "will")) for i in range(6)], T0)
+    (inc,) = [a for a in store.alerts() if a["type"] == "district_outage"]
+    store.add_supervisor("wang", "xianan")
+    store.in_transaction(
+        lambda c: store.engine.act(c, T0 + 5, inc["id"], "close", "supervisor:wang", "known cut")  # type: ignore[union-attr]
+    )
+    versions = store.alert(inc["id"])["version"]  # type: ignore[index]
+    send(store, [("b0", status("b0", "s0", "online", ts="05:00:00"))], T0 + 60)
+    after = store.alert(inc["id"])
+    assert after is not None and after["state"] == "closed" and after["version"] == versions

@@ -77,14 +77,14 @@ def device_offline(
 
 def device_online(engine: AlertEngine, conn: Conn, now: float, device: str) -> None:
     """The box is back: mark it in its incident; the incident closes with the last box."""
-    if not conn.execute(
-        "SELECT 1 FROM incident_devices WHERE device = ? AND back IS NULL", (device,)
-    ).fetchone():
+    sql = (
+        "SELECT d.incident FROM incident_devices d JOIN alerts a ON a.id = d.incident"
+        " WHERE d.device = ? AND d.back IS NULL AND a.state != 'closed'"
+    )
+    if not conn.execute(sql, (device,)).fetchone():
         return  # the common case, decided without the lock
     conn.lock("alerts")
-    for (inc_id,) in conn.execute(
-        "SELECT incident FROM incident_devices WHERE device = ? AND back IS NULL", (device,)
-    ).fetchall():
+    for (inc_id,) in conn.execute(sql, (device,)).fetchall():
         conn.execute(
             "UPDATE incident_devices SET back = ? WHERE incident = ? AND device = ?",
             (now, inc_id, device),
