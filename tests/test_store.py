@@ -65,3 +65,24 @@ def test_dead_letters_keep_a_bounded_prefix_of_a_huge_payload(store_target: str 
     store.write([], [], [DeadLetter("t", b"x" * 10_000_000, "oversize: ...")])
     (row,) = store.deadletters()
     assert 0 < len(row["payload"]) <= 256 * 1024
+
+
+def test_a_nul_from_a_box_is_stored_on_both_backends(store_target: str | Path) -> None:
+    """PostgreSQL text refuses NUL; a box's NUL must not make the batch fail for ever."""
+    from cloud.alerts.engine import AlertEngine
+    from cloud.config import AlertSettings
+
+    store = Store(store_target, engine=AlertEngine(AlertSettings()))
+    bad_key = event(1, data='{"n":1,"x\\u0000y":2}')
+    cam = event(
+        2,
+        kind="violation",
+        data='{"camera":"cam\\u00001","type":"no_mask","label":"face","score":0.9,'
+        '"box":[1,2,3,4],"frame":[640,360],"model":"m"}',
+    )
+    events, statuses, dead, _ = classify(msgs(batch_payload([bad_key, cam])))
+    res = store.write(events, statuses, dead)
+    assert res.inserted == 1 and res.deadletters == 1
+    assert "x" in store.deadletters()[0]["reason"]
+    (alert,) = store.alerts()
+    assert alert["camera"].startswith("cam") and alert["type"] == "no_mask"

@@ -367,6 +367,8 @@ class AlertEngine:
 
     def publish(self, conn: Conn, alert_id: str, now: float) -> dict[str, Any]:
         conn.lock("alerts")
+        if self._batch is not None:
+            self._batch.discard(alert_id)  # published now: not again at the end of the batch
         row = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
         boxes = incidents.members(conn, alert_id) if row["type"] == incidents.INCIDENT else None
         msg = self.message(row, boxes)
@@ -388,6 +390,9 @@ class AlertEngine:
 
     @staticmethod
     def _outbox(conn: Conn, topic: str, payload: str, now: float, retain: bool = False) -> None:
+        # under the lock, so outbox rows commit in the order of their seq (the publisher
+        # reads past the last seq it sent)
+        conn.lock("alerts")
         conn.execute(
             "INSERT INTO alert_outbox (topic, payload, retain, created) VALUES (?, ?, ?, ?)",
             (topic, payload, int(retain), now),

@@ -38,10 +38,10 @@ def device_offline(
         recent = fetch(
             conn,
             "SELECT id, device, site, first_seen FROM alerts WHERE type = 'device_offline'"
-            " AND district = ? AND state != 'closed' AND first_seen >= ? AND device != ?",
-            (district, now - engine.s.storm_window_s, device),
+            " AND district = ? AND state != 'closed' AND first_seen >= ?",
+            (district, now - engine.s.storm_window_s),
         )
-        if len(recent) + 1 < engine.s.storm_devices:
+        if len({a["device"] for a in recent} - {device}) + 1 < engine.s.storm_devices:
             engine.raise_(
                 conn,
                 now,
@@ -150,6 +150,7 @@ def _open(conn: Conn, district: str) -> dict[str, Any] | None:
 def _join(conn: Conn, inc_id: str, device: str, site: str, since: float) -> None:
     conn.execute(
         "INSERT INTO incident_devices (incident, device, site, since) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (incident, device) DO UPDATE SET back = NULL, since = excluded.since",
+        " ON CONFLICT (incident, device) DO UPDATE SET back = NULL, since = CASE WHEN"
+        " incident_devices.back IS NULL THEN incident_devices.since ELSE excluded.since END",
         (inc_id, device, site, since),
     )

@@ -93,7 +93,7 @@ class AlertTables:
     def set_sites(self, rows: list[tuple[str, str, str, str]]) -> None:
         """Register sites (site, district, name, morning_check_by) in one transaction; open
         alerts of a site that changes district move with it."""
-        with self.db.tx() as conn:
+        with self.db.tx(locks=["alerts"]) as conn:
             conn.executemany(
                 "INSERT INTO sites VALUES (?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET"
                 " district = excluded.district, name = excluded.name,"

@@ -31,7 +31,11 @@ def open_database(target: str | Path, pool_size: int = 4) -> Db:
         from cloud.db.sqlite import SqliteDb
 
         db = SqliteDb(target)
-    migrate(db)
+    try:
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 

@@ -39,6 +39,15 @@ def placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def text_safe(params: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL text cannot hold NUL (SQLite's can): one from a box (a key in a dead letter's
+    reason, a camera name in an alert title) would fail the whole batch again and again; it is
+    stored as U+FFFD instead."""
+    if not any(isinstance(v, str) and "\x00" in v for v in params):
+        return params
+    return [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in params]
+
+
 class PostgresConn:
     dialect: Dialect = "postgresql"
 
@@ -47,7 +56,8 @@ class PostgresConn:
         self._held: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        cur: Cursor = self.raw.execute(placeholders(sql) if params else sql, params or None)
+        args = text_safe(params) if params else None
+        cur: Cursor = self.raw.execute(placeholders(sql) if params else sql, args)
         return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
@@ -55,7 +65,7 @@ class PostgresConn:
         one plan per 200 rows, not one per row); anything else is pipelined row by row.
         Rows of one upsert must not repeat a key (PostgreSQL refuses to update a row twice in
         one statement): callers pass unique rows."""
-        rows = list(params)
+        rows = [text_safe(row) for row in params]
         cur = self.raw.cursor()
         values = _VALUES.search(sql)
         if values is None or not rows:
@@ -108,7 +118,7 @@ class PostgresDb:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.pool.connection() as raw, raw.cursor(row_factory=dict_row) as cur:
-            cur.execute(placeholders(sql) if params else sql, params or None)
+            cur.execute(placeholders(sql) if params else sql, text_safe(params) if params else None)
             return cur.fetchall()
 
     def close(self) -> None:
