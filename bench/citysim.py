@@ -66,6 +66,7 @@ class Box:
         self.to_send: list[int] = []
         self.wake = asyncio.Event()
         self.last_sent = 0.0
+        self.began = 0.0  # when the current MQTT session began
 
     def data(self) -> str:
         if self.kitchen:
@@ -115,6 +116,7 @@ class Box:
         self.wake.set()
 
     def status(self, state: str, reason: str, ts: float) -> str:
+        """A status of the current session (``self.began``), as the edge writes it."""
         depth = len(self.unconfirmed)
         outbox = OutboxStats(
             depth=depth,
@@ -134,6 +136,7 @@ class Box:
                 "state": state,
                 "reason": reason,
                 "ts": iso(ts),
+                "session": iso(self.began),
                 "version": "citysim",
                 "outbox": None if reason else outbox,
             }
@@ -154,7 +157,7 @@ class Box:
         delay = a.backoff_initial_s
         await asyncio.sleep(self.sim.rng.uniform(0, a.ramp_s))
         while True:
-            began = time.time()
+            began = self.began = time.time()
             will = aiomqtt.Will(
                 topics.status(self.device),
                 self.status("offline", "will", began),

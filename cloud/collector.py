@@ -100,6 +100,22 @@ class Collector:
         self._net = threading.Thread(target=self._run_network, name="collector-net", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-db", daemon=True)
         self._heard(None)
+        self._lease_check, self._is_publisher = 0.0, False
+        self._member: tuple[Any, list[str]] | None = None
+
+    def _leave_group(self) -> None:
+        """On a clean stop, unsubscribe from the shared subscriptions first: the broker would
+        otherwise keep queueing this collector's share for its persistent session while it is
+        away (round robin does not skip an absent member), and those messages would wait for
+        it or for the boxes to send them again."""
+        if self._member is None or not self.connected.is_set():
+            return
+        client, subscriptions = self._member
+        left = threading.Event()
+        client.on_unsubscribe = lambda *_: left.set()
+        client.unsubscribe(subscriptions)
+        if not left.wait(5):
+            log.warning("no UNSUBACK from the broker; its queue may keep this collector's share")
 
     def _heard(self, since: float | None) -> None:
         """Tell the alert engine whether this collector can hear the boxes (silence checks)."""
@@ -111,7 +127,9 @@ class Collector:
         self._net.start()
 
     def stop(self) -> None:
-        """Write and acknowledge what has arrived, then leave the broker."""
+        """Leave the share group, write and acknowledge what has arrived, then leave the
+        broker."""
+        self._leave_group()
         self._inbox.put(None)
         self._writer.join(10)
         self._stop.set()
@@ -169,14 +187,13 @@ class Collector:
             code = getattr(ev[1], "value", -1)
             return "unsupported" if code in UNSUPPORTED_PROTOCOL or ev[0] == "gone" else "error"
         group = c.share_group or None
-        client.subscribe(
-            [
-                (topics.shared(group, topics.ALL_EVENTS), 1),
-                (topics.shared(group, topics.ALL_SNAPSHOTS), 1),
-                (topics.shared(group, ALL_SUPERVISOR_COMMANDS), 1),
-                (topics.shared(group, topics.ALL_STATUS), 1),
-            ]
-        )
+        subscriptions = [
+            topics.shared(group, t)
+            for t in (topics.ALL_EVENTS, topics.ALL_SNAPSHOTS, ALL_SUPERVISOR_COMMANDS)
+        ] + [topics.shared(group, topics.ALL_STATUS)]
+        client.subscribe([(t, 1) for t in subscriptions])
+        if group:
+            self._member = (client, subscriptions)
         log.info(
             "collector connected to %s (MQTT %s, session present: %s)",
             s.url,
@@ -214,10 +231,22 @@ class Collector:
             client.disconnect()
             client.loop_stop()
 
+    def _publisher(self) -> bool:
+        """Whether this collector publishes the alert outbox (one per shared database: the
+        holder of the lease, renewed every third of its length)."""
+        ttl = self.cfg.collector.publisher_lease_s
+        now = time.monotonic()
+        if now >= self._lease_check:
+            self._is_publisher = self.store.hold_lease(
+                "alert-publisher", self.settings.client_id, ttl
+            )
+            self._lease_check = now + ttl / 3
+        return self._is_publisher
+
     def _publish_alerts(self, client: Any, inflight: dict[int, int], cursor: int) -> int:
         """Send what the alert engine queued (alert changes, escalations, replies, notices),
         marking each sent on its PUBACK; a new session sends again whatever was not."""
-        if len(inflight) >= 50:
+        if len(inflight) >= 50 or not self._publisher():
             return cursor
         for seq, topic, payload, retain in self.store.pending_alert_messages(cursor, 100):
             info = client.publish(topic, payload, qos=1, retain=bool(retain))

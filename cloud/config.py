@@ -38,6 +38,12 @@ class CollectorSettings(StrictModel):
         description="How long the broker keeps this collector's session and queued messages "
         "while it is away (MQTT 5; 3.1.1 keeps it until a clean connect).",
     )
+    publisher_lease_s: float = Field(
+        default=15,
+        gt=0,
+        description="Of the collectors sharing a database, one publishes alerts and posts to "
+        "group bots; if it stops, another takes over after this long.",
+    )
     batch_max_messages: int = Field(
         default=500, ge=1, description="Most MQTT messages written in one transaction."
     )

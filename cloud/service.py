@@ -37,7 +37,12 @@ class CloudService:
                 cfg.web.port,
                 name="public-web",
             )
-        self.webhooks = WebhookForwarder(self.store, cfg.alerts.webhooks)
+        self.webhooks = WebhookForwarder(
+            self.store,
+            cfg.alerts.webhooks,
+            holder=cfg.broker().client_id,
+            lease_s=cfg.collector.publisher_lease_s,
+        )
         self._stop = threading.Event()
 
     def start(self) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,27 @@ class WriteResult:
     duplicates: int = 0
     deadletters: int = 0
     new_gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+def _order(st: Status) -> tuple[datetime, int, datetime] | None:
+    """A box's statuses in the order they happened: by session, the will last in its session
+    (its ts is the session's start), then by time. None for a box that does not say."""
+    if st.session is None:
+        return None
+    return (st.session, 1 if st.reason == "will" else 0, st.ts)
+
+
+def _older(st: Status, stored: str | None) -> bool:
+    """Whether ``st`` happened before the status already stored (another collector took a
+    later one first: shared subscriptions do not keep a box's messages in order)."""
+    if not stored:
+        return False
+    try:
+        prev = _order(Status.model_validate_json(stored))
+    except ValueError:
+        return False
+    new = _order(st)
+    return prev is not None and new is not None and new < prev
 
 
 class Store(AlertTables):
@@ -184,8 +206,8 @@ class Store(AlertTables):
         for st in statuses:
             text = st.model_dump_json(exclude_none=True)
             old = before.get(st.device)
-            if old is not None and old[2] == text:
-                continue
+            if old is not None and (old[2] == text or _older(st, old[2])):
+                continue  # the same message again, or one older than what is stored
             if old is None or (old[0], old[1]) != (st.state, st.reason) or st.outbox is not None:
                 changed.append(st)
             before[st.device] = (st.state, st.reason, text)

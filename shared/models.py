@@ -111,6 +111,12 @@ class Status(BaseModel):
     state: Literal["online", "offline"] = Field(description="online, or offline (will or stop).")
     reason: str = Field(default="", max_length=64, description="Why, for offline: will, stop.")
     ts: UtcTime = Field(description="When written; for the last will, when the session began.")
+    session: UtcTime | None = Field(
+        default=None,
+        description="When the MQTT session it belongs to began: a box's statuses are ordered "
+        "by (session, the will last, ts), so one taken late by another collector is not applied "
+        "over a newer one.",
+    )
     version: str = Field(default="", max_length=64, description="Agent version.")
     uptime_s: float | None = Field(default=None, ge=0, description="Seconds since agent start.")
     last_seq: int | None = Field(default=None, ge=0, description="Last sequence number queued.")

@@ -115,3 +115,25 @@ def test_an_incident_closed_by_hand_stays_closed_when_its_boxes_return(store: St
     send(store, [("b0", status("b0", "s0", "online", ts="05:00:00"))], T0 + 60)
     after = store.alert(inc["id"])
     assert after is not None and after["state"] == "closed" and after["version"] == versions
+
+
+def test_a_status_taken_late_by_another_collector_is_not_applied_over_a_newer_one(
+    store: Store,
+) -> None:
+    def st(state: str, reason: str, ts: str, session: str) -> tuple[str, bytes]:
+        body = json.loads(status("b1", "s1", state, reason, ts))
+        return "b1", json.dumps({**body, "session": f"2026-11-26T{session}Z"}).encode()
+
+    def state() -> str:
+        return str(next(d for d in store.devices() if d["device"] == "b1")["state"])
+
+    send(store, [st("online", "", "04:00:00", "04:00:00")], T0)
+    send(store, [st("offline", "will", "04:00:00", "04:00:00")], T0 + 100)  # the session ended
+    send(store, [st("online", "", "04:01:00", "04:00:00")], T0 + 101)  # its heartbeat, late
+    assert state() == "offline"
+    assert [a["type"] for a in store.alerts() if a["state"] != "closed"] == ["device_offline"]
+    send(store, [st("online", "", "04:05:00", "04:05:00")], T0 + 400)  # a new session
+    assert state() == "online"
+    send(store, [st("offline", "will", "04:00:00", "04:00:00")], T0 + 401)  # the old will, late
+    assert state() == "online"
+    assert [a for a in store.alerts() if a["state"] != "closed"] == []

@@ -36,6 +36,25 @@ class AlertTables:
             )
             conn.execute("DELETE FROM alert_outbox WHERE sent < ?", (now - 86400,))
 
+    def hold_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl_s`` unless another holder has it still.
+        Collectors sharing a database elect this way the one that publishes the alert outbox
+        (in order, once) and the one that posts to group bots; when it stops renewing, another
+        takes over after ``ttl_s``."""
+        now = time.time()
+        with self.db.tx(locks=[f"lease:{name}"]) as conn:
+            row = conn.execute(
+                "SELECT holder, until FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != holder and row[1] > now:
+                return False
+            conn.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET holder = excluded.holder, until = excluded.until",
+                (name, holder, now + ttl_s),
+            )
+            return True
+
     def pending_webhooks(self, bot: str, limit: int) -> list[tuple[int, str, str]]:
         rows = self.db.query(
             "SELECT id, alert, text FROM webhook_queue WHERE bot = ? AND sent IS NULL "

@@ -87,9 +87,17 @@ def post(bot: WebhookSettings, text: str, now_ms: int) -> None:
 
 class WebhookForwarder:
     def __init__(
-        self, store: Any, bots: list[WebhookSettings], clock: Callable[[], float] = time.monotonic
+        self,
+        store: Any,
+        bots: list[WebhookSettings],
+        clock: Callable[[], float] = time.monotonic,
+        holder: str = "collector",
+        lease_s: float = 15,
     ) -> None:
+        """``holder``/``lease_s``: of the collectors sharing a database, the holder of the
+        ``webhooks`` lease posts (so each bot gets each message once)."""
         self.store, self.bots, self.clock = store, bots, clock
+        self.holder, self.lease_s = holder, lease_s
         self.sent_at: dict[str, deque[float]] = {b.name: deque() for b in bots}
         self.retry_at: dict[str, float] = {b.name: 0.0 for b in bots}
         self.failures: dict[str, int] = {b.name: 0 for b in bots}
@@ -107,7 +115,14 @@ class WebhookForwarder:
             self._thread.join(15)
 
     def _run(self) -> None:
+        renew_at, holding = 0.0, False
         while not self._stop.is_set():
+            if time.monotonic() >= renew_at:
+                holding = self.store.hold_lease("webhooks", self.holder, self.lease_s)
+                renew_at = time.monotonic() + self.lease_s / 3
+            if not holding:
+                self._stop.wait(0.5)
+                continue
             for bot in self.bots:
                 try:
                     self.send_due(bot)

@@ -77,9 +77,14 @@ ALTER TABLE alerts ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE alerts ADD COLUMN published REAL;
 """
 
+LEASES = """
+CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
+    (3, "leases: one collector of a group publishes alerts and posts to bots", LEASES),
 ]
 
 _PG_TYPES = [

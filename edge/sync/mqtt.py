@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
@@ -63,6 +64,7 @@ class SyncWorker:
         self.outbox = outbox
         self.snapshots = snapshots
         self.status = status
+        self._session_began: datetime | None = None  # when the current MQTT session began
         self.counters = {
             "sync_sessions": 0,
             "sync_messages": 0,
@@ -143,7 +145,9 @@ class SyncWorker:
         client.on_message = lambda _c, _u, msg: q.put(("cmd", msg.topic, msg.payload))
         client.max_inflight_messages_set(cfg.sync.inflight_window + 4)  # + status messages
         client.max_queued_messages_set(0)
-        will = encode_status(self.status("offline", "will"))
+        gone = self.status("offline", "will")
+        self._session_began = gone.ts
+        will = encode_status(gone.model_copy(update={"session": gone.ts}))
         client.will_set(topics.status(cfg.device), will, qos=1, retain=True)
         try:
             client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
@@ -352,7 +356,8 @@ class SyncWorker:
     def _publish_status(
         self, client: Any, state: str, reason: str = "", wait: bool = False
     ) -> None:
-        payload = encode_status(self.status(state, reason))
+        st = self.status(state, reason)
+        payload = encode_status(st.model_copy(update={"session": self._session_began}))
         info = client.publish(topics.status(self.cfg.device), payload, qos=1, retain=True)
         if wait and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             with contextlib.suppress(RuntimeError):  # the connection went meanwhile

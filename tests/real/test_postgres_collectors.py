@@ -18,6 +18,7 @@ from shared.codec import batch_payload
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
 from tests.conftest import cloud_config, edge_config, spawn, wait_for, write_toml
+from tests.real.test_alerts_e2e import Supervisor
 from tests.real.test_sync_e2e import Producer, assert_exactly_once
 from tests.support.mosquitto import Mosquitto
 from tests.support.postgres import Postgres
@@ -139,3 +140,51 @@ def test_a_database_outage_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -
         store.close()
     finally:
         server.stop()
+
+
+def test_two_collectors_publish_each_alert_change_once(
+    tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
+) -> None:
+    """One of the group holds the publisher lease; when it stops, the other takes over."""
+    cfgs = [pg_config(tmp_path, mosquitto.url, postgres_url, n) for n in "ab"]
+    for cfg in cfgs:
+        cfg.collector.publisher_lease_s = 1.0
+    services = [CloudService(cfg) for cfg in cfgs]
+    for s in services:
+        s.start()
+        assert s.collector.connected.wait(10)
+    services[0].store.set_site("s1", "xianan")
+    phone = Supervisor(mosquitto.url, "xianan")
+    settings = MqttSettings(url=mosquitto.url, client_id="k1")
+    client = make_client(settings, "k1", protocols(settings)[0], clean=True)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+
+    def violation(seq: int, camera: str) -> bytes:
+        data = (
+            f'{{"camera":"{camera}","type":"no_mask","label":"face","score":0.9,'
+            '"box":[1,2,3,4],"frame":[640,360],"model":"m"}'
+        )
+        return batch_payload([event(seq, "k1", kind="violation", data=data)])
+
+    try:
+        for seq in range(1, 21):  # 10 cameras, 2 violations each, one message each
+            client.publish("shian/v1/dev/k1/events", violation(seq, f"cam{seq % 10}"), qos=1)
+        wait_for(lambda: len({m["id"] for _, m in phone.messages()}) == 10, what="10 alerts")
+        wait_for(lambda: sum(m["count"] == 2 for _, m in phone.messages()) == 10, what="repeats")
+        sent = [(m["id"], m["version"]) for _, m in phone.messages()]
+        assert len(sent) == len(set(sent)), "each change published by one collector only"
+        holder = next(s for s in services if s.collector._is_publisher)
+        holder.stop()
+        services.remove(holder)
+        client.publish("shian/v1/dev/k1/events", violation(21, "cam-late"), qos=1)
+        wait_for(
+            lambda: any(m["source"] == "cam-late" for _, m in phone.messages()),
+            what="the other collector takes over publishing",
+        )
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        phone.close()
+        for s in services:
+            s.stop()
