@@ -55,11 +55,7 @@ def wait_until(check: Any, timeout: float, what: str, every: float = 0.2) -> flo
 
 
 def register_sites(store: Store, boxes: int, districts: int) -> None:
-    with store.db.tx() as conn:
-        conn.executemany(
-            "INSERT INTO sites (site, district, name, morning_check_by) VALUES (?, ?, '', '')",
-            [(site_of(n), district_of(n, districts)) for n in range(boxes)],
-        )
+    store.set_sites([(site_of(n), district_of(n, districts), "", "") for n in range(boxes)])
 
 
 def accounting(store: Store, made: dict[str, int]) -> dict[str, int]:

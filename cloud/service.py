@@ -52,7 +52,7 @@ class CloudService:
         self.webhooks.start()
         if self.web is not None:
             self.web.start()
-        log.info("collector started; store %s", self.store.describe())
+        log.info("collector started; store %s", self.store.db.describe())
 
     def stop(self) -> None:
         if self.web is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.store import AlertTables
-from cloud.db import Conn, open_database, redact
+from cloud.db import Conn, open_database
 from cloud.ranges import add_seqs, holes, select_in
 from shared.models import Envelope, Status
 
@@ -313,12 +313,6 @@ class Store(AlertTables):
 
     def deadletters(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM deadletters ORDER BY id DESC LIMIT ?", (limit,))
-
-    def describe(self) -> str:
-        """The store for logs (a URL without its password)."""
-        if self.db.dialect == "sqlite":
-            return f"sqlite:{getattr(self.db, 'path', '?')}"
-        return redact(str(getattr(self.db, "url", "?")))
 
     def close(self) -> None:
         self.db.close()

@@ -370,7 +370,9 @@ class AlertEngine:
         if self._batch is not None:
             self._batch.discard(alert_id)  # published now: not again at the end of the batch
         row = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
-        boxes = incidents.members(conn, alert_id) if row["type"] == incidents.INCIDENT else None
+        boxes = None
+        if row["type"] == incidents.INCIDENT:
+            boxes = incidents.boxes(fetch(conn, incidents.MEMBERS, (alert_id,)))
         msg = self.message(row, boxes)
         self._outbox(conn, alerts_topic(msg["district"], msg["site"]), json.dumps(msg), now)
         for bot in self.s.webhooks:

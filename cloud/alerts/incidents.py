@@ -112,11 +112,9 @@ def tick(engine: AlertEngine, conn: Conn, now: float) -> None:
 
 def republish(engine: AlertEngine, conn: Conn, inc_id: str, now: float) -> None:
     row = fetch(conn, "SELECT district FROM alerts WHERE id = ?", (inc_id,))[0]
-    (gone,) = conn.execute(
-        "SELECT count(*) FROM incident_devices WHERE incident = ? AND back IS NULL", (inc_id,)
-    ).fetchone()
-    (total,) = conn.execute(
-        "SELECT count(*) FROM incident_devices WHERE incident = ?", (inc_id,)
+    gone, total = conn.execute(
+        "SELECT count(*) - count(back), count(*) FROM incident_devices WHERE incident = ?",
+        (inc_id,),
     ).fetchone()
     title = f"{gone} of {total} boxes offline in district {row['district']}"
     conn.execute(
@@ -127,16 +125,17 @@ def republish(engine: AlertEngine, conn: Conn, inc_id: str, now: float) -> None:
     engine.publish(conn, inc_id, now)
 
 
-def members(conn: Conn, inc_id: str) -> list[dict[str, Any]]:
-    """Each box of the incident: when it went, and when it came back."""
+MEMBERS = (
+    "SELECT device, site, since, back FROM incident_devices WHERE incident = ?"
+    " ORDER BY since, device"
+)
+"""Each box of an incident: when it went, and when it came back (``boxes`` formats it)."""
+
+
+def boxes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"device": r["device"], "site": r["site"], "since": iso(r["since"]), "back": iso(r["back"])}
-        for r in fetch(
-            conn,
-            "SELECT device, site, since, back FROM incident_devices WHERE incident = ?"
-            " ORDER BY since, device",
-            (inc_id,),
-        )
+        for r in rows
     ]
 
 

@@ -96,8 +96,7 @@ class AlertTables:
             return None
         if rows[0]["type"] != incidents.INCIDENT:
             return self._message(rows[0])
-        with self.db.tx() as conn:  # a district incident: with every box in it
-            boxes = incidents.members(conn, alert_id)
+        boxes = incidents.boxes(self._rows(incidents.MEMBERS, (alert_id,)))  # with every box
         return (self.engine or AlertEngine(AlertSettings())).message(rows[0], boxes)
 
     def _message(self, row: dict[str, Any]) -> dict[str, Any]:

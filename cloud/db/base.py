@@ -46,4 +46,7 @@ class Db(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts, outside any write transaction."""
 
+    def describe(self) -> str:
+        """What it is, for logs (a URL without its password)."""
+
     def close(self) -> None: ...

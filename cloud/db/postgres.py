@@ -121,5 +121,8 @@ class PostgresDb:
             cur.execute(placeholders(sql) if params else sql, text_safe(params) if params else None)
             return cur.fetchall()
 
+    def describe(self) -> str:
+        return redact(self.url)
+
     def close(self) -> None:
         self.pool.close()

@@ -47,6 +47,9 @@ class SqliteDb:
         with self._lock:
             return list(self.db.query(sql, params))
 
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
