@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from cloud.store import Store
 from edge.agent import Agent
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
-from tests.conftest import cloud_config, edge_config, spawn, wait_for, write_toml
+from tests.conftest import ROOT, cloud_config, edge_config, spawn, wait_for, write_toml
 from tests.support.mosquitto import Mosquitto
 from tests.test_alerts_engine import violation
 
@@ -194,3 +196,44 @@ def test_a_district_sees_only_its_own(tmp_path: Path, mosquitto: Mosquitto) -> N
         xianan.close()
         chibi.close()
         cloud.stop()
+
+
+def test_watch_reports_an_unreadable_message_and_keeps_watching(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    from shared.alerts import AlertMessage
+
+    ccfg = cloud_config(tmp_path, mosquitto.url)
+    conf = write_toml(
+        tmp_path / "cloud.toml",
+        ccfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+    )
+    out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloud.cli", "alerts", "watch", "--district", "xianan",
+         "--seconds", "60", "--config", str(conf)],
+        stdout=out.open("wb"), stderr=err.open("wb"), cwd=ROOT,
+    )  # fmt: skip
+    s = MqttSettings(url=mosquitto.url)
+    client = make_client(s, "prankster", protocols(s)[0])
+    client.connect(s.host, s.port)
+    client.loop_start()
+    good = AlertMessage(
+        id="a-1", version=1, state="open", severity="major", type="no_mask",
+        district="xianan", site="s1", source="cam1", title="no_mask on cam1",
+        first_seen="2026-11-26T04:00:00Z", last_seen="2026-11-26T04:00:00Z", count=1,
+    ).model_dump_json()  # fmt: skip
+    try:
+
+        def shown(path: Path, text: str, payload: bytes) -> bool:
+            client.publish("shian/v1/alerts/xianan/s1", payload, qos=1).wait_for_publish(5)
+            return text in path.read_text(errors="replace")
+
+        wait_for(lambda: shown(err, "unreadable message on", b'{"status": 1}'), what="reported")
+        wait_for(lambda: shown(out, "no_mask on cam1", good.encode()), what="still watching")
+        assert proc.poll() is None
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        proc.terminate()
+        proc.wait(10)
