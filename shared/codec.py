@@ -7,7 +7,9 @@ one bad event in a batch is dead-lettered without losing its neighbours.
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared import SCHEMA_VERSION
-from shared.kinds import KINDS
+from shared.kinds import KINDS, SNAPSHOT_ID
 from shared.models import Envelope, Status
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -25,6 +27,20 @@ MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
 MAX_EVENT_BYTES = 32 * 1024
 """The largest single event (envelope as JSON); images travel on the snapshot topic."""
 BATCH_OVERHEAD = len('{"v":1,"events":[]}')
+
+# Limits on the shape of any JSON a box sends, checked while parsing and just after, so no
+# payload reaches a model, the store or a log that Python itself cannot handle (an integer of
+# 5,000 digits raises ValueError; a 100,000-deep list raises RecursionError).
+MAX_DEPTH = 12
+"""Nesting of objects and lists (a batch's events' data needs 5)."""
+MAX_NUMBER_CHARS = 32
+"""Characters of one number as written (an int64 needs 20)."""
+MAX_STRING_CHARS = 16 * 1024
+"""Characters of one string or key."""
+MAX_KEYS = 256
+"""Keys of one object."""
+MAX_ITEMS = 10_000
+"""Items of one list."""
 
 
 class CodecError(ValueError):
@@ -76,13 +92,73 @@ def batch_payload(envelopes: list[str]) -> bytes:
     return f'{{"v":{SCHEMA_VERSION},"events":[{",".join(envelopes)}]}}'.encode()
 
 
-def _loads(payload: bytes) -> Any:
+@dataclass(frozen=True)
+class _Refused:
+    """A value the parser met and would not make (a number too long, NaN, Infinity): kept
+    as a marker so that only the event holding it is refused, not its whole batch."""
+
+    reason: str
+
+
+def _number(text: str, kind: type[int] | type[float]) -> int | float | _Refused:
+    if len(text) > MAX_NUMBER_CHARS:
+        return _Refused(f"a number of {len(text)} characters > {MAX_NUMBER_CHARS}")
+    value = kind(text)
+    if kind is float and not math.isfinite(value):
+        return _Refused(f"number {text[:20]} is out of range")
+    return value
+
+
+def _constant(name: str) -> _Refused:
+    return _Refused(f"{name} is not a JSON number")
+
+
+def check_shape(obj: Any, depth: int = 1) -> None:
+    """Depth, keys, items, string sizes and refused values of parsed JSON (no recursion);
+    ``depth`` is where ``obj`` sits in its message."""
+    stack: list[tuple[Any, int]] = [(obj, depth)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if len(value) > MAX_STRING_CHARS:
+                raise CodecError("limit", f"a string of {len(value)} characters")
+        elif isinstance(value, _Refused):
+            raise CodecError("limit", value.reason)
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise CodecError("limit", f"nested deeper than {MAX_DEPTH}")
+            if len(value) > (MAX_KEYS if isinstance(value, dict) else MAX_ITEMS):
+                raise CodecError("limit", f"{len(value)} keys or items in one place")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if len(key) > MAX_STRING_CHARS:
+                        raise CodecError("limit", f"a key of {len(key)} characters")
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+
+
+def loads(payload: bytes, *, shape: bool = True) -> Any:
+    """Parse a box's JSON within the limits above; anything else raises ``CodecError``.
+    With ``shape=False`` the caller checks the parts (``check_shape``) itself."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise CodecError("oversize", f"{len(payload)} bytes > limit {MAX_MESSAGE_BYTES}")
     try:
-        return json.loads(payload)
+        obj = json.loads(
+            payload,
+            parse_int=lambda t: _number(t, int),
+            parse_float=lambda t: _number(t, float),
+            parse_constant=_constant,
+        )
+    except RecursionError:
+        raise CodecError("limit", f"nested deeper than {MAX_DEPTH}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CodecError("not_json", str(exc)) from None
+    except Exception as exc:  # whatever else the parser may raise on hostile bytes
+        raise CodecError("not_json", f"{type(exc).__name__}: {exc}") from None
+    if shape:
+        check_shape(obj)
+    return obj
 
 
 def _version(obj: dict[str, Any]) -> None:
@@ -120,23 +196,45 @@ def decode_event(obj: Any, topic_device: str | None) -> Envelope:
 def decode_batch(payload: bytes, topic_device: str | None) -> DecodedBatch:
     """Decode an events message. A message-level fault raises ``CodecError``; a bad event
     inside a good message is returned in ``rejected`` with its own bytes and reason."""
-    obj = _loads(payload)
+    obj = loads(payload, shape=False)
     if not isinstance(obj, dict):
+        check_shape(obj)
         raise CodecError("schema", f"message is {type(obj).__name__}, not an object")
+    check_shape({k: v for k, v in obj.items() if k != "events"})
     _version(obj)
     extra = set(obj) - {"v", "events"}
     if extra:
         raise CodecError("schema", f"unknown keys {sorted(extra)}")
     if not isinstance(obj.get("v"), int) or not isinstance(obj.get("events"), list):
         raise CodecError("schema", "message needs integer 'v' and list 'events'")
+    if len(obj["events"]) > MAX_ITEMS:
+        raise CodecError("limit", f"{len(obj['events'])} events in one message")
     out = DecodedBatch()
     for item in obj["events"]:
         try:
+            check_shape(item, depth=3)
             out.events.append(decode_event(item, topic_device))
         except CodecError as exc:
-            raw = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
-            out.rejected.append(Rejected(raw, exc.reason))
+            out.rejected.append(Rejected(_raw(item), exc.reason))
+        except Exception as exc:  # a fault of ours must not cost the event's neighbours
+            out.rejected.append(Rejected(_raw(item), internal(exc)))
     return out
+
+
+def internal(exc: BaseException) -> str:
+    """The dead-letter reason for an exception nobody foresaw (a bug, not the box's fault)."""
+    return f"internal: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _raw(item: Any) -> bytes:
+    def refused(value: Any) -> str:
+        return f"<{value.reason}>" if isinstance(value, _Refused) else repr(value)
+
+    try:
+        text = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=refused)
+    except (ValueError, RecursionError):
+        text = f"<a {type(item).__name__} too deep to keep>"
+    return text.encode("utf-8", "replace")
 
 
 def encode_status(status: Status) -> bytes:
@@ -144,7 +242,7 @@ def encode_status(status: Status) -> bytes:
 
 
 def decode_status(payload: bytes, topic_device: str | None) -> Status:
-    obj = _loads(payload)
+    obj = loads(payload)
     if not isinstance(obj, dict):
         raise CodecError("schema", f"status is {type(obj).__name__}, not an object")
     _version(obj)
@@ -159,14 +257,30 @@ def decode_status(payload: bytes, topic_device: str | None) -> Status:
     return st
 
 
-_SNAP_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_SNAP_ID = re.compile(SNAPSHOT_ID)
+MAX_SNAPSHOT_PIXELS = 4096 * 4096
+"""The largest evidence picture decoded (an 8 MP camera's frame is half of it)."""
 
 
 def check_snapshot(snap_id: str, payload: bytes) -> None:
-    """A snapshot message: a UUIDv7 id in the topic and a JPEG of bounded size."""
-    if not _SNAP_ID.match(snap_id):
+    """A snapshot message: a UUIDv7 id in the topic and a JPEG of bounded size that decodes
+    (Pillow, which python-escpos brings anyway): bytes that only start like a JPEG are not
+    evidence."""
+    if not _SNAP_ID.fullmatch(snap_id):
         raise CodecError("schema", f"snapshot id {snap_id!r} is not a UUIDv7")
     if len(payload) > MAX_SNAPSHOT_BYTES:
         raise CodecError("oversize", f"{len(payload)} bytes > limit {MAX_SNAPSHOT_BYTES}")
     if not payload.startswith(b"\xff\xd8\xff"):
         raise CodecError("schema", "snapshot is not a JPEG")
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(payload), formats=["JPEG"]) as image:
+            width, height = image.size
+            if width * height > MAX_SNAPSHOT_PIXELS:
+                raise CodecError("limit", f"snapshot of {width}x{height} pixels is too large")
+            image.load()
+    except CodecError:
+        raise
+    except Exception as exc:  # Pillow's errors on broken images are of many classes
+        raise CodecError("schema", f"snapshot is not a JPEG that decodes: {exc}") from None

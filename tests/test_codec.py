@@ -101,7 +101,7 @@ def test_arbitrary_bytes_never_crash_the_decoder(payload: bytes) -> None:
     try:
         out = decode_batch(payload, "d1")
     except CodecError as exc:
-        assert exc.category in {"not_json", "schema", "schema_version", "oversize"}
+        assert exc.category in {"not_json", "schema", "schema_version", "oversize", "limit"}
     else:
         assert all(e.device == "d1" for e in out.events)
 
@@ -126,6 +126,7 @@ def test_arbitrary_events_are_accepted_or_rejected_with_a_reason(items: list[obj
             "unknown_kind",
             "schema_version",
             "device_mismatch",
+            "limit",
         }
     for e in out.events:
         assert e.seq >= 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cloud.db.base import Conn, Db
 
-__all__ = ["Conn", "Db", "is_url", "open_database", "redact"]
+__all__ = ["Conn", "Db", "is_transient", "is_url", "open_database", "redact"]
 
 
 def is_url(target: str | Path) -> bool:
@@ -47,3 +47,17 @@ def redact(url: str) -> str:
     if parts.password is None:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is the database being away, busy or locked (wait and try
+    again) rather than a statement it refuses for what is in it."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
