@@ -95,10 +95,12 @@ class Agent:
             self.kitchen.start()
         if self.cfg.display.port:
             from edge.display.app import make_app
+            from edge.display.guard import ScreenGuard
 
-            web = WebServer(
-                make_app(self), self.cfg.display.host, self.cfg.display.port, name="display"
-            )
+            d = self.cfg.display
+            token = d.token() if d.needs_token() else ""
+            app = ScreenGuard(make_app(self), token, d.allowed_hosts)
+            web = WebServer(app, d.host, d.port, name="display")
             try:
                 web.start()
                 self.web = web

@@ -5,13 +5,14 @@ Reference: docs/config.md. Example: ``shian-edge config validate --config /etc/s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from shared.codec import BATCH_OVERHEAD, MAX_EVENT_BYTES, MAX_MESSAGE_BYTES
-from shared.config import MqttSettings, StrictModel
+from shared.config import MqttSettings, StrictModel, is_loopback
 from shared.models import DeviceId, SiteId
 
 DEFAULT_PATH = Path("/etc/shian/edge.toml")
@@ -125,6 +126,12 @@ class StallSettings(StrictModel):
         description="This device's ticket-signing key (64 hex digits); $SHIAN_TICKET_KEY "
         "overrides it."
     )
+    ticket_key_id: str = Field(
+        default="",
+        pattern=r"^[a-z0-9]{0,16}$",
+        description="The id of that key in the cloud (from the bundle); written into each "
+        "ticket, so tickets signed before a key rotation stay genuine.",
+    )
     scale: ScaleSettings | None = Field(default=None, description="The scale; none for pieces.")
     printer: PrinterSettings = Field(default_factory=PrinterSettings, description="The printer.")
 
@@ -221,12 +228,49 @@ class KitchenSettings(StrictModel):
 class DisplaySettings(StrictModel):
     """The box's local screens (hall screen, stall screen) and their API."""
 
-    host: str = Field(default="127.0.0.1", description="Address to serve on (the kiosk's).")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to serve on: loopback for a kiosk on the box itself; any other "
+        "address needs a token.",
+    )
     port: int = Field(default=8088, ge=0, le=65535, description="Port; 0 turns it off.")
     language: Literal["zh", "en"] = Field(default="zh", description="First language shown.")
     stream_width: int = Field(
         default=480, ge=160, le=1920, description="Width of each live view on the hall screen."
     )
+    token_file: Path | None = Field(
+        default=None,
+        description="The screens' token (one line), needed when host is not loopback; "
+        "$SHIAN_DISPLAY_TOKEN overrides it. A kiosk opens /hall?token=... once.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (besides localhost and any IP address) the screens answer to, "
+        "e.g. the box's name on the LAN; other names are refused (DNS rebinding).",
+    )
+
+    def token(self) -> str:
+        """The token from $SHIAN_DISPLAY_TOKEN or token_file ('' when neither is set)."""
+        env = os.environ.get("SHIAN_DISPLAY_TOKEN", "").strip()
+        if env:
+            return env
+        return self.token_file.read_text().strip() if self.token_file else ""
+
+    def needs_token(self) -> bool:
+        return self.port != 0 and not is_loopback(self.host)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> DisplaySettings:
+        if (
+            self.needs_token()
+            and self.token_file is None
+            and not os.environ.get("SHIAN_DISPLAY_TOKEN")
+        ):
+            raise ValueError(
+                f"the screens on {self.host} can be reached from the network: set token_file "
+                "(or $SHIAN_DISPLAY_TOKEN), or serve on 127.0.0.1"
+            )
+        return self
 
 
 class EdgeConfig(StrictModel):

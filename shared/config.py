@@ -6,6 +6,7 @@ share :class:`MqttSettings` since both connect to the same broker the same way.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -98,6 +99,16 @@ class MqttSettings(StrictModel):
         if self.password_file is not None:
             return self.password_file.read_text().strip()
         return self.password.get_secret_value() if self.password else None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

@@ -42,6 +42,7 @@ from edge.display.records import Records
 from edge.stall.http import routes as stall_routes
 from edge.store.outbox import OutboxError
 from edge.vision.evidence import draw
+from shared.codec import CodecError, loads
 
 if TYPE_CHECKING:
     from edge.agent import Agent
@@ -177,7 +178,9 @@ def make_app(agent: Agent) -> Starlette:
 
     async def record(request: Request, kind: str) -> Response:
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
             if kind == "morning_check":
                 temp = float(body.get("temperature", 0))
                 symptoms = list(body.get("symptoms") or [])
@@ -188,8 +191,9 @@ def make_app(agent: Agent) -> Starlette:
                     "fit": not symptoms and temp < 37.3,
                 }
             event_id = await run_in_threadpool(records.add, kind, body)
-        except (ValueError, TypeError, OutboxError, ValidationError) as exc:
-            return JSONResponse({"error": str(exc).splitlines()[0]}, status_code=400)
+        except (ValueError, TypeError, OutboxError, ValidationError, CodecError) as exc:
+            first = (str(exc).splitlines() or [repr(exc)])[0]
+            return JSONResponse({"error": first}, status_code=400)
         return JSONResponse({"ok": True, "event": event_id, "record": body})
 
     async def morning(request: Request) -> Response:

@@ -7,7 +7,6 @@ POST /api/stall/print    {"plu": "101"} or {"plu": "201", "pieces": 3}; 409 with
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,6 +17,7 @@ from starlette.routing import Route
 from edge.stall.service import Stall
 from edge.stall.tickets import SaleRefused
 from edge.store.outbox import OutboxError
+from shared.codec import CodecError, loads
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -25,9 +25,9 @@ async def _body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise SaleRefused("request body is not JSON") from None
+        data = loads(raw)
+    except CodecError as exc:
+        raise SaleRefused(f"request body is not JSON within limits: {exc}") from None
     if not isinstance(data, dict):
         raise SaleRefused("request body must be a JSON object")
     return data
