@@ -1,7 +1,9 @@
 """The embedded MQTT broker (amqtt, MQTT 3.1.1) for a collector with no broker configured.
 
 It lets ``make demo`` and a one-machine install run with nothing else installed. It keeps
-sessions in memory only and has no ACLs; production uses Mosquitto (see docs/protocol.md).
+sessions in memory only and has no passwords and no ACLs, so it listens on loopback only (the
+config refuses anything else); boxes on a network use Mosquitto (docs/installing.md). The
+collector still takes each box's identity from its registry, never from its messages.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from typing import Any
 
 from cloud.config import EmbeddedBroker
+from shared.config import is_loopback
 
 log = logging.getLogger("shian.broker")
 
@@ -28,6 +31,8 @@ class BrokerThread:
         self._thread = threading.Thread(target=self._run, name="embedded-broker", daemon=True)
 
     def start(self, timeout: float = 15) -> None:
+        if not is_loopback(self.cfg.host):  # the config refuses it too; this is the last word
+            raise RuntimeError(f"the embedded broker listens on loopback only, not {self.cfg.host}")
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("embedded broker did not start in time")

@@ -49,6 +49,7 @@ def _store(path: Path | None, create: bool = False) -> Any:
         cfg.store.snapshots_dir,
         engine=AlertEngine(cfg.alerts, web),
         pool_size=cfg.store.pool_size,
+        retention=cfg.evidence,
     )
 
 
@@ -75,7 +76,7 @@ def run(config_path: Path | None, log_level: str) -> None:
     setup_logging(log_level)
     service = CloudService(_config(config_path))
     on_stop_signals(service.request_stop)
-    service.run_forever()
+    sys.exit(service.run_forever())
 
 
 @main.group()

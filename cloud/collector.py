@@ -21,14 +21,17 @@ from typing import Any
 
 from paho.mqtt.enums import MQTTProtocolVersion
 
+from cloud.batch import DeadLetter, Snapshot, WriteResult
 from cloud.config import CloudConfig
+from cloud.db import is_transient
 from cloud.ranges import merge_ranges
-from cloud.store import DeadLetter, Snapshot, Store, WriteResult
+from cloud.store import Store
 from shared import SCHEMA_VERSION, topics
 from shared.alerts import ALL_SUPERVISOR_COMMANDS
-from shared.codec import CodecError, check_snapshot, decode_batch, decode_status
+from shared.codec import CodecError, check_snapshot, decode_batch, decode_status, internal
 from shared.models import Ack, Envelope, Status
 from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
+from shared.redact import redact
 
 log = logging.getLogger("shian.collector")
 
@@ -45,7 +48,8 @@ class Incoming:
 def classify(
     messages: list[Incoming],
 ) -> tuple[list[Envelope], list[Status], list[DeadLetter], list[Snapshot]]:
-    """Decode a batch of MQTT messages; anything invalid becomes a dead letter with a reason."""
+    """Decode a batch of MQTT messages, each on its own: whatever fails (a reason we foresaw
+    or any other exception) becomes that message's dead letter, and the rest go on."""
     events: list[Envelope] = []
     statuses: list[Status] = []
     dead: list[DeadLetter] = []
@@ -53,28 +57,40 @@ def classify(
     for m in messages:
         if _is_command(m.topic):
             continue  # a supervisor's command: the alert engine takes it
-        where = topics.parse(m.topic)
         try:
-            if (
-                where is None
-                or where.channel not in ("events", "status", "snap")
-                or (where.channel != "snap" and where.rest)
-            ):
-                raise CodecError("topic", f"not a device events, status or snap topic: {m.topic}")
-            if where.channel == "snap":
-                check_snapshot(where.rest, m.payload)
-                snaps.append(Snapshot(where.device, where.rest, m.payload))
-            elif where.channel == "status":
-                if not m.payload:
-                    continue  # a retained status being cleared
-                statuses.append(decode_status(m.payload, where.device))
-            else:
-                batch = decode_batch(m.payload, where.device)
-                events.extend(batch.events)
-                dead.extend(DeadLetter(m.topic, r.raw, r.reason) for r in batch.rejected)
+            _classify_one(m, events, statuses, dead, snaps)
         except CodecError as exc:
             dead.append(DeadLetter(m.topic, m.payload, exc.reason))
+        except Exception as exc:  # a bug of ours must not stop the collector or the batch
+            log.exception("decoding a message on %s failed", m.topic[:200])
+            dead.append(DeadLetter(m.topic, m.payload, internal(exc)))
     return events, statuses, dead, snaps
+
+
+def _classify_one(
+    m: Incoming,
+    events: list[Envelope],
+    statuses: list[Status],
+    dead: list[DeadLetter],
+    snaps: list[Snapshot],
+) -> None:
+    where = topics.parse(m.topic)
+    if (
+        where is None
+        or where.channel not in ("events", "status", "snap")
+        or (where.channel != "snap" and where.rest)
+    ):
+        raise CodecError("topic", f"not a device events, status or snap topic: {m.topic[:200]}")
+    if where.channel == "snap":
+        check_snapshot(where.rest, m.payload)
+        snaps.append(Snapshot(where.device, where.rest, m.payload))
+    elif where.channel == "status":
+        if m.payload:  # an empty one clears a retained status
+            statuses.append(decode_status(m.payload, where.device))
+    else:
+        batch = decode_batch(m.payload, where.device)
+        events.extend(batch.events)
+        dead.extend(DeadLetter(m.topic, r.raw, r.reason) for r in batch.rejected)
 
 
 def _is_command(topic: str) -> bool:
@@ -102,6 +118,10 @@ class Collector:
         self._heard(None)
         self._lease_check, self._is_publisher = 0.0, False
         self._member: tuple[Any, list[str]] | None = None
+        self.failure: str | None = None
+        self.failed = threading.Event()
+        self._started = self._stopping = False
+        self._next_prune = 0.0
 
     def _leave_group(self) -> None:
         """On a clean stop, unsubscribe from the shared subscriptions first: the broker would
@@ -125,10 +145,12 @@ class Collector:
     def start(self) -> None:
         self._writer.start()
         self._net.start()
+        self._started = True
 
     def stop(self) -> None:
         """Leave the share group, write and acknowledge what has arrived, then leave the
         broker."""
+        self._stopping = True
         self._leave_group()
         self._inbox.put(None)
         self._writer.join(10)
@@ -137,6 +159,12 @@ class Collector:
 
     # -- network ------------------------------------------------------------------------------
     def _run_network(self) -> None:
+        try:
+            self._network_loop()
+        except BaseException as exc:
+            self._died("network", exc)
+
+    def _network_loop(self) -> None:
         backoff = Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s)
         candidates = protocols(self.settings)
         while not self._stop.is_set():
@@ -172,7 +200,7 @@ class Collector:
                 **connect_kwargs(protocol, clean=False, session_expiry_s=c.session_expiry_s),
             )
         except (OSError, ValueError) as exc:
-            log.warning("cannot connect to %s: %s", s.url, exc)
+            log.warning("cannot connect to %s: %s", redact(s.url), redact(str(exc)))
             return "error"
         client.loop_start()
         try:
@@ -263,6 +291,26 @@ class Collector:
 
     # -- writing ------------------------------------------------------------------------------
     def _run_writer(self) -> None:
+        try:
+            self._writer_loop()
+        except BaseException as exc:  # the process must not stay up without its writer
+            self._died("writer", exc)
+
+    def _died(self, thread: str, exc: BaseException) -> None:
+        log.critical("the collector's %s thread died", thread, exc_info=exc)
+        self.failure = f"{thread} thread died: {type(exc).__name__}: {exc}"
+        self.failed.set()
+
+    def health(self) -> str | None:
+        """None while the collector works; else what is wrong (the health endpoint says it,
+        and ``shian-cloud run`` exits non-zero so that systemd restarts it)."""
+        if self.failure is None and self._started and not self._stop.is_set():
+            for t in (self._net, self._writer):
+                if not t.is_alive() and not self._stopping:
+                    self.failure = f"{t.name} thread is not running"
+        return self.failure
+
+    def _writer_loop(self) -> None:
         c = self.cfg.collector
         next_tick = 0.0
         while True:
@@ -289,7 +337,15 @@ class Collector:
             self._write(batch)
 
     def _tick(self) -> None:
-        """Escalations, deadlines, silent devices: once a second."""
+        """Escalations, deadlines, silent devices: once a second; the evidence and dead-letter
+        limits every ``prune_every_s``."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self.cfg.evidence.prune_every_s
+            try:
+                self.store.evidence.prune()
+                self.store.dead.prune()
+            except Exception:
+                log.exception("pruning evidence and dead letters failed")
         engine = self.store.engine
         if engine is None:
             return
@@ -300,28 +356,68 @@ class Collector:
         self.wake_publisher()
 
     def _write(self, batch: list[Incoming]) -> WriteResult | None:
-        events, statuses, dead, snaps = classify(batch)
-        commands = [(m.topic.split("/")[3], m.payload) for m in batch if _is_command(m.topic)]
-        while True:
-            try:
-                res = self.store.write(events, statuses, dead, snaps, commands=commands)
-                break
-            except Exception:
-                # Not acknowledged, so not lost: retry until the store takes it.
-                log.exception("store write failed; retrying")
-                if self._stop.wait(1.0):
-                    return None
+        res = self._store(batch)
+        if res is None:
+            return None  # stopping: not acknowledged, so the broker keeps them
         for m in batch:
             if m.qos > 0:
                 m.client.ack(m.mid, m.qos)
-        self._confirm(batch[-1].client, events, snaps)
+        self._confirm(batch[-1].client, res.accepted, res.snapshots)
         self.wake_publisher()
         self.counters["messages"] += len(batch)
         self.counters["events"] += res.inserted
         self.counters["duplicates"] += res.duplicates
         self.counters["deadletters"] += res.deadletters
+        return res
+
+    def _store(self, batch: list[Incoming]) -> WriteResult | None:
+        """Store a batch. While the database is away (or locked) the batch waits, not
+        acknowledged, so not lost; when the store refuses the batch for what is in it, each
+        message is stored on its own and one the store still refuses becomes a dead letter,
+        so one bad message never holds up the others (nor comes back for ever)."""
+        while True:
+            try:
+                return self._store_once(batch)
+            except Exception as exc:
+                if is_transient(exc) or not self.store.reachable():
+                    log.warning("store unavailable (%s); retrying", exc)
+                    if self._stop.wait(1.0):
+                        return None
+                    continue
+                log.exception("the store refused a batch of %d message(s)", len(batch))
+                if len(batch) > 1:
+                    return self._one_by_one(batch)
+                return self._refused(batch[0], exc)
+
+    def _refused(self, m: Incoming, exc: Exception) -> WriteResult | None:
+        dead = [DeadLetter(m.topic, m.payload, f"store: {internal(exc)}")]
+        while True:
+            try:
+                return self.store.write([], [], dead)
+            except Exception:
+                log.exception("cannot store the dead letter either; retrying")
+                if self._stop.wait(1.0):
+                    return None
+
+    def _one_by_one(self, batch: list[Incoming]) -> WriteResult | None:
+        total = WriteResult()
+        for m in batch:
+            res = self._store([m])
+            if res is None:
+                return None
+            total.inserted += res.inserted
+            total.duplicates += res.duplicates
+            total.deadletters += res.deadletters
+            total.accepted += res.accepted
+            total.snapshots += res.snapshots
+        return total
+
+    def _store_once(self, batch: list[Incoming]) -> WriteResult:
+        events, statuses, dead, snaps = classify(batch)
+        commands = [(m.topic.split("/")[3], m.payload) for m in batch if _is_command(m.topic)]
+        res = self.store.write(events, statuses, dead, snaps, commands=commands)
         for d in dead:
-            log.warning("dead letter on %s: %s", d.topic, d.reason)
+            log.warning("dead letter on %s: %s", d.topic[:200], d.reason)
         return res
 
     def _confirm(self, client: Any, events: list[Envelope], snaps: list[Snapshot]) -> None:

@@ -9,18 +9,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from shared.config import MqttSettings, StrictModel
+from shared.config import MqttSettings, StrictModel, is_loopback
 
 DEFAULT_PATH = Path("/etc/shian/cloud.toml")
 
 
 class EmbeddedBroker(StrictModel):
-    """The in-process MQTT 3.1.1 broker (amqtt) used when no [mqtt] broker is configured."""
+    """The in-process MQTT 3.1.1 broker (amqtt) used when no [mqtt] broker is configured. It
+    has no passwords and no ACLs, so it listens on this machine only: boxes elsewhere need
+    Mosquitto (docs/installing.md)."""
 
-    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    host: str = Field(
+        default="127.0.0.1", description="Address to listen on: a loopback address only."
+    )
     port: int = Field(default=1883, ge=1, le=65535, description="TCP port to listen on.")
+
+    @field_validator("host")
+    @classmethod
+    def _loopback(cls, host: str) -> str:
+        if not is_loopback(host):
+            raise ValueError(
+                f"the embedded broker checks no passwords, so it listens on this machine only "
+                f"(127.0.0.1, ::1 or localhost), not {host!r}; use Mosquitto for boxes"
+            )
+        return host
 
 
 class CollectorSettings(StrictModel):
@@ -72,6 +86,28 @@ class StoreSettings(StrictModel):
     def target(self) -> Path | str:
         """What ``cloud.store.Store`` opens: the PostgreSQL URL, else the SQLite file."""
         return self.url or self.path
+
+
+class EvidenceSettings(StrictModel):
+    """How much evidence (violation snapshots, rectification photos) the cloud keeps. Beyond a
+    quota or the age, the oldest go first, but never the evidence of an alert still open."""
+
+    max_mb_per_device: float = Field(
+        default=2048, gt=0, description="Most evidence kept of one box, MB."
+    )
+    max_gb_total: float = Field(default=200, gt=0, description="Most evidence kept in all, GB.")
+    keep_days: float = Field(
+        default=180, gt=0, description="Evidence older than this is deleted (unless pinned)."
+    )
+    deadletters_keep_days: float = Field(
+        default=30, gt=0, description="Dead letters older than this are deleted."
+    )
+    deadletters_max: int = Field(
+        default=100_000, ge=100, description="Most dead letters kept; the oldest go first."
+    )
+    prune_every_s: float = Field(
+        default=600, gt=0, description="How often the quotas and ages are applied."
+    )
 
 
 class WebSettings(StrictModel):
@@ -205,6 +241,11 @@ class ProvisioningSettings(StrictModel):
     broker_dir: Path = Field(
         default=Path("broker"), description="Where the Mosquitto password and ACL files are."
     )
+    broker_group: str = Field(
+        default="mosquitto",
+        description="The group the broker runs as: its password and ACL files are made 0640 "
+        "for it (when the group exists).",
+    )
     broker_pid_file: Path | None = Field(
         default=None, description="Mosquitto's pid file: it gets SIGHUP to re-read the files."
     )
@@ -231,6 +272,9 @@ class CloudConfig(StrictModel):
         default_factory=CollectorSettings, description="Ingest settings."
     )
     store: StoreSettings = Field(default_factory=StoreSettings, description="Storage.")
+    evidence: EvidenceSettings = Field(
+        default_factory=EvidenceSettings, description="Evidence and dead-letter retention."
+    )
     web: WebSettings = Field(default_factory=WebSettings, description="Public pages.")
     tickets: TicketSettings = Field(default_factory=TicketSettings, description="Tickets.")
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts.")

@@ -112,6 +112,7 @@ class Demo:
             f"collector + embedded MQTT broker on 127.0.0.1:{s.broker_port}, public pages on "
             f"http://127.0.0.1:{s.web_port} (logs: {self.w}/processes.log)"
         )
+        self.install()
         self.procs["cloud"] = self.cli("cloud.cli", "run", "--config", str(self.w / "cloud.toml"))
         _wait(lambda: _listening(s.broker_port) and _listening(s.web_port), 20, "the collector")
         self.register()
@@ -190,6 +191,20 @@ class Demo:
         client.publish(f"shian/v1/dev/{STALL}/events", b"{not json", qos=1).wait_for_publish(5)
         client.disconnect()
         client.loop_stop()
+
+    def install(self) -> None:
+        """The operator registers each box (the collector believes its registry, never what
+        a box says of itself) and the installer takes each bundle to its box."""
+        conf = str(self.w / "cloud.toml")
+        bundles = {}
+        for device in SITES:
+            out = self.run_cli("cloud.cli", "devices", "add", *self.s.register_args(device),
+                               "--config", conf)  # fmt: skip
+            _say(f"operator: {out.strip()}")
+            path = self.w / "bundles" / f"{device}.json"
+            bundles[device] = json.loads(path.read_text())
+            path.unlink()  # as its note says, once its secrets are on the box
+        self.s.write_boxes(bundles)
 
     def register(self) -> None:
         """The operator registers the sites in their district and a supervisor; the

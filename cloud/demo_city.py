@@ -87,6 +87,14 @@ class District:
         ]
         csv_path.write_text("site,district,name\n" + "\n".join(lines) + "\n")
         out = d.run_cli("cloud.cli", "sites", "import", str(csv_path), "--config", conf)
+        boxes = d.w / "city-boxes.csv"  # registered like any install: the registry is believed
+        rows = [
+            f"{self.district}-stall-{n:02d},{site_of(self.district, n)},{self.district},stall,"
+            f"{self.district} 菜市场,{n:02d},-"
+            for n in range(self.boxes)
+        ]
+        boxes.write_text("device,site,district,role,market,stall_no,retailer\n" + "\n".join(rows))
+        d.run_cli("cloud.cli", "devices", "import", str(boxes), "--config", conf)
         d.supervisor("li", self.district, "phone-li")
         self.proc = subprocess.Popen(
             [

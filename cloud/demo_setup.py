@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from shared.signing import new_key, write_key
+from shared.secretfiles import write_secret
+from shared.signing import write_key
 
 KITCHEN, STALL = "kitchen-1", "stall-7"
 SITES = {KITCHEN: "canteen-001", STALL: "market-huaxin-07"}
@@ -81,31 +83,52 @@ class DemoSetup:
         ]
 
     def write(self) -> None:
+        """The collector's config and the stall's catalog (the boxes' configs come from their
+        bundles: ``write_boxes``)."""
         w = self.workdir
-        key = new_key()
-        write_key(w / "keys" / f"{STALL}.key", key)  # the collector's copy
-        write_key(w / STALL / "ticket.key", key)  # the box's copy
         (w / "products.csv").write_text(CATALOG, encoding="utf-8")
         (w / "cloud.toml").write_text(
             f"[embedded_broker]\nport = {self.broker_port}\n\n"
             f'[store]\npath = "{w / "cloud.db"}"\n\n'
             f"[web]\nport = {self.web_port}\n\n"
-            f'[tickets]\nkeys_dir = "{w / "keys"}"\n'
+            f'[tickets]\nkeys_dir = "{w / "keys"}"\n\n'
+            f'[provisioning]\nbroker_dir = "{w / "broker"}"\nbundle_dir = "{w / "bundles"}"\n'
+            f'device_broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
+            f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
         )
+
+    def register_args(self, device: str) -> list[str]:
+        """``shian-cloud devices add`` arguments for one of the demo's boxes."""
+        args = [device, "--site", SITES[device], "--district", "xianan"]
+        if device == STALL:
+            return [*args, "--role", "stall", "--market", "华信农贸市场", "--stall-no", "A-07",
+                    "--retailer", "李四"]  # fmt: skip
+        return [*args, "--role", "kitchen"]
+
+    def write_boxes(self, bundles: dict[str, dict[str, Any]]) -> None:
+        """Each box's config, with the broker login and ticket key from its bundle."""
+        w = self.workdir
         for device, site in SITES.items():
+            b = bundles[device]
+            write_secret(w / device / "mqtt_password", b["mqtt"]["password"] + "\n")
             text = (
                 f'device = "{device}"\nsite = "{site}"\ndata_dir = "{w / device}"\n\n'
-                f'[mqtt]\nurl = "mqtt://127.0.0.1:{self.broker_port}"\nbackoff_max_s = 2\n'
+                f'[mqtt]\nurl = "{b["mqtt"]["url"]}"\nbackoff_max_s = 2\n'
+                f'username = "{device}"\npassword_file = "{w / device / "mqtt_password"}"\n'
                 '# the embedded broker speaks MQTT 3.1.1 only; "auto" would find that out in 3 s\n'
                 'protocol = "3.1.1"\n\n'
                 f"[sync]\nheartbeat_s = 5\n\n[demo]\nsample_every_s = {SAMPLE_EVERY[device]}\n"
             )
             if device == STALL:
+                write_key(w / STALL / "ticket.key", bytes.fromhex(b["ticket_key"]))
                 profile = "qhw_st_gs" if CAPTURE.exists() else "ad_st_gs"
+                s = b["stall"]
                 text += (
-                    '\n[stall]\nmarket = "华信农贸市场"\nstall_no = "A-07"\nretailer = "李四"\n'
-                    f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
+                    f'\n[stall]\nmarket = "{s["market"]}"\nstall_no = "{s["stall_no"]}"\n'
+                    f'retailer = "{s["retailer"]}"\n'
+                    f'ticket_base_url = "{b["ticket_base_url"]}"\n'
                     f'ticket_key_file = "{w / STALL / "ticket.key"}"\n'
+                    f'ticket_key_id = "{b["ticket_key_id"]}"\n'
                     "\n"
                     f'[stall.scale]\nport = "{self.scale_link}"\nprofile = "{profile}"\n\n'
                     f'[stall.printer]\nconnection = "file:{self.printer_file}"\n'

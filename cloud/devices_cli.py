@@ -35,6 +35,12 @@ def register(
     @click.option("--market", default="", help="Stall: the market's name (printed on tickets).")
     @click.option("--stall-no", default="", help="Stall: its number.")
     @click.option("--retailer", default="", help="Stall: the vendor's name.")
+    @click.option(
+        "--rotate-key",
+        is_flag=True,
+        help="Stall: give it a new ticket key (registering again keeps the key it has; "
+        "tickets signed with an earlier key stay genuine).",
+    )
     @config_option
     def devices_add(
         device: str,
@@ -44,6 +50,7 @@ def register(
         market: str,
         stall_no: str,
         retailer: str,
+        rotate_key: bool,
         config_path: Path | None,
     ) -> None:
         """Register a box: broker credentials, its ticket key (a stall), and the bundle the
@@ -51,25 +58,43 @@ def register(
 
         Example: shian-cloud devices add k17 --site canteen-017 --district xianan --role kitchen
         """
-        import re
-
-        from shared.models import NAME_PATTERN
-
-        for value, what in ((device, "device"), (site, "site"), (district, "district")):
-            if not re.match(NAME_PATTERN, value):
-                raise click.BadParameter(f"{what} {value!r}: letters, digits, _ . - only")
         stall = {"market": market, "stall_no": stall_no, "retailer": retailer}
         try:
             bundle = registry(config_path).add_device(
-                device, site, district, role, stall if role == "stall" else None
+                device, site, district, role, stall if role == "stall" else None, rotate_key
             )
         except ProvisioningError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            raise click.ClickException(str(exc)) from None
+        key = f"; ticket key {bundle['ticket_key_id'] or '(first)'}" if role == "stall" else ""
         click.echo(
-            f"{device}: registered; bundle {bundle['path']} (mode 0600, holds its "
+            f"{device}: registered{key}; bundle {bundle['path']} (mode 0600, holds its "
             "password: carry it to the box, then delete it)"
         )
+
+    @devices.command("import")
+    @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @config_option
+    def devices_import(csv_file: Path, config_path: Path | None) -> None:
+        """Register many boxes from a CSV file (columns device, site, district, role, and for
+        stalls market, stall_no, retailer); nothing is written if any row is wrong. Writes a
+        bundle for each.
+
+        Example: shian-cloud devices import boxes.csv
+        """
+        import csv
+        import io
+
+        try:
+            text = csv_file.read_text(encoding="utf-8-sig")
+            rows = [
+                {k: (v or "").strip() for k, v in r.items() if isinstance(k, str)}
+                for r in csv.DictReader(io.StringIO(text, newline=""))
+            ]
+            bundles = registry(config_path).add_devices(rows)
+        except (ProvisioningError, UnicodeDecodeError, csv.Error) as exc:
+            raise click.ClickException(f"{csv_file}: {exc}") from None
+        folder = Path(bundles[0]["path"]).parent if bundles else "-"
+        click.echo(f"{len(bundles)} boxes registered; bundles in {folder} (mode 0600)")
 
     @devices.command("revoke")
     @click.argument("device")

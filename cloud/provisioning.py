@@ -1,175 +1,185 @@
-"""Registering boxes and supervisors: broker credentials, the ACL, ticket keys, bundles.
+"""Registering boxes and supervisors: the registry entry, broker credentials and ACL, a stall's
+ticket key, and the bundle the installer carries to the box.
 
-Mosquitto is given a password file and an ACL file (``password_file`` / ``acl_file`` in its
-config), both written here, rather than driven through the dynamic security plugin: two plain
-files are easy to back up, to read in a review and to reason about, the ACL is regenerated
-whole from the registry (so it cannot drift), and ``%u`` patterns give every box exactly its
-own topics with a handful of lines however many boxes there are. The broker re-reads both on
-SIGHUP (``provisioning.broker_pid_file``). Passwords are hashed by ``mosquitto_passwd``, from
-the broker's own package.
+The registry (``cloud.registry``) is the truth; the broker's files (``cloud.broker_files``) are
+written from it. The broker re-reads them on SIGHUP (``provisioning.broker_pid_file``), or
+``systemctl reload mosquitto`` when this process may not signal it (docs/installing.md).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
-import subprocess
-import time
+from dataclasses import replace
 from typing import Any
 
+from cloud.broker_files import BrokerFiles
 from cloud.config import CloudConfig
-from shared.signing import new_key, write_key
+from cloud.registry import Identity, RegistryError
+from cloud.tickets import TicketKeys
+from shared.secretfiles import write_secret
 
-ACL_HEADER = """\
-# Written by shian-cloud from its registry; edits here are overwritten.
-# Every box: only its own topics (%u is the user name, which is the device id).
-pattern write shian/v1/dev/%u/events
-pattern write shian/v1/dev/%u/status
-pattern write shian/v1/dev/%u/snap/+
-pattern read shian/v1/dev/%u/cmd/#
-"""
+log = logging.getLogger("shian.provisioning")
+
+BUNDLE_NOTE = (
+    "This file holds the box's broker password (and a stall's ticket key). Carry it to the box, "
+    "run `shian-edge provision` with it, then delete it here and there."
+)
 
 
 class ProvisioningError(ValueError):
     """A registration that cannot be made; the message says why."""
 
 
-def acl_text(collector: str, supervisors: list[tuple[str, str]]) -> str:
-    out = [ACL_HEADER, f"\n# the collector\nuser {collector}\ntopic readwrite shian/v1/#\n"]
-    for name, district in sorted(supervisors):
-        out.append(
-            f"\n# supervisor of {district}\nuser {name}\n"
-            f"topic read shian/v1/alerts/{district}/+\n"
-            f"topic read shian/v1/escalations/{district}\n"
-            f"topic write shian/v1/sup/{name}/cmd\n"
-            f"topic read shian/v1/sup/{name}/reply\n"
-        )
-    return "".join(out)
-
-
 class Registry:
-    """Users of the broker, kept in the collector's database and mirrored to the files."""
+    """Registration as the operator does it (``shian-cloud devices add``, ``supervisors add``,
+    ``broker init``, ``devices revoke``)."""
 
     def __init__(self, cfg: CloudConfig, store: Any) -> None:
         self.cfg, self.store = cfg, store
         p = cfg.provisioning
-        self.dir = p.broker_dir
-        self.passwd, self.acl = self.dir / "passwd", self.dir / "acl"
+        self.files = BrokerFiles(p.broker_dir, p.broker_group)
+        self.keys = TicketKeys(cfg.tickets.keys_dir)
 
-    def _rows(self, kind: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.store._rows(
-            "SELECT * FROM registry WHERE kind = ? AND revoked IS NULL", (kind,)
-        )
-        return rows
-
-    def _passwd(self, *args: str) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        flags = [] if self.passwd.exists() else ["-c"]
+    def _put(self, idents: list[Identity]) -> dict[str, str]:
+        """The entries, and a new broker password for each (returned once)."""
         try:
-            subprocess.run(
-                ["mosquitto_passwd", *flags, *args], check=True, capture_output=True, text=True
-            )
-        except FileNotFoundError:
-            raise ProvisioningError("mosquitto_passwd not found (the mosquitto package)") from None
-        except subprocess.CalledProcessError as exc:
-            raise ProvisioningError(f"mosquitto_passwd: {exc.stderr.strip()}") from None
-        os.chmod(self.passwd, 0o600)
-
-    def _add_user(
-        self, name: str, kind: str, role: str = "", site: str = "", district: str = ""
-    ) -> str:
-        other = self.store._rows("SELECT kind, revoked FROM registry WHERE name = ?", (name,))
-        if other and other[0]["revoked"] is None and other[0]["kind"] != kind:
-            raise ProvisioningError(f"{name} is already a {other[0]['kind']}")
-        password = secrets.token_urlsafe(24)
-        self._passwd("-b", str(self.passwd), name, password)
-        with self.store.db.tx() as conn:
-            conn.execute(
-                "INSERT INTO registry VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (name) DO UPDATE"
-                " SET kind = excluded.kind, role = excluded.role, site = excluded.site,"
-                " district = excluded.district, revoked = NULL",
-                (name, kind, role, site, district),
-            )
-        return password
+            for ident in idents:
+                self.store.registry.put(ident)
+        except RegistryError as exc:
+            raise ProvisioningError(str(exc)) from None
+        passwords = {i.name: secrets.token_urlsafe(24) for i in idents}
+        self.files.set_passwords(passwords)
+        return passwords
 
     def sync_files(self) -> None:
         """Rewrite the ACL from the registry and make the broker re-read its files."""
+        registry = self.store.registry
         collector = self.cfg.broker().username or self.cfg.broker().client_id
-        sups = [(r["name"], r["district"]) for r in self._rows("supervisor")]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.acl.with_suffix(".new")
-        tmp.write_text(acl_text(collector, sups))
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.acl)
+        self.files.write_acl(collector, registry.active("device"), registry.active("supervisor"))
         pid_file = self.cfg.provisioning.broker_pid_file
         if pid_file and pid_file.exists():
-            os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+            except (OSError, ValueError) as exc:
+                log.warning("cannot signal the broker (%s): run `systemctl reload mosquitto`", exc)
 
     def collector_user(self) -> str:
         """Credentials of the collector itself (once, at set-up)."""
         name = self.cfg.broker().username or "shian-collector"
-        password = self._add_user(name, "collector")
+        password = self._put([Identity(name=name, kind="collector")])[name]
         self.sync_files()
         return password
 
     def add_device(
-        self, device: str, site: str, district: str, role: str, stall: dict[str, str] | None = None
+        self,
+        device: str,
+        site: str,
+        district: str,
+        role: str,
+        stall: dict[str, str] | None = None,
+        rotate_key: bool = False,
     ) -> dict[str, Any]:
-        """Credentials, ticket key (a stall), and the bundle the installer carries to the box."""
-        password = self._add_user(device, "device", role, site, district)
-        self.store.set_site(site, district)
-        key_hex = None
-        if role == "stall":
-            key = new_key()
-            write_key(self.cfg.tickets.keys_dir / f"{device}.key", key)
-            key_hex = key.hex()
+        """Register a box; return its bundle (written 0600 to ``bundle_dir``). A stall keeps
+        its ticket key when registered again, unless ``rotate_key``: then it gets a new key
+        with a new id, and the old keys stay for the tickets already printed."""
+        row = {"device": device, "site": site, "district": district, "role": role, **(stall or {})}
+        return self.add_devices([row], rotate_key)[0]
+
+    def add_devices(
+        self, rows: list[dict[str, str]], rotate_key: bool = False
+    ) -> list[dict[str, Any]]:
+        """Register boxes (device, site, district, role, and for a stall market, stall_no,
+        retailer), each checked before any is written; the broker's files are written once."""
+        idents = [self._identity(r) for r in rows]
+        if rotate_key and any(i.role != "stall" for i in idents):
+            raise ProvisioningError("--rotate-key is for a stall's ticket key")
+        keys: dict[str, bytes] = {}
+        for n, ident in enumerate(idents):
+            if ident.role == "stall":
+                key_id, keys[ident.name] = self._stall_key(ident.name, rotate_key)
+                idents[n] = replace(ident, key_id=key_id)
+        passwords = self._put(idents)
+        self.store.set_districts([(i.site, i.district) for i in idents])
         self.sync_files()
+        return [self._bundle(i, passwords[i.name], keys.get(i.name)) for i in idents]
+
+    @staticmethod
+    def _identity(row: dict[str, str]) -> Identity:
+        role = row.get("role", "")
+        stall = role == "stall"
+        ident = Identity(
+            name=row.get("device", ""),
+            kind="device",
+            role=role,
+            site=row.get("site", ""),
+            district=row.get("district", ""),
+            market=(row.get("market") or row.get("site", "")) if stall else "",
+            stall_no=(row.get("stall_no") or row.get("device", "")) if stall else "",
+            retailer=(row.get("retailer") or "-") if stall else "",
+        )
+        try:
+            return ident.check()
+        except RegistryError as exc:
+            raise ProvisioningError(str(exc)) from None
+
+    def _bundle(self, ident: Identity, password: str, key: bytes | None) -> dict[str, Any]:
         p = self.cfg.provisioning
-        ca = p.ca_file.read_text() if p.ca_file else None
-        bundle = {
+        bundle: dict[str, Any] = {
             "v": 1,
-            "device": device,
-            "site": site,
-            "district": district,
-            "role": role,
+            "note": BUNDLE_NOTE,
+            "device": ident.name,
+            "site": ident.site,
+            "role": ident.role,
             "mqtt": {
                 "url": p.device_broker_url,
-                "username": device,
+                "username": ident.name,
                 "password": password,
-                "ca_pem": ca,
+                "ca_pem": p.ca_file.read_text() if p.ca_file else None,
             },
-            "ticket_key": key_hex,
-            "ticket_base_url": p.ticket_base_url,
-            "stall": stall or {},
         }
-        p.bundle_dir.mkdir(parents=True, exist_ok=True)
-        path = p.bundle_dir / f"{device}.json"
-        path.write_text(json.dumps(bundle, ensure_ascii=False, indent=2))
-        os.chmod(path, 0o600)
+        if key is not None:
+            bundle["ticket_key"], bundle["ticket_key_id"] = key.hex(), ident.key_id
+            bundle["ticket_base_url"] = p.ticket_base_url
+            bundle["stall"] = {
+                "market": ident.market,
+                "stall_no": ident.stall_no,
+                "retailer": ident.retailer,
+            }
+        path = p.bundle_dir / f"{ident.name}.json"
+        write_secret(path, json.dumps(bundle, ensure_ascii=False, indent=2))
         bundle["path"] = str(path)
         return bundle
 
+    def _stall_key(self, device: str, rotate: bool) -> tuple[str, bytes]:
+        """The stall's current key (id, bytes), or a new one."""
+        if not rotate:
+            known = self.store.registry.get(device)
+            key_id = known.key_id if known is not None else ""  # "": a key from before ids
+            try:
+                return key_id, self.keys.read(device, key_id)
+            except (OSError, ValueError):
+                pass  # none yet: make one
+        return self.keys.create(device)
+
     def add_supervisor(self, name: str, district: str) -> str:
-        password = self._add_user(name, "supervisor", district=district)
+        password = self._put([Identity(name=name, kind="supervisor", district=district)])[name]
         self.store.add_supervisor(name, district)
         self.sync_files()
         return password
 
     def revoke(self, name: str) -> None:
-        rows = self.store._rows(
-            "SELECT kind FROM registry WHERE name = ? AND revoked IS NULL", (name,)
-        )
-        if not rows:
-            raise ProvisioningError(f"no active user {name}")
-        self._passwd("-D", str(self.passwd), name)
-        with self.store.db.tx() as conn:
-            conn.execute("UPDATE registry SET revoked = ? WHERE name = ?", (time.time(), name))
-            conn.execute("DELETE FROM supervisors WHERE name = ?", (name,))
-        # the ticket key stays: tickets already sold must still verify as genuine
+        try:
+            self.store.registry.revoke(name)
+        except RegistryError as exc:
+            raise ProvisioningError(str(exc)) from None
+        self.files.remove(name)
+        # the ticket keys stay: tickets already sold must still verify as genuine
         self.sync_files()
 
     def list(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.store._rows("SELECT * FROM registry ORDER BY kind, name")
+        rows: list[dict[str, Any]] = self.store.registry.all()
         return rows

@@ -27,12 +27,13 @@ class CloudService:
             cfg.store.snapshots_dir,
             engine=AlertEngine(cfg.alerts, web_base),
             pool_size=cfg.store.pool_size,
+            retention=cfg.evidence,
         )
         self.collector = Collector(cfg, self.store)
         self.web: WebServer | None = None
         if cfg.web.port:
             self.web = WebServer(
-                make_app(self.store, cfg.tickets.keys_dir),
+                make_app(self.store, cfg.tickets.keys_dir, health=self.collector.health),
                 cfg.web.host,
                 cfg.web.port,
                 name="public-web",
@@ -66,10 +67,17 @@ class CloudService:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def run_forever(self) -> None:
+    def run_forever(self) -> int:
+        """Run until asked to stop (0), or until a part of the collector has died: then stop
+        what is left and return 70 (EX_SOFTWARE), for systemd to restart the service."""
         self.start()
+        failure = None
         try:
             while not self._stop.wait(1.0):
-                pass
+                failure = self.collector.health()
+                if failure is not None:
+                    log.critical("stopping: %s", failure)
+                    break
         finally:
             self.stop()
+        return 70 if failure else 0

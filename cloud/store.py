@@ -16,45 +16,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.store import AlertTables
+from cloud.batch import DeadLetter, Snapshot, WriteResult
+from cloud.config import EvidenceSettings
 from cloud.db import Conn, open_database
+from cloud.deadletters import DeadLetters
+from cloud.evidence import Evidence
+from cloud.identity import screen
 from cloud.ranges import add_seqs, holes, select_in
+from cloud.registry import RegistryTable
+from cloud.tickets import Tickets
 from shared.models import Envelope, Status
 
 log = logging.getLogger("shian.store")
 
-DEADLETTER_KEEP_BYTES = 256 * 1024
-"""Raw bytes kept of one dead letter (an oversize payload is cut here; its reason says so)."""
-
-
-@dataclass
-class DeadLetter:
-    topic: str
-    payload: bytes
-    reason: str
-
-
-@dataclass
-class Snapshot:
-    device: str
-    id: str
-    data: bytes
-
-
-@dataclass
-class WriteResult:
-    inserted: int = 0
-    duplicates: int = 0
-    deadletters: int = 0
-    new_gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+__all__ = ["DeadLetter", "Snapshot", "Store", "WriteResult"]
 
 
 def _order(st: Status) -> tuple[datetime, int, datetime] | None:
@@ -87,12 +69,17 @@ class Store(AlertTables):
         snapshots_dir: Path | None = None,
         engine: AlertEngine | None = None,
         pool_size: int = 4,
+        retention: EvidenceSettings | None = None,
     ) -> None:
         """``target``: an SQLite file, or a ``postgresql://`` URL (then give ``snapshots_dir``)."""
         self.db = open_database(target, pool_size)
         base = Path(target).parent if self.db.dialect == "sqlite" else Path(".")
-        self.snapshots_dir = snapshots_dir or base / "snapshots"
         self.engine = engine
+        retention = retention or EvidenceSettings()
+        self.registry = RegistryTable(self.db)
+        self.evidence = Evidence(self.db, snapshots_dir or base / "snapshots", retention)
+        self.dead = DeadLetters(self.db, retention)
+        self.tickets = Tickets(self.db)
 
     def write(
         self,
@@ -105,30 +92,33 @@ class Store(AlertTables):
     ) -> WriteResult:
         """Store one batch in one transaction (snapshot files are written, fsynced, before).
 
-        Set-based: a handful of statements per batch whatever the number of devices in it,
-        since on PostgreSQL each statement is a round trip (``executemany`` is pipelined)."""
+        What a box says of itself is checked against the registry first (``cloud.identity``);
+        what fails becomes a dead letter and the rest is stored. Set-based: a handful of
+        statements per batch whatever the number of devices in it, since on PostgreSQL each
+        statement is a round trip (``executemany`` is pipelined)."""
         now = received if received is not None else time.time()
-        res = WriteResult(deadletters=len(deadletters))
-        files = [(s, self._write_file(s)) for s in snapshots or []]
-        devices = {e.device for e in events} | {st.device for st in statuses}
+        snapshots = snapshots or []
+        senders = {e.device for e in events} | {st.device for st in statuses}
+        senders |= {s.device for s in snapshots}
+        ok = screen(self.registry.devices(senders), events, statuses, snapshots)
+        dead = [*deadletters, *ok.dead]
+        prepared = self.evidence.prepare(ok.snapshots, dead)
+        devices = {e.device for e in ok.events} | {st.device for st in ok.statuses}
+        res = WriteResult()
         with self.db.tx(locks=[f"device:{d}" for d in devices]) as conn:
-            new_events = self._new(conn, events)
-            self._events(conn, events, new_events, now, res)
-            changed = self._statuses(conn, statuses, now)
-            conn.executemany(
-                "INSERT INTO snapshots (id, device, path, size, received) VALUES (?,?,?,?,?)"
-                " ON CONFLICT (id) DO UPDATE SET path = excluded.path, size = excluded.size,"
-                " received = excluded.received",
-                list({s.id: (s.id, s.device, str(p), len(s.data), now) for s, p in files}.values()),
-            )
-            conn.executemany(
-                "INSERT INTO deadletters (topic, payload, reason, received) VALUES (?,?,?,?)",
-                [(d.topic, d.payload[:DEADLETTER_KEEP_BYTES], d.reason, now) for d in deadletters],
-            )
+            new_events = self._new(conn, ok.events)
+            refused = self.tickets.claim(conn, new_events, dead)
+            accepted = [e for e in ok.events if str(e.id) not in refused]
+            new_events = [e for e in new_events if str(e.id) not in refused]
+            self._events(conn, accepted, new_events, now, res)
+            changed = self._statuses(conn, ok.statuses, now)
+            res.snapshots = self.evidence.record(conn, prepared, now, dead)
+            self.dead.add(conn, dead, now)
             if self.engine is not None:
                 self.engine.on_batch(conn, new_events, changed, now)
                 for supervisor, payload in commands or []:
                     self.engine.command(conn, now, supervisor, payload)
+        res.accepted, res.deadletters = accepted, len(dead)
         for device, gaps in res.new_gaps.items():
             log.warning("device %s: sequence gap(s) %s", device, gaps)
         return res
@@ -159,17 +149,7 @@ class Store(AlertTables):
                 for e in new
             ],
         )
-        tickets = [
-            (e.data["ticket_id"], e.device, str(e.id), json.dumps(e.data, ensure_ascii=False), now)
-            for e in new
-            if e.kind == "ticket"
-        ]
-        if tickets:
-            conn.executemany(
-                "INSERT INTO tickets (ticket_id, device, event_id, data, received)"
-                " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-                tickets,
-            )
+        self.tickets.insert(conn, new, now)
         fresh: dict[str, int] = {}
         for e in new:
             fresh[e.device] = fresh.get(e.device, 0) + 1
@@ -235,26 +215,21 @@ class Store(AlertTables):
                 fresh.setdefault(str(e.id), e)
         return list(fresh.values())
 
+    def reachable(self) -> bool:
+        """Whether the database answers at all (a refused batch is then about its content)."""
+        try:
+            self.db.query("SELECT 1 AS one")
+        except Exception:
+            return False
+        return True
+
     def in_transaction(self, fn: Any) -> Any:
         """Run ``fn(conn)`` in one write transaction (the alert engine's ticks and actions)."""
         with self.db.tx() as conn:
             return fn(conn)
 
-    def _write_file(self, s: Snapshot) -> Path:
-        folder = self.snapshots_dir / s.device
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{s.id}.jpg"
-        tmp = path.with_suffix(".part")
-        with tmp.open("wb") as f:
-            f.write(s.data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
-
     def snapshot(self, snap_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM snapshots WHERE id = ?", (snap_id,))
-        return rows[0] if rows else None
+        return self.evidence.get(snap_id)
 
     @staticmethod
     def _touch_devices(conn: Conn, device_sites: list[tuple[str, str]], now: float) -> None:
@@ -304,15 +279,10 @@ class Store(AlertTables):
         return rows
 
     def ticket(self, ticket_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM tickets WHERE ticket_id = ?", (ticket_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        row["data"] = json.loads(row["data"])
-        return row
+        return self.tickets.get(ticket_id)
 
     def deadletters(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM deadletters ORDER BY id DESC LIMIT ?", (limit,))
+        return self.dead.list(limit)
 
     def close(self) -> None:
         self.db.close()

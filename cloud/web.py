@@ -13,8 +13,7 @@ signature or an altered ticket is *not genuine*. The pages load nothing from els
 from __future__ import annotations
 
 import html
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,33 +30,17 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from cloud.store import Store
-from shared.signing import read_key, verify
+from cloud.tickets import TicketKeys, Verdict, check_ticket
 
-TICKET_ID = re.compile(r"^[a-z2-7]{26}$")
 CHINA = timezone(timedelta(hours=8))
 
 
-@dataclass
-class Verdict:
-    status: str  # genuine | not_genuine | unknown
-    reason: str
-    ticket: dict[str, Any] | None = None
-
-
-def check_ticket(store: Store, keys_dir: Path, ticket_id: str, sig: str) -> Verdict:
-    if not TICKET_ID.match(ticket_id):
-        return Verdict("unknown", "not a ticket number")
-    row = store.ticket(ticket_id)
-    if row is None:
-        return Verdict("unknown", "no such ticket (forged, or not yet synced from the stall)")
-    key_file = keys_dir / f"{row['device']}.key"
+def _when(value: Any) -> str:
+    """A ticket's time in China's time zone, or what it says when it is not a time."""
     try:
-        key = read_key(key_file)
-    except (OSError, ValueError):
-        return Verdict("unknown", "the stall's key is not known to this collector")
-    if not sig or not verify(key, row["data"], sig):
-        return Verdict("not_genuine", "signature does not match the ticket")
-    return Verdict("genuine", "signature matches the ticket issued by the stall", row["data"])
+        return datetime.fromisoformat(str(value)).astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, TypeError, OverflowError):
+        return str(value)
 
 
 def _money(cents: int) -> str:
@@ -94,7 +77,7 @@ def render_page(v: Verdict) -> str:
     if t is not None:
         qty = f"{t['quantity'] / 1000:.3f} kg" if t["unit"] == "kg" else f"{t['quantity']} 件 pcs"
         per = "kg" if t["unit"] == "kg" else "件"
-        when = datetime.fromisoformat(t["time"]).astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        when = e(_when(t.get("time")))
         insp = t.get("inspection") or {}
         product = e(t["product"]) + (
             f"<small>{e(t['product_en'])}</small>" if t.get("product_en") else ""
@@ -135,10 +118,18 @@ def render_page(v: Verdict) -> str:
     )
 
 
-def make_app(store: Store, keys_dir: Path) -> Starlette:
+def make_app(
+    store: Store, keys_dir: Path, health: Callable[[], str | None] = lambda: None
+) -> Starlette:
+    """The public pages. Every request gets a 2xx or a 4xx with a reason (a fuzz test sends
+    them all kinds), except ``/healthz`` while the collector is failing: 503 and why, which
+    is what a load balancer or a probe needs to see."""
+    keys = TicketKeys(keys_dir)
+
     def verdict(request: Request) -> Verdict:
         tid = request.path_params["ticket_id"]
-        return check_ticket(store, keys_dir, tid, request.query_params.get("s", ""))
+        sig = request.query_params.get("s", "")
+        return check_ticket(store.tickets, store.registry, keys, tid, sig)
 
     async def page(request: Request) -> Response:
         v = verdict(request)
@@ -151,12 +142,15 @@ def make_app(store: Store, keys_dir: Path) -> Starlette:
             status_code=200 if v.ticket else 404,
         )
 
-    async def health(_: Request) -> Response:
+    async def healthz(_: Request) -> Response:
+        failure = health()
+        if failure is not None:
+            return PlainTextResponse(f"failing: {failure}", status_code=503)
         return PlainTextResponse("ok")
 
     async def snapshot(request: Request) -> Response:
-        row = store.snapshot(request.path_params["snap_id"])
-        if row is None or not Path(row["path"]).exists():
+        row = store.evidence.get(request.path_params["snap_id"])
+        if row is None or not Path(row["path"]).is_file():
             return PlainTextResponse("no such snapshot", status_code=404)
         return FileResponse(row["path"], media_type="image/jpeg")
 
@@ -164,7 +158,7 @@ def make_app(store: Store, keys_dir: Path) -> Starlette:
         routes=[
             Route("/t/{ticket_id}.json", page_json),
             Route("/t/{ticket_id}", page),
-            Route("/healthz", health),
+            Route("/healthz", healthz),
             Route("/snap/{snap_id}.jpg", snapshot),
         ]
     )

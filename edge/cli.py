@@ -16,6 +16,7 @@ from edge.stall.cli import register as register_stall_commands
 from edge.vision.cli import register as register_vision_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 from shared.kinds import KINDS
+from shared.redact import redact
 
 
 def config_option(f: Any) -> Any:
@@ -78,7 +79,8 @@ def config_validate(config_path: Path) -> None:
     Example: shian-edge config validate --config /etc/shian/edge.toml
     """
     cfg = load_config(config_path, EdgeConfig)
-    click.echo(f"{config_path}: OK (device {cfg.device}, site {cfg.site}, broker {cfg.mqtt.url})")
+    broker = redact(cfg.mqtt.url)
+    click.echo(f"{config_path}: OK (device {cfg.device}, site {cfg.site}, broker {broker})")
 
 
 @main.group()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edge.config import EdgeConfig
+from shared.redact import redact
 
 
 @dataclass
@@ -86,7 +87,7 @@ def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
     from shared.mqtt import make_client
 
     mq = cfg.mqtt
-    progress(f"broker {mq.url}")
+    progress(f"broker {redact(mq.url)}")
     q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
     client = make_client(mq, f"{mq.client_id}-doctor", MQTTProtocolVersion.MQTTv5)
     client.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
@@ -98,7 +99,7 @@ def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
             Check(
                 "broker",
                 False,
-                f"{mq.url}: {exc}",
+                redact(f"{mq.url}: {exc}"),
                 "check the URL, the network, and for mqtts:// the CA certificate",
             )
         ]
@@ -114,7 +115,7 @@ def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
                     "the credentials are wrong or revoked: re-run shian-edge provision",
                 )
             ]
-        results = [Check("broker", True, f"connected to {mq.url} as {mq.username or '-'}")]
+        results = [Check("broker", True, f"connected to {redact(mq.url)} as {mq.username or '-'}")]
 
         def publish(topic: str) -> Any:
             info = client.publish(topic, b'{"v": 1, "events": []}', qos=1)
@@ -191,7 +192,7 @@ def check_kitchen(cfg: EdgeConfig, progress: Progress) -> list[Check]:
                 bool(ok),
                 f"a {size} frame in {time.monotonic() - t0:.1f} s"
                 if ok
-                else f"no frame from {cam.source}",
+                else f"no frame from {redact(cam.source)}",
                 "" if ok else "check the camera's power, cable, address and password",
             )
         )

@@ -103,6 +103,11 @@ def register(main: click.Group, config_option: Decorator) -> None:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         click.echo(f"{path} written; next: shian-edge doctor --config {path}")
+        click.echo(
+            f"{bundle} holds this box's broker password (and a stall's ticket key), now copied "
+            "into 0600 files beside the config: delete the bundle here and on the cloud side.",
+            err=True,
+        )
 
     @main.command()
     @config_option

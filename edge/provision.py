@@ -10,7 +10,6 @@ detector threads, the detect resolution and the camera limit; a camera URL templ
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from pydantic import Field
 from edge import PROFILES_DIR
 from edge.config import EdgeConfig
 from shared.config import StrictModel, load, validate
+from shared.secretfiles import write_secret
 
 
 class BoxProfile(StrictModel):
@@ -56,10 +56,7 @@ def channels(spec: str) -> list[int]:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".new")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    tmp.replace(path)
+    write_secret(path, text, mode)  # created with its mode, never readable by others first
 
 
 def _toml(value: Any) -> str:
@@ -118,6 +115,7 @@ def provision(
             f"retailer = {_toml(s.get('retailer') or '-')}",
             f"ticket_base_url = {_toml(b['ticket_base_url'])}",
             f"ticket_key_file = {_toml(str(conf_dir / 'ticket.key'))}",
+            f"ticket_key_id = {_toml(b.get('ticket_key_id') or '')}",
         ]
         if scale_port:
             lines += [

@@ -127,11 +127,11 @@ def alerts_topic(district: str, site: str) -> str:
 
 
 def escalations_topic(district: str) -> str:
-    return f"{topics.ROOT}/escalations/{topics._check(district, 'district')}"
+    return f"{topics.ROOT}/escalations/{topics.check_name(district, 'district')}"
 
 
 def supervisor_topic(name: str, channel: Literal["cmd", "reply"]) -> str:
-    return f"{topics.ROOT}/sup/{topics._check(name, 'supervisor')}/{channel}"
+    return f"{topics.ROOT}/sup/{topics.check_name(name, 'supervisor')}/{channel}"
 
 
 ALL_SUPERVISOR_COMMANDS = f"{topics.ROOT}/sup/+/cmd"

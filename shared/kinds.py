@@ -7,9 +7,15 @@ example in ``docs/protocol.md``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CAMERA_NAME = r"^[A-Za-z0-9_.-]{1,32}$"
+"""As the edge config allows (they reach titles, pages and bot messages)."""
+SNAPSHOT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+"""A UUIDv7, as on the snapshot topic (it reaches links in alerts)."""
 
 
 class KindData(BaseModel):
@@ -60,7 +66,23 @@ class Ticket(KindData):
     unit_price_cents: int = Field(ge=0, description="Price per kg or per piece, fen.")
     total_cents: int = Field(ge=0, description="Amount, fen.")
     time: str = Field(max_length=32, description="Time of sale, UTC ISO 8601.")
+    key: str = Field(
+        default="",
+        pattern=r"^[a-z0-9]{0,16}$",
+        description="Id of the stall's key that signed it ('' for a stall's first key).",
+    )
     sig: str = Field(pattern=r"^[a-z2-7]{16}$", description="Short HMAC of the ticket.")
+
+    @field_validator("time")
+    @classmethod
+    def _aware_time(cls, value: str) -> str:
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("time is not an ISO 8601 time") from None
+        if when.tzinfo is None:
+            raise ValueError("time has no time zone")
+        return value
 
 
 class ScaleFault(KindData):
@@ -83,7 +105,7 @@ class PrinterFault(KindData):
 class ViolationData(KindData):
     """A food-safety violation seen by a kitchen camera."""
 
-    camera: str = Field(max_length=32, description="Camera name.")
+    camera: str = Field(pattern=CAMERA_NAME, description="Camera name.")
     type: str = Field(pattern=r"^[a-z][a-z0-9_]{1,47}$", description="Violation type.")
     label: str = Field(max_length=64, description="Model label that triggered it.")
     score: float = Field(ge=0, le=1, description="Detection score.")
@@ -93,7 +115,7 @@ class ViolationData(KindData):
     model: str = Field(max_length=64, description="Model profile.")
     snapshot: str | None = Field(
         default=None,
-        max_length=40,
+        pattern=SNAPSHOT_ID,
         description="Snapshot id (sent on .../snap/{id}); none when no room could be made for it.",
     )
 
@@ -101,14 +123,14 @@ class ViolationData(KindData):
 class CameraState(KindData):
     """A camera went offline (no frames) or came back."""
 
-    camera: str = Field(max_length=32, description="Camera name.")
+    camera: str = Field(pattern=CAMERA_NAME, description="Camera name.")
     reason: str = Field(default="", max_length=256, description="Why, for offline.")
 
 
 class CameraTampered(KindData):
     """A camera's view is covered, blinded, blurred or turned away (or back to normal)."""
 
-    camera: str = Field(max_length=32, description="Camera name.")
+    camera: str = Field(pattern=CAMERA_NAME, description="Camera name.")
     state: Literal["raised", "cleared"] = Field(description="raised, or cleared.")
     problem: Literal["covered", "blinded", "blurred", "turned_away", "ok"] = Field(
         description="What is wrong (ok when cleared)."
@@ -122,7 +144,7 @@ class Rectification(KindData):
     alert: str = Field(max_length=64, description="The alert id from the notice.")
     note: str = Field(default="", max_length=1000, description="What was done.")
     photo: str | None = Field(
-        default=None, max_length=40, description="Snapshot id of a photo (.../snap/{id})."
+        default=None, pattern=SNAPSHOT_ID, description="Snapshot id of a photo (.../snap/{id})."
     )
 
 

@@ -19,8 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.ids import uuid7
+from shared.secretfiles import write_secret
 
 SIG_BYTES = 10
+SIG_PATTERN = r"^[a-z2-7]{16}$"
+"""A signature as printed: 16 lowercase base32 characters."""
 
 
 def new_ticket_id() -> str:
@@ -39,7 +42,9 @@ def sign(key: bytes, ticket: dict[str, Any]) -> str:
 
 
 def verify(key: bytes, ticket: dict[str, Any], sig: str) -> bool:
-    return hmac.compare_digest(sign(key, ticket), sig.strip().lower())
+    """Whether ``sig`` is the ticket's signature (any text: a link's ``s`` is untrusted)."""
+    given = sig.strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(sign(key, ticket).encode(), given)
 
 
 def ticket_url(base_url: str, ticket_id: str, sig: str) -> str:
@@ -63,6 +68,4 @@ def read_key(path: Path) -> bytes:
 
 
 def write_key(path: Path, key: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(key.hex() + "\n")
-    path.chmod(0o600)
+    write_secret(path, key.hex() + "\n")

@@ -16,37 +16,40 @@ ROOT = "shian/v1"
 DEV = f"{ROOT}/dev"
 
 _LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RULE = "1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 
 
-def _check(level: str, what: str) -> str:
-    if not _LEVEL.match(level):
-        raise ValueError(f"{what} {level!r} is not a valid topic level")
+def check_name(level: str, what: str) -> str:
+    """A device, site, district, supervisor or command name: exactly one topic level, safe in
+    an ACL line, a file name and a page (so never ``+``, ``#``, ``/``, a space or a newline)."""
+    if not isinstance(level, str) or not _LEVEL.fullmatch(level):
+        raise ValueError(f"{what} {level!r} is not a valid name ({NAME_RULE})")
     return level
 
 
 def events(device: str) -> str:
-    return f"{DEV}/{_check(device, 'device')}/events"
+    return f"{DEV}/{check_name(device, 'device')}/events"
 
 
 def status(device: str) -> str:
-    return f"{DEV}/{_check(device, 'device')}/status"
+    return f"{DEV}/{check_name(device, 'device')}/status"
 
 
 def snapshot(device: str, event_id: str) -> str:
-    return f"{DEV}/{_check(device, 'device')}/snap/{event_id}"
+    return f"{DEV}/{check_name(device, 'device')}/snap/{event_id}"
 
 
 def command(device: str, name: str) -> str:
-    return f"{DEV}/{_check(device, 'device')}/cmd/{_check(name, 'command')}"
+    return f"{DEV}/{check_name(device, 'device')}/cmd/{check_name(name, 'command')}"
 
 
 def commands(device: str) -> str:
     """The filter a device subscribes to for all its commands."""
-    return f"{DEV}/{_check(device, 'device')}/cmd/#"
+    return f"{DEV}/{check_name(device, 'device')}/cmd/#"
 
 
 def alerts(district: str, site: str) -> str:
-    return f"{ROOT}/alerts/{_check(district, 'district')}/{_check(site, 'site')}"
+    return f"{ROOT}/alerts/{check_name(district, 'district')}/{check_name(site, 'site')}"
 
 
 ALL_EVENTS = f"{DEV}/+/events"
@@ -58,7 +61,7 @@ def shared(group: str | None, topic_filter: str) -> str:
     """A filter for an MQTT shared subscription, so several collectors split the load."""
     if not group:
         return topic_filter
-    return f"$share/{_check(group, 'share group')}/{topic_filter}"
+    return f"$share/{check_name(group, 'share group')}/{topic_filter}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,6 @@ def parse(topic: str) -> DeviceTopic | None:
     if not topic.startswith(DEV + "/"):
         return None
     parts = topic[len(DEV) + 1 :].split("/", 2)
-    if len(parts) < 2 or not _LEVEL.match(parts[0]):
+    if len(parts) < 2 or not _LEVEL.fullmatch(parts[0]):
         return None
     return DeviceTopic(parts[0], parts[1], parts[2] if len(parts) > 2 else "")

@@ -71,6 +71,25 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
     return url
 
 
+def register(
+    store: Any,
+    device: str = "d1",
+    site: str = "s1",
+    role: str = "kitchen",
+    district: str = "default",
+    **stall: str,
+) -> None:
+    """Put a box in the store's registry, as ``shian-cloud devices add`` does: the collector
+    stores only what registered boxes send about their own site."""
+    from cloud.registry import Identity
+
+    if role == "stall":
+        stall = {"market": site, "stall_no": device, "retailer": "-", **stall}
+    store.registry.put(
+        Identity(name=device, kind="device", role=role, site=site, district=district, **stall)
+    )
+
+
 def edge_config(
     tmp_path: Path, url: str, device: str = "kitchen-1", site: str = "canteen-001", **extra: Any
 ) -> EdgeConfig:

@@ -18,6 +18,7 @@ from cloud.store import Store
 from shared.alerts import TRANSITIONS
 from shared.codec import batch_payload, envelope_json
 from shared.ids import uuid7
+from tests.conftest import register
 
 T0 = 1_800_000_000.0
 
@@ -51,6 +52,8 @@ def violation(camera: str = "cam1", vtype: str = "animal_in_kitchen") -> dict[st
 def store(store_target: str | Path, tmp_path: Path) -> Store:
     s = Store(store_target, tmp_path / "snaps", engine=AlertEngine(AlertSettings(), "http://web"))
     s.set_site("s1", "xianan", "canteen")
+    register(s, "k1", "s1", district="xianan")
+    register(s, "k9", "elsewhere")
     s.add_supervisor("wang", "xianan")
     s.add_supervisor("li", "chibi")
     return s

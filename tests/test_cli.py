@@ -16,6 +16,7 @@ from cloud.store import Store
 from edge.cli import main as edge_main
 from shared import topics
 from shared.codec import batch_payload
+from tests.conftest import register
 from tests.test_codec import event
 
 
@@ -56,6 +57,7 @@ def test_cloud_lists(tmp_path: Path) -> None:
     conf = tmp_path / "cloud.toml"
     conf.write_text(f'[store]\npath = "{db}"\n')
     store = Store(db)
+    register(store)
     msgs = [
         Incoming(None, 1, 1, "shian/v1/dev/d1/events", batch_payload([event(1), event(3)])),
         Incoming(None, 2, 1, "shian/v1/dev/d1/events", b"garbage\xff"),

@@ -12,6 +12,7 @@ from cloud.alerts.engine import AlertEngine
 from cloud.collector import Incoming, classify
 from cloud.config import AlertSettings
 from cloud.store import Store
+from tests.conftest import register
 
 T0 = 1_790_000_000.0
 
@@ -22,6 +23,7 @@ def store(store_target: str | Path, tmp_path: Path) -> Store:
     s = Store(store_target, tmp_path / "snaps", engine=AlertEngine(settings, "http://web"))
     for i in range(40):
         s.set_site(f"s{i}", "xianan" if i < 30 else "chibi")
+        register(s, f"b{i}", f"s{i}", district="xianan" if i < 30 else "chibi")
     return s
 
 

@@ -14,6 +14,7 @@ from cloud.db import open_database, redact
 from cloud.db.migrations import BASE, MIGRATIONS, migrate, statements, version
 from cloud.store import Store
 from shared.codec import batch_payload
+from tests.conftest import register
 from tests.test_codec import event
 from tests.test_store import msgs
 
@@ -57,6 +58,7 @@ def test_collectors_starting_together_migrate_once(postgres_url: str) -> None:
     store = Store(postgres_url, Path("/nonexistent"))
     n = store.db.query("SELECT count(*) AS n FROM schema_migrations")[0]["n"]
     assert n == len(MIGRATIONS)
+    register(store)
     events, statuses, dead, _ = classify(msgs(batch_payload([event(1), event(2)])))
     assert store.write(events, statuses, dead).inserted == 2
 

@@ -12,6 +12,7 @@ from cloud.collector import Incoming, classify
 from cloud.ranges import holes, merge_ranges
 from cloud.store import DeadLetter, Store
 from shared.codec import batch_payload
+from tests.conftest import register
 from tests.test_codec import event
 
 
@@ -33,6 +34,7 @@ def msgs(*payloads: bytes, topic: str = "shian/v1/dev/d1/events") -> list[Incomi
 
 def test_writes_are_idempotent_and_gaps_are_reported(store_target: str | Path) -> None:
     store = Store(store_target)
+    register(store)
     first = [event(1), event(2), event(5)]
     events, statuses, dead, _ = classify(msgs(batch_payload(first)))
     res = store.write(events, statuses, dead)
@@ -73,11 +75,12 @@ def test_a_nul_from_a_box_is_stored_on_both_backends(store_target: str | Path) -
     from cloud.config import AlertSettings
 
     store = Store(store_target, engine=AlertEngine(AlertSettings()))
+    register(store)
     bad_key = event(1, data='{"n":1,"x\\u0000y":2}')
     cam = event(
         2,
         kind="violation",
-        data='{"camera":"cam\\u00001","type":"no_mask","label":"face","score":0.9,'
+        data='{"camera":"cam1","type":"no_mask","label":"fa\\u0000ce","score":0.9,'
         '"box":[1,2,3,4],"frame":[640,360],"model":"m"}',
     )
     events, statuses, dead, _ = classify(msgs(batch_payload([bad_key, cam])))
@@ -85,4 +88,4 @@ def test_a_nul_from_a_box_is_stored_on_both_backends(store_target: str | Path) -
     assert res.inserted == 1 and res.deadletters == 1
     assert "x" in store.deadletters()[0]["reason"]
     (alert,) = store.alerts()
-    assert alert["camera"].startswith("cam") and alert["type"] == "no_mask"
+    assert alert["title"].startswith("no_mask on cam1 (fa") and alert["type"] == "no_mask"

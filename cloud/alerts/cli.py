@@ -265,7 +265,10 @@ def register(
 
         if morning_check_by and not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", morning_check_by):
             raise click.BadParameter("HH:MM", param_hint="--morning-check-by")
-        get_store(config_path, create=True).set_site(site, district, name, morning_check_by)
+        try:
+            get_store(config_path, create=True).set_site(site, district, name, morning_check_by)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"{site}: district {district}")
 
     @sites.command("import")
@@ -324,7 +327,10 @@ def register(
         """
         store = get_store(config_path, create=True)
         if not credentials:
-            store.add_supervisor(name, district)
+            try:
+                store.add_supervisor(name, district)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
             click.echo(f"supervisor {name}: district {district}")
             return
         from cloud.devices_cli import add_supervisor_credentials

@@ -17,6 +17,7 @@ from cloud.alerts import incidents, timed
 from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
 from cloud.config import AlertSettings
 from cloud.db.base import Conn
+from cloud.evidence import Evidence
 from shared.alerts import (
     SEVERITY_RANK,
     AlertMessage,
@@ -29,6 +30,7 @@ from shared.alerts import (
 )
 from shared.ids import uuid7
 from shared.models import Envelope, Status
+from shared.redact import redact
 
 log = logging.getLogger("shian.alerts")
 
@@ -90,7 +92,7 @@ class AlertEngine:
                 if up is None:  # state carried in the data
                     up = d.get("state") in ("lost", "raised")
                 if up:
-                    why = d.get("reason") or d.get("problem") or ""
+                    why = redact(str(d.get("reason") or d.get("problem") or ""))
                     self.raise_(
                         conn,
                         now,
@@ -175,6 +177,7 @@ class AlertEngine:
                 " + 1, snapshot = coalesce(?, snapshot), severity = ? WHERE id = ?",
                 (now, title, snapshot, sev if higher else a["severity"], a["id"]),
             )
+            Evidence.pin(conn, a["id"], snapshot)
             return self._published(conn, a["id"], now, quiet)
         alert_id = str(uuid7())
         steps = [{"at": iso(now), "state": "open", "actor": "system", "note": title}]
@@ -199,6 +202,7 @@ class AlertEngine:
                 json.dumps(steps),
             ),
         )
+        Evidence.pin(conn, alert_id, snapshot)
         log.info("alert %s (%s) at %s: %s", type, sev, site, title)
         return self._published(conn, alert_id, now, quiet)
 
@@ -293,6 +297,7 @@ class AlertEngine:
             if d.get("photo"):
                 note += f" (photo: {self.web_base}/snap/{d['photo']}.jpg)"
             alert = self.act(conn, now, d["alert"], "rectify", f"device:{e.device}", note.strip())
+            Evidence.pin(conn, d["alert"], d.get("photo"))
             reply = Reply(id=str(e.id), ok=True, alert=alert).model_dump()
         except ValueError as exc:
             reply = Reply(id=str(e.id), ok=False, reason=str(exc)).model_dump()

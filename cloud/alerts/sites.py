@@ -34,7 +34,7 @@ def parse_sites(text: str) -> list[tuple[str, str, str, str]]:
         by, name = r.get("morning_check_by", ""), r.get("name", "")
         for value, what in ((site, "site"), (district, "district")):
             try:
-                topics._check(value, what)
+                topics.check_name(value, what)
             except ValueError as exc:
                 raise SiteError(f"row {n}: {exc}") from None
         if by and not _HHMM.match(by):

@@ -4,6 +4,7 @@ whose database it uses."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -11,6 +12,8 @@ from cloud.alerts import incidents
 from cloud.alerts.engine import AlertEngine
 from cloud.config import AlertSettings
 from cloud.db import Db
+from cloud.registry import check_text
+from shared.topics import check_name
 
 
 class AlertTables:
@@ -110,7 +113,14 @@ class AlertTables:
 
     def set_sites(self, rows: list[tuple[str, str, str, str]]) -> None:
         """Register sites (site, district, name, morning_check_by) in one transaction; open
-        alerts of a site that changes district move with it."""
+        alerts of a site that changes district move with it. Names are checked here, where
+        they are stored (a district reaches topics and the broker's ACL)."""
+        for site, district, name, by in rows:
+            check_name(site, "site")
+            check_name(district, "district")
+            check_text(name, "site name", 128)
+            if by and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", by):
+                raise ValueError(f"morning_check_by {by!r} is not HH:MM")
         with self.db.tx(locks=["alerts"]) as conn:
             conn.executemany(
                 "INSERT INTO sites VALUES (?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET"
@@ -123,7 +133,18 @@ class AlertTables:
                 [(district, site) for site, district, _, _ in rows],
             )
 
+    def set_districts(self, pairs: list[tuple[str, str]]) -> None:
+        """Put sites in districts, keeping the names and morning-check times they have."""
+        known = {r["site"]: r for r in self._rows("SELECT * FROM sites")}
+        rows = []
+        for site, district in dict(pairs).items():
+            old = known.get(site, {})
+            rows.append((site, district, old.get("name", ""), old.get("morning_check_by", "")))
+        self.set_sites(rows)
+
     def add_supervisor(self, name: str, district: str) -> None:
+        check_name(name, "supervisor")
+        check_name(district, "district")
         with self.db.tx() as conn:
             conn.execute(
                 "INSERT INTO supervisors VALUES (?, ?)"

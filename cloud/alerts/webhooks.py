@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cloud.config import WebhookSettings
+from shared.redact import redact
 
 log = logging.getLogger("shian.webhooks")
 
@@ -38,14 +40,60 @@ def dingtalk_url(url: str, secret: str, now_ms: int) -> str:
     return f"{url}{sep}timestamp={now_ms}&sign={urllib.parse.quote_plus(sign.decode())}"
 
 
+_MARKDOWN = str.maketrans(
+    {
+        "\\": "＼",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "[": "［",
+        "]": "］",
+        "(": "（",
+        ")": "）",
+        "<": "＜",
+        ">": "＞",
+        "#": "＃",
+        "!": "！",
+        "|": "｜",
+        "~": "～",
+        "@": "＠",
+        "\n": " ",
+        "\r": " ",
+        "\t": " ",
+    }
+)
+
+
+_LINK = re.compile(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~-]+)*/snap/[0-9a-f-]{36}\.jpg")
+"""The only link a bot message carries: the collector's own evidence link."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def md(text: Any) -> str:
+    """Text a box chose, safe inside a bot's markdown: credentials out, every character that
+    could make markup, a link or an @mention replaced by its full-width form (which reads the
+    same), one line, and no bare URL for the chat to turn into a link."""
+    return redact(str(text)).translate(_MARKDOWN).replace("://", "：//")
+
+
+def name(text: Any) -> str:
+    """A name (type, site, district, state): as it is when it is a plain name (an underscore
+    inside a word makes no markup), else escaped like any text."""
+    text = str(text)
+    return text if _NAME.fullmatch(text) else md(text)
+
+
 def line(msg: dict[str, Any]) -> str:
     text = (
-        f"**[{msg['severity']}] {msg['type']}** · {msg['site']} ({msg['district']}) · "
-        f"{msg['state']} · x{msg['count']}\n> {msg['title']}"
+        f"**[{name(msg['severity'])}] {name(msg['type'])}** · {name(msg['site'])} "
+        f"({name(msg['district'])}) · {name(msg['state'])} · x{int(msg['count'])}\n"
+        f"> {md(msg['title'])}"
     )
     if msg.get("due"):
-        text += f" · due {msg['due']}"
-    if msg.get("snapshot_url"):
+        text += f" · due {md(msg['due'])}"
+    if _LINK.fullmatch(str(msg.get("snapshot_url") or "")):
         text += f" · [evidence]({msg['snapshot_url']})"
     return text
 

@@ -81,10 +81,28 @@ LEASES = """
 CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 """
 
+UNTRUSTED = """
+ALTER TABLE registry ADD COLUMN market TEXT NOT NULL DEFAULT '';
+ALTER TABLE registry ADD COLUMN stall_no TEXT NOT NULL DEFAULT '';
+ALTER TABLE registry ADD COLUMN retailer TEXT NOT NULL DEFAULT '';
+ALTER TABLE registry ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE deadletters ADD COLUMN digest TEXT;
+ALTER TABLE deadletters ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deadletters ADD COLUMN last_received REAL;
+CREATE UNIQUE INDEX deadletters_digest ON deadletters(digest);
+CREATE INDEX deadletters_received ON deadletters(received);
+CREATE TABLE alert_evidence (
+    alert TEXT NOT NULL, snapshot TEXT NOT NULL, PRIMARY KEY (alert, snapshot));
+CREATE INDEX alert_evidence_snapshot ON alert_evidence(snapshot);
+CREATE INDEX snapshots_device_received ON snapshots(device, received);
+CREATE INDEX snapshots_received ON snapshots(received);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
     (3, "leases: one collector of a group publishes alerts and posts to bots", LEASES),
+    (4, "untrusted boxes: stall identity and key ids, dead-letter repeats, evidence", UNTRUSTED),
 ]
 
 _PG_TYPES = [

@@ -97,6 +97,7 @@ class TicketBook:
             "unit_price_cents": product.unit_price_cents,
             "total_cents": total_cents(product.unit, quantity, product.unit_price_cents),
             "time": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "key": self.stall.ticket_key_id,
         }
         ticket["sig"] = sign(self.key, ticket)
         return Ticket.model_validate(ticket).model_dump(mode="json")

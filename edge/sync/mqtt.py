@@ -35,6 +35,7 @@ from shared import topics
 from shared.codec import BATCH_OVERHEAD, batch_payload, encode_status
 from shared.models import Ack, Status
 from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
+from shared.redact import redact
 
 log = logging.getLogger("shian.sync")
 
@@ -153,7 +154,7 @@ class SyncWorker:
             client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
         except (OSError, ValueError) as exc:
             self.counters["sync_connect_failures"] += 1
-            log.warning("cannot connect to %s: %s", mq.url, exc)
+            log.warning("cannot connect to %s: %s", redact(mq.url), redact(str(exc)))
             return "error"
         client.loop_start()
         try:
@@ -205,7 +206,9 @@ class SyncWorker:
         self.connected = True
         self.counters["sync_sessions"] += 1
         self._backoff.reset()
-        log.info("connected to %s (MQTT %s)", cfg.mqtt.url, "5" if protocol == 5 else "3.1.1")
+        log.info(
+            "connected to %s (MQTT %s)", redact(cfg.mqtt.url), "5" if protocol == 5 else "3.1.1"
+        )
         client.subscribe(topics.commands(cfg.device), qos=1)
         self._publish_status(client, "online")
         inflight: dict[int, list[int]] = {}

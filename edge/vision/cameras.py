@@ -20,6 +20,7 @@ import numpy as np
 
 from edge.worker import Worker
 from shared.mqtt import Backoff
+from shared.redact import redact
 
 log = logging.getLogger("shian.camera")
 
@@ -121,10 +122,10 @@ class Camera(Worker):
                 if cap.isOpened():
                     self.why = self._read(cap, is_file)
                 else:
-                    self.why = f"cannot open {self.source}"
+                    self.why = f"cannot open {redact(self.source)}"
                 cap.release()
             except Exception as exc:  # a camera never takes the agent down
-                self.why = f"{type(exc).__name__}: {exc}"
+                self.why = redact(f"{type(exc).__name__}: {exc}")
                 log.debug("camera %s", self.name, exc_info=True)
             if self._stop.is_set():
                 return

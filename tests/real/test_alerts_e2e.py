@@ -20,7 +20,7 @@ from cloud.store import Store
 from edge.agent import Agent
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
-from tests.conftest import ROOT, cloud_config, edge_config, spawn, wait_for, write_toml
+from tests.conftest import ROOT, cloud_config, edge_config, register, spawn, wait_for, write_toml
 from tests.support.mosquitto import Mosquitto
 from tests.test_alerts_engine import violation
 
@@ -65,6 +65,7 @@ def test_the_loop_from_a_box_to_a_supervisor_and_back(tmp_path: Path, mosquitto:
     ccfg = cloud_config(tmp_path, mosquitto.url)
     cloud = CloudService(ccfg)
     cloud.store.set_site("canteen-001", "xianan")
+    register(cloud.store, "kitchen-1", "canteen-001", district="xianan")
     cloud.store.add_supervisor("wang", "xianan")
     cloud.start()
     phone = Supervisor(mosquitto.url, "xianan")
@@ -105,6 +106,7 @@ def test_the_loop_from_a_box_to_a_supervisor_and_back(tmp_path: Path, mosquitto:
 def test_a_box_lost_is_reported_through_its_last_will(tmp_path: Path, mosquitto: Mosquitto) -> None:
     cloud = CloudService(cloud_config(tmp_path, mosquitto.url))
     cloud.store.set_site("canteen-001", "xianan")
+    register(cloud.store, "kitchen-1", "canteen-001", district="xianan")
     cloud.start()
     phone = Supervisor(mosquitto.url, "xianan")
     cfg = edge_config(tmp_path, mosquitto.url)
@@ -136,6 +138,7 @@ def test_alerts_are_neither_lost_nor_doubled_across_a_collector_restart(
 ) -> None:
     ccfg = cloud_config(tmp_path, mosquitto.url)
     Store(ccfg.store.path).set_site("canteen-001", "xianan")
+    register(Store(ccfg.store.path), "kitchen-1", "canteen-001", district="xianan")
     conf = write_toml(
         tmp_path / "cloud.toml",
         ccfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
@@ -177,6 +180,8 @@ def test_a_district_sees_only_its_own(tmp_path: Path, mosquitto: Mosquitto) -> N
     cloud = CloudService(cloud_config(tmp_path, mosquitto.url))
     cloud.store.set_site("canteen-001", "xianan")
     cloud.store.set_site("canteen-900", "chibi")
+    register(cloud.store, "kitchen-1", "canteen-001", district="xianan")
+    register(cloud.store, "kitchen-9", "canteen-900", district="chibi")
     cloud.start()
     xianan, chibi = Supervisor(mosquitto.url, "xianan"), Supervisor(mosquitto.url, "chibi")
     a1 = Agent(edge_config(tmp_path, mosquitto.url))

@@ -12,7 +12,7 @@ from cloud.service import CloudService
 from shared.codec import MAX_MESSAGE_BYTES, batch_payload
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
-from tests.conftest import cloud_config, wait_for
+from tests.conftest import cloud_config, register, wait_for
 from tests.support.mosquitto import Mosquitto
 from tests.test_codec import event, obj
 
@@ -46,6 +46,8 @@ def test_every_bad_payload_is_dead_lettered_and_service_goes_on(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     service = CloudService(cloud_config(tmp_path, mosquitto.url))
+    register(service.store, "d1", "s1")
+    register(service.store, "d2", "s1")
     service.start()
     assert service.collector.connected.wait(10)
     settings = MqttSettings(url=mosquitto.url)

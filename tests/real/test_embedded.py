@@ -12,7 +12,7 @@ import pytest
 from cloud.config import CloudConfig
 from cloud.service import CloudService
 from edge.agent import Agent
-from tests.conftest import ROOT, edge_config, wait_for
+from tests.conftest import ROOT, edge_config, register, wait_for
 from tests.support.mosquitto import free_port
 
 pytestmark = pytest.mark.real
@@ -28,6 +28,7 @@ def test_agent_falls_back_to_mqtt_311_on_the_embedded_broker(tmp_path: Path) -> 
         }
     )
     service = CloudService(cfg)
+    register(service.store, "kitchen-1", "canteen-001")
     service.start()
     agent = Agent(edge_config(tmp_path, f"mqtt://127.0.0.1:{port}", mqtt={"protocol": "auto"}))
     agent.start()

@@ -11,7 +11,7 @@ import pytest
 from cloud.service import CloudService
 from edge.agent import Agent
 from edge.vision.scenes import intruder_scene, write_video
-from tests.conftest import cloud_config, edge_config, wait_for
+from tests.conftest import cloud_config, edge_config, register, wait_for
 from tests.real.test_detector_real import IMAGES, MODELS, TESTDATA
 from tests.real.test_kitchen_pipeline import ANIMALS
 from tests.support.mosquitto import Mosquitto, free_port
@@ -25,6 +25,7 @@ pytestmark = [
 def test_violation_and_snapshot_reach_the_cloud(tmp_path: Path, mosquitto: Mosquitto) -> None:
     web = free_port()
     cloud = CloudService(cloud_config(tmp_path, mosquitto.url, web_port=web))
+    register(cloud.store, "kitchen-1", "canteen-001")
     cloud.start()
     video = write_video(
         tmp_path / "cat.avi",

@@ -17,7 +17,7 @@ from edge.agent import Agent
 from shared.codec import batch_payload
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
-from tests.conftest import cloud_config, edge_config, spawn, wait_for, write_toml
+from tests.conftest import cloud_config, edge_config, register, spawn, wait_for, write_toml
 from tests.real.test_alerts_e2e import Supervisor
 from tests.real.test_sync_e2e import Producer, assert_exactly_once
 from tests.support.mosquitto import Mosquitto
@@ -49,6 +49,8 @@ def test_a_collector_killed_midstream_loses_nothing(
     procs = {n: start_process(tmp_path, pg_config(tmp_path, mosquitto.url, postgres_url, n), n)
              for n in ("a", "b")}  # fmt: skip
     store = Store(postgres_url, tmp_path / "snapshots")
+    for i in range(3):
+        register(store, f"box-{i}", "canteen-001")
     agents = [Agent(edge_config(tmp_path, mosquitto.url, device=f"box-{i}")) for i in range(3)]
     producers = [Producer(a.outbox, 1500) for a in agents]
     try:
@@ -78,6 +80,7 @@ def test_gaps_stay_right_when_one_device_reaches_two_collectors(
     tmp_path: Path, mosquitto: Mosquitto, postgres_url: str
 ) -> None:
     services = [CloudService(pg_config(tmp_path, mosquitto.url, postgres_url, n)) for n in "ab"]
+    register(services[0].store, "gappy", "s1")
     for s in services:
         s.start()
         assert s.collector.connected.wait(10)
@@ -118,6 +121,7 @@ def test_a_database_outage_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -
     server = Postgres().start()  # its own, to stop: a folder the postgres user can enter
     try:
         service = CloudService(pg_config(tmp_path, mosquitto.url, server.new_database(), "a"))
+        register(service.store, "box-0", "canteen-001")
         service.start()
         assert service.collector.connected.wait(10)
         agent = Agent(edge_config(tmp_path, mosquitto.url, device="box-0"))
@@ -154,6 +158,7 @@ def test_two_collectors_publish_each_alert_change_once(
         s.start()
         assert s.collector.connected.wait(10)
     services[0].store.set_site("s1", "xianan")
+    register(services[0].store, "k1", "s1", district="xianan")
     phone = Supervisor(mosquitto.url, "xianan")
     settings = MqttSettings(url=mosquitto.url, client_id="k1")
     client = make_client(settings, "k1", protocols(settings)[0], clean=True)

@@ -8,7 +8,7 @@ import pytest
 
 from cloud.service import CloudService
 from edge.agent import Agent
-from tests.conftest import cloud_config, edge_config, wait_for
+from tests.conftest import cloud_config, edge_config, register, wait_for
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.real
@@ -20,6 +20,8 @@ def test_two_collectors_split_the_events(tmp_path: Path, mosquitto: Mosquitto) -
         cfg = cloud_config(tmp_path, mosquitto.url, share_group="collectors")
         cfg.mqtt.client_id = f"collector-{name}"  # type: ignore[union-attr]
         services.append(CloudService(cfg))
+    for i in range(4):
+        register(services[0].store, f"box-{i}", "canteen-001")
     for s in services:
         s.start()
         assert s.collector.connected.wait(10)

@@ -22,6 +22,7 @@ from tests.conftest import (
     ARTIFACTS,
     cloud_config,
     edge_config,
+    register,
     stall_section,
     wait_for,
     write_toml,
@@ -53,6 +54,8 @@ def test_a_sale_from_scale_to_the_buyers_phone(
     ccfg = cloud_config(tmp_path, mosquitto.url, web_port=web_port)
     write_key(ccfg.tickets.keys_dir / "stall-7.key", key)
     cloud = CloudService(ccfg)
+    register(cloud.store, "stall-7", "canteen-001", "stall", market="华信农贸市场", stall_no="A-07",
+             retailer="李四")  # fmt: skip
     cloud.start()
     link = tmp_path / "ttyScale"
     data, end = made_up_frames(1234.0)

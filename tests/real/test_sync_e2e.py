@@ -13,7 +13,7 @@ from cloud.service import CloudService
 from cloud.store import Store
 from edge.agent import Agent
 from edge.store.outbox import Outbox
-from tests.conftest import cloud_config, edge_config, spawn, wait_for, write_toml
+from tests.conftest import cloud_config, edge_config, register, spawn, wait_for, write_toml
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.real
@@ -54,6 +54,7 @@ class Producer(threading.Thread):
 @pytest.fixture
 def cloud(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[CloudService]:
     service = CloudService(cloud_config(tmp_path, mosquitto.url))
+    register(service.store, "kitchen-1", "canteen-001")
     service.start()
     assert service.collector.connected.wait(10)
     yield service
@@ -146,6 +147,7 @@ def test_collector_killed_midstream_loses_nothing(tmp_path: Path, mosquitto: Mos
     proc = spawn("cloud.cli", "run", "--config", str(conf), log=tmp_path / "cloud.log")
     wait_for(lambda: ccfg.store.path.exists(), what="collector database")
     store = Store(ccfg.store.path)
+    register(store, "kitchen-1", "canteen-001")
     agent = Agent(edge_config(tmp_path, mosquitto.url))
     agent.start()
     producer = Producer(agent.outbox, 3000)

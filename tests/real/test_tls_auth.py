@@ -9,7 +9,7 @@ import pytest
 from cloud.config import CloudConfig
 from cloud.service import CloudService
 from edge.agent import Agent
-from tests.conftest import edge_config, wait_for
+from tests.conftest import edge_config, register, wait_for
 from tests.support.mosquitto import Mosquitto, find_mosquitto
 from tests.support.tls import add_user, make_pki
 
@@ -56,6 +56,7 @@ def test_tls_with_password_from_a_credential_file(
             }
         )
     )
+    register(cloud.store, "kitchen-1", "canteen-001")
     cloud.start()
     agent = Agent(
         edge_config(

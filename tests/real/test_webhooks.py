@@ -20,6 +20,7 @@ from cloud.alerts.engine import AlertEngine
 from cloud.alerts.webhooks import WebhookForwarder
 from cloud.config import AlertSettings, WebhookSettings
 from cloud.store import Store
+from tests.conftest import register
 from tests.test_alerts_engine import ev, feed, violation
 
 pytestmark = pytest.mark.real
@@ -74,6 +75,7 @@ def setup(tmp_path: Path, bots: list[WebhookSettings]) -> Store:
     settings = AlertSettings(webhooks=bots)
     store = Store(tmp_path / "c.db", engine=AlertEngine(settings, "http://web"))
     store.set_site("s1", "xianan")
+    register(store, "k1", "s1", district="xianan")
     return store
 
 

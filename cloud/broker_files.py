@@ -1,0 +1,119 @@
+"""Mosquitto's password file and ACL file, written from the registry.
+
+Two plain files are easy to back up, to read in a review and to reason about, and the ACL is
+written whole from the registry each time, so it cannot drift. Each user gets lines of its own
+role only: a box may publish its own events, status and snapshots and read its own commands; a
+supervisor reads its district's alerts and escalations and writes its own commands; the
+collector reads and writes everything. (Mosquitto's ``pattern`` lines would apply to every
+user, supervisors too, so none are used.) Every name was checked by the registry; the ACL
+writer checks again, since one bad name could open another's topics.
+
+Passwords are hashed here, in Mosquitto 2.0's own format (PBKDF2-HMAC-SHA512, ``$7$``), so no
+password ever goes on a command line (``mosquitto_passwd -b`` would show it in ``ps``). Both
+files are created 0640 for the broker's group (``mosquitto``), which Mosquitto, running as its
+own user, reads when it starts and when it reloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from cloud.registry import Identity
+from shared.secretfiles import write_secret
+from shared.topics import check_name
+
+ITERATIONS = 101
+"""What ``mosquitto_passwd`` of Mosquitto 2.0 uses (and stores in each line, so a later
+change of this number leaves the older lines valid)."""
+SALT_BYTES = 12
+
+
+def hash_password(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    """A password-file hash as ``mosquitto_passwd`` writes it: ``$7$iter$salt$hash``."""
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(password: str, hashed: str) -> bool:
+    """Whether ``password`` matches a ``$7$`` line's hash (the tests' independent check)."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        return False
+    salt = base64.b64decode(parts[3])
+    return hash_password(password, salt, int(parts[2])) == hashed
+
+
+def _checked(name: str, what: str) -> str:
+    """One more check of a name at the last place it could do harm."""
+    return check_name(name, what)
+
+
+def acl_text(collector: str, devices: Iterable[Identity], supervisors: Iterable[Identity]) -> str:
+    out = [
+        "# Written by shian-cloud from its registry; edits here are overwritten.\n",
+        "# Each user has the topics of its role only (no patterns: they would apply to all).\n",
+        f"\n# the collector\nuser {_checked(collector, 'collector')}\ntopic readwrite shian/v1/#\n",
+    ]
+    for d in sorted(devices, key=lambda i: i.name):
+        name = _checked(d.name, "device")
+        base = f"shian/v1/dev/{name}"
+        out.append(
+            f"\n# box ({_checked(d.role, 'role')} at {_checked(d.site, 'site')})\nuser {name}\n"
+            f"topic write {base}/events\ntopic write {base}/status\n"
+            f"topic write {base}/snap/+\ntopic read {base}/cmd/#\n"
+        )
+    for s in sorted(supervisors, key=lambda i: i.name):
+        name, district = _checked(s.name, "supervisor"), _checked(s.district, "district")
+        out.append(
+            f"\n# supervisor of {district}\nuser {name}\n"
+            f"topic read shian/v1/alerts/{district}/+\n"
+            f"topic read shian/v1/escalations/{district}\n"
+            f"topic write shian/v1/sup/{name}/cmd\n"
+            f"topic read shian/v1/sup/{name}/reply\n"
+        )
+    return "".join(out)
+
+
+class BrokerFiles:
+    """``passwd`` and ``acl`` in ``folder``, readable by the broker's ``group``."""
+
+    def __init__(self, folder: Path, group: str = "mosquitto") -> None:
+        self.folder, self.group = folder, group
+        self.passwd, self.acl = folder / "passwd", folder / "acl"
+
+    def _users(self) -> dict[str, str]:
+        if not self.passwd.exists():
+            return {}
+        users: dict[str, str] = {}
+        for line in self.passwd.read_text().splitlines():
+            name, sep, hashed = line.partition(":")
+            if sep and name:
+                users[name] = hashed
+        return users
+
+    def _write_passwd(self, users: dict[str, str]) -> None:
+        text = "".join(f"{name}:{hashed}\n" for name, hashed in sorted(users.items()))
+        write_secret(self.passwd, text, 0o640, self.group)
+
+    def set_passwords(self, passwords: dict[str, str]) -> None:
+        """Set (or replace) the passwords of these users, in one write of the file."""
+        users = self._users()
+        for name, password in passwords.items():
+            users[_checked(name, "user")] = hash_password(password)
+        self._write_passwd(users)
+
+    def remove(self, name: str) -> None:
+        users = self._users()
+        if users.pop(name, None) is not None:
+            self._write_passwd(users)
+
+    def write_acl(
+        self, collector: str, devices: Iterable[Identity], supervisors: Iterable[Identity]
+    ) -> None:
+        write_secret(self.acl, acl_text(collector, devices, supervisors), 0o640, self.group)
