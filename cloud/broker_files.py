@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -112,6 +113,10 @@ class BrokerFiles:
         users = self._users()
         if users.pop(name, None) is not None:
             self._write_passwd(users)
+
+    def touch_reload(self) -> None:
+        """Written after both files are in place: ``shian-broker-reload.path`` watches it."""
+        write_secret(self.folder / "reload", f"{time.time():.3f}\n", 0o640, self.group)
 
     def write_acl(
         self, collector: str, devices: Iterable[Identity], supervisors: Iterable[Identity]

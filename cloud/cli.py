@@ -12,6 +12,7 @@ import click
 from cloud.alerts.cli import register as register_alert_commands
 from cloud.config import DEFAULT_PATH, CloudConfig
 from cloud.devices_cli import register as register_device_commands
+from cloud.install_cli import register as register_install_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 
 
@@ -227,6 +228,7 @@ def demo(seconds: float, workdir: Path) -> None:
 
 register_alert_commands(main, config_option, _config, _store)
 register_device_commands(main, config_option, _config, _store)
+register_install_commands(main, config_option, _config)
 
 if __name__ == "__main__":
     main()

@@ -56,10 +56,13 @@ class Registry:
         return passwords
 
     def sync_files(self) -> None:
-        """Rewrite the ACL from the registry and make the broker re-read its files."""
+        """Rewrite the ACL from the registry and make the broker re-read its files: touch
+        ``reload`` (which shian-broker-reload.path watches), and SIGHUP it when this process
+        may (``broker_pid_file``)."""
         registry = self.store.registry
         collector = self.cfg.broker().username or self.cfg.broker().client_id
         self.files.write_acl(collector, registry.active("device"), registry.active("supervisor"))
+        self.files.touch_reload()
         pid_file = self.cfg.provisioning.broker_pid_file
         if pid_file and pid_file.exists():
             try:

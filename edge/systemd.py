@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+from shared.units import UNITS, render_unit
 
 
 def notify(message: str) -> bool:
@@ -38,8 +37,4 @@ def watchdog_interval() -> float | None:
     return int(usec) / 1e6 / 2
 
 
-def render_unit(name: str, executable: str, config: str, user: str = "shian") -> str:
-    text = (UNITS / name).read_text()
-    return (
-        text.replace("@EXECUTABLE@", executable).replace("@CONFIG@", config).replace("@USER@", user)
-    )
+__all__ = ["UNITS", "notify", "render_unit", "watchdog_interval"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cloud.cli import main as cloud_main
 from edge.agent import Agent
 from edge.cli import main as edge_main
-from edge.systemd import render_unit
 from tests.conftest import edge_config, wait_for
 from tests.support.mosquitto import Mosquitto
 
@@ -37,10 +37,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         ],
     )
     assert r.exit_code == 0, r.output
-    exe = str(Path(sys.executable).parent / "shian-cloud")
-    (tmp_path / "shian-cloud.service").write_text(
-        render_unit("shian-cloud.service", exe, "/etc/shian/cloud.toml")
-    )
+    r = CliRunner().invoke(cloud_main, ["install-service", "--dest", str(tmp_path), "--no-enable"])
+    assert r.exit_code == 0, r.output
     unit = (tmp_path / "shian-edge.service").read_text()
     for needed in (
         "Type=notify",
@@ -61,11 +59,41 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
             "verify",
             str(tmp_path / "shian-edge.service"),
             str(tmp_path / "shian-cloud.service"),
+            str(tmp_path / "shian-broker-reload.path"),
+            str(tmp_path / "shian-broker-reload.service"),
         ],
         capture_output=True,
         text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("unit", ["shian-edge.service", "shian-cloud.service"])
+def test_units_are_rated_2_or_below_by_systemd_analyze_security(tmp_path: Path, unit: str) -> None:
+    """As install-service writes them; what still counts is the network they both need."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze missing; `make test` installs systemd")
+    main = edge_main if unit.startswith("shian-edge") else cloud_main
+    r = CliRunner().invoke(
+        main, ["install-service", "--dest", str(tmp_path), "--no-enable", "--user", "shian"]
+    )
+    assert r.exit_code == 0, r.output
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(tmp_path / unit)],
+        capture_output=True,
+        text=True,
+    )
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out.stdout)
+    assert m is not None, out.stdout + out.stderr
+    assert float(m.group(1)) <= 2.0, out.stdout
+    text = (tmp_path / unit).read_text()
+    for kept in ("UMask=0077", "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service"):
+        assert kept in text
+    if unit == "shian-edge.service":  # still reaches its serial ports, cameras and printers
+        for device in ("ttyUSB", "ttyACM", "ttyS", "ttyAMA", "usb", "video4linux"):
+            assert f"DeviceAllow=char-{device} rw" in text
+        assert "SupplementaryGroups=dialout video" in text
+        assert "AF_INET AF_INET6" in text
 
 
 class NotifySocket:
