@@ -390,11 +390,18 @@ class Collector:
                 return self._refused(batch[0], exc)
 
     def _refused(self, m: Incoming, exc: Exception) -> WriteResult | None:
+        """The message's dead letter. If the store refuses even that, a few times, the store
+        itself is broken: the writer stops (the process exits and systemd restarts it) rather
+        than loop for ever while saying it is well."""
         dead = [DeadLetter(m.topic, m.payload, f"store: {internal(exc)}")]
+        failures = 0
         while True:
             try:
                 return self.store.write([], [], dead)
-            except Exception:
+            except Exception as again:
+                failures += 0 if is_transient(again) else 1
+                if failures >= 3:
+                    raise
                 log.exception("cannot store the dead letter either; retrying")
                 if self._stop.wait(1.0):
                     return None

@@ -101,6 +101,8 @@ class Store(AlertTables):
         senders = {e.device for e in events} | {st.device for st in statuses}
         senders |= {s.device for s in snapshots}
         ok = screen(self.registry.devices(senders), events, statuses, snapshots)
+        for d in ok.dead:
+            log.warning("refused on %s: %s", d.topic[:200], d.reason)
         dead = [*deadletters, *ok.dead]
         prepared = self.evidence.prepare(ok.snapshots, dead)
         devices = {e.device for e in ok.events} | {st.device for st in ok.statuses}

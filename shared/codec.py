@@ -113,6 +113,16 @@ def _constant(name: str) -> _Refused:
     return _Refused(f"{name} is not a JSON number")
 
 
+def _check_text(value: str) -> None:
+    if len(value) > MAX_STRING_CHARS:
+        raise CodecError("limit", f"a string of {len(value)} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # "\ud800" is valid JSON but no UTF-8 (nor any database)
+            raise CodecError("not_json", "a string holds a lone surrogate") from None
+
+
 def check_shape(obj: Any, depth: int = 1) -> None:
     """Depth, keys, items, string sizes and refused values of parsed JSON (no recursion);
     ``depth`` is where ``obj`` sits in its message."""
@@ -120,8 +130,7 @@ def check_shape(obj: Any, depth: int = 1) -> None:
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
-            if len(value) > MAX_STRING_CHARS:
-                raise CodecError("limit", f"a string of {len(value)} characters")
+            _check_text(value)
         elif isinstance(value, _Refused):
             raise CodecError("limit", value.reason)
         elif isinstance(value, dict | list):
@@ -131,8 +140,7 @@ def check_shape(obj: Any, depth: int = 1) -> None:
                 raise CodecError("limit", f"{len(value)} keys or items in one place")
             if isinstance(value, dict):
                 for key, item in value.items():
-                    if len(key) > MAX_STRING_CHARS:
-                        raise CodecError("limit", f"a key of {len(key)} characters")
+                    _check_text(key)
                     stack.append((item, depth + 1))
             else:
                 stack.extend((item, depth + 1) for item in value)
@@ -145,7 +153,7 @@ def loads(payload: bytes, *, shape: bool = True) -> Any:
         raise CodecError("oversize", f"{len(payload)} bytes > limit {MAX_MESSAGE_BYTES}")
     try:
         obj = json.loads(
-            payload,
+            payload.decode("utf-8"),  # JSON between systems is UTF-8 (RFC 8259), not -16/-32
             parse_int=lambda t: _number(t, int),
             parse_float=lambda t: _number(t, float),
             parse_constant=_constant,
@@ -205,7 +213,8 @@ def decode_batch(payload: bytes, topic_device: str | None) -> DecodedBatch:
     extra = set(obj) - {"v", "events"}
     if extra:
         raise CodecError("schema", f"unknown keys {sorted(extra)}")
-    if not isinstance(obj.get("v"), int) or not isinstance(obj.get("events"), list):
+    v = obj.get("v")
+    if not isinstance(v, int) or isinstance(v, bool) or not isinstance(obj.get("events"), list):
         raise CodecError("schema", "message needs integer 'v' and list 'events'")
     if len(obj["events"]) > MAX_ITEMS:
         raise CodecError("limit", f"{len(obj['events'])} events in one message")

@@ -47,7 +47,10 @@ class Mosquitto:
         extra: str = "",
         listener: str = "",
         anonymous: bool = True,
+        user: str = "",
     ) -> None:
+        """``user``: the user Mosquitto drops to when started as root (as its Debian service
+        does, ``mosquitto``); by default it stays root, to read the test's private files."""
         exe = find_mosquitto()
         if exe is None:
             raise RuntimeError("mosquitto not installed (make test installs it)")
@@ -57,6 +60,7 @@ class Mosquitto:
         self.extra = extra
         self.listener = listener
         self.anonymous = anonymous
+        self.user = user
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
@@ -78,7 +82,7 @@ class Mosquitto:
             "log_type error\nlog_type warning\nlog_type notice\n"
             # As root, Mosquitto drops to user "mosquitto", which cannot read the test's
             # private temp files (password file, certificates, log); stay who we are.
-            + ("user root\n" if os.geteuid() == 0 else "")
+            + (f"user {self.user or 'root'}\n" if os.geteuid() == 0 else "")
             + f"{self.extra}\n"
         )
 
