@@ -33,6 +33,19 @@ def event(seq: int = 1, device: str = "d1", kind: str = "test", data: str = '{"n
     )
 
 
+def raw_event(seq: int, data: str, device: str = "d1", site: str = "s1", kind: str = "test") -> str:
+    """An envelope as a box makes it, with any data text (even what the codec refuses)."""
+    return envelope_json(
+        event_id=str(uuid7()),
+        device=device,
+        site=site,
+        seq=seq,
+        ts="2026-11-30T04:00:00Z",
+        kind=kind,
+        data_json=data,
+    )
+
+
 def obj(**change: object) -> dict[str, object]:
     base = json.loads(event())
     base.update(change)

@@ -15,30 +15,18 @@ import pytest
 from PIL import Image
 
 from cloud.service import CloudService
-from shared.codec import batch_payload, envelope_json
+from shared.codec import batch_payload
 from shared.config import MqttSettings
 from shared.ids import uuid7
 from shared.mqtt import make_client, protocols
 from shared.signing import new_key, new_ticket_id, sign
 from tests.conftest import cloud_config, register, wait_for
 from tests.support.mosquitto import Mosquitto
-from tests.test_codec import event
+from tests.test_codec import event, raw_event
 
 pytestmark = pytest.mark.real
 
 EV = "shian/v1/dev/d1/events"
-
-
-def raw_event(seq: int, data: str, device: str = "d1", site: str = "s1", kind: str = "test") -> str:
-    return envelope_json(
-        event_id=str(uuid7()),
-        device=device,
-        site=site,
-        seq=seq,
-        ts="2026-11-30T04:00:00Z",
-        kind=kind,
-        data_json=data,
-    )
 
 
 def jpeg(color: int = 128) -> bytes:
