@@ -147,7 +147,12 @@ class Evidence:
 
             cutoff = now - s.keep_days * 86400
             drop(conn.execute(f"{cols} WHERE received < ?", (cutoff,)).fetchall(), float("inf"))
-            usage = dict(conn.execute("SELECT device, sum(size) FROM snapshots GROUP BY device"))
+            usage = {
+                device: int(used)  # PostgreSQL's sum is a numeric
+                for device, used in conn.execute(
+                    "SELECT device, sum(size) FROM snapshots GROUP BY device"
+                )
+            }
             for device, used in usage.items():
                 left = used - sum(g[2] for g in gone.values() if g[0] == device)
                 if left > s.max_mb_per_device * 1e6:

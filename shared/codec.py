@@ -214,7 +214,12 @@ def decode_batch(payload: bytes, topic_device: str | None) -> DecodedBatch:
     if extra:
         raise CodecError("schema", f"unknown keys {sorted(extra)}")
     v = obj.get("v")
-    if not isinstance(v, int) or isinstance(v, bool) or not isinstance(obj.get("events"), list):
+    if (
+        not isinstance(v, int)
+        or isinstance(v, bool)
+        or v < 1
+        or not isinstance(obj.get("events"), list)
+    ):
         raise CodecError("schema", "message needs integer 'v' and list 'events'")
     if len(obj["events"]) > MAX_ITEMS:
         raise CodecError("limit", f"{len(obj['events'])} events in one message")
