@@ -46,6 +46,12 @@ class FlagSpec(StrictModel):
     group: str = Field(description="Named group of the pattern.")
     values: list[str] = Field(default_factory=list, description="Texts meaning the flag is set.")
     mask: int | None = Field(default=None, ge=1, le=255, description="Bits meaning it is set.")
+    bits: int | None = Field(
+        default=None,
+        ge=0,
+        le=255,
+        description="With mask: set only when the masked bits equal these (else: any of them).",
+    )
     invert: bool = Field(default=False, description="The flag is set when the test fails.")
     default: bool = Field(default=False, description="Value when the group did not match.")
 
@@ -60,11 +66,38 @@ class ExponentSpec(StrictModel):
     )
 
 
+class UnitTable(StrictModel):
+    """The unit read from bits of a group's byte (Toledo's status word C)."""
+
+    group: str = Field(description="Named group of the pattern.")
+    mask: int = Field(ge=1, le=255, description="Bits of the group's byte to look up.")
+    table: dict[str, str] = Field(
+        description="Masked value (decimal text) -> unit; '' means: as the kg flag or the "
+        "unit field says."
+    )
+
+
 class FrameSpec(StrictModel):
     """Where frames start and end, and what they look like."""
 
     start: str = Field(default="", description="Bytes opening a frame; empty when none.")
     end: str = Field(description="Bytes closing a frame, e.g. CR LF.")
+    also_end: list[str] = Field(
+        default_factory=list,
+        description="Other terminators the maker allows (A&D: 'CR or CR LF'); the earliest "
+        "in the stream closes the frame.",
+    )
+    head: str = Field(
+        default="",
+        description="Without start bytes: where a frame may begin in a line (a regular "
+        "expression, e.g. '(ST|US|OL),'), so that a frame behind noise on the same line is "
+        "found. Empty: any position after a byte that cannot be part of a frame.",
+    )
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions for valid replies that carry no weight "
+        "(acknowledgements, echoes, counts): not an error, never a weight.",
+    )
     max_length: int = Field(default=64, ge=4, le=1024, description="Longest frame, bytes.")
     patterns: list[str] = Field(
         min_length=1,
@@ -72,7 +105,7 @@ class FrameSpec(StrictModel):
         "groups: value, sign, unit, and any used by the flags.",
     )
 
-    @field_validator("patterns")
+    @field_validator("patterns", "ignore")
     @classmethod
     def _compiles(cls, v: list[str]) -> list[str]:
         for p in v:
@@ -94,6 +127,11 @@ class ChecksumSpec(StrictModel):
     include_start: bool = Field(default=False, description="The check covers the start bytes.")
     include_end: bool = Field(default=False, description="The check covers the end bytes.")
     mask: int = Field(default=0xFF, description="Mask applied to the computed check.")
+    optional: bool = Field(
+        default=False,
+        description="after_end only: the scale may be set to send no check (Toledo's is "
+        "optional); a frame followed straight by the next start has none.",
+    )
 
     @property
     def length(self) -> int:
@@ -103,7 +141,7 @@ class ChecksumSpec(StrictModel):
 class Fields(StrictModel):
     """What the groups mean."""
 
-    unit: Literal["mg", "g", "kg", "lb", "oz"] = Field(
+    unit: Literal["mg", "g", "kg", "t", "lb", "oz"] = Field(
         default="kg", description="Unit when the frame has no `unit` group."
     )
     stable: FlagSpec | None = Field(
@@ -111,12 +149,23 @@ class Fields(StrictModel):
     )
     net: FlagSpec | None = Field(default=None, description="Net (tare subtracted) flag.")
     overload: FlagSpec | None = Field(default=None, description="Over capacity flag.")
+    underload: FlagSpec | None = Field(
+        default=None, description="Under zero / below range flag (never sold, shown negative)."
+    )
+    not_weight: list[FlagSpec] = Field(
+        default_factory=list,
+        description="Any of these set: the frame is valid but is no sale weight (a tare or "
+        "held value, a count, a scale not zeroed since power-up).",
+    )
     negative: FlagSpec | None = Field(default=None, description="Negative flag (no sign group).")
     decimals: ExponentSpec | None = Field(
         default=None, description="Decimal places when the value has no decimal point."
     )
     kg_flag: FlagSpec | None = Field(
         default=None, description="When present: set means kg, clear means lb (status bits)."
+    )
+    unit_table: UnitTable | None = Field(
+        default=None, description="The unit from status bits, before kg_flag and unit."
     )
 
 
@@ -150,7 +199,8 @@ class ScaleProfile(StrictModel):
         for p in self.frame.patterns:
             groups |= set(re.compile(to_bytes(p)).groupindex)
         f = self.fields
-        for spec in (f.stable, f.net, f.overload, f.negative, f.decimals, f.kg_flag):
+        specs = [f.stable, f.net, f.overload, f.underload, f.negative, f.decimals, f.kg_flag]
+        for spec in [*specs, *f.not_weight, f.unit_table]:
             if spec is not None and spec.group not in groups:
                 raise ValueError(f"group {spec.group!r} is not in any pattern")
         return self

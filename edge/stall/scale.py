@@ -54,11 +54,17 @@ class StableWeight:
         self.window: deque[float] = deque(maxlen=rule.frames)
 
     def push(self, r: Reading) -> Weight:
-        if r.error:
+        """The weight after reading ``r`` (an ``other`` frame, which carries no weight, is not
+        pushed: the reader keeps the weight it had)."""
+        if r.error:  # N stable frames in a row means no bad frame between them either
+            self.window.clear()
             return Weight("unstable")
         if r.overload:
             self.window.clear()
             return Weight("overload", net=r.net)
+        if r.underload:
+            self.window.clear()
+            return Weight("negative", net=r.net)
         if r.grams is None or not r.stable:
             self.window.clear()
             return Weight("unstable", r.grams, r.net)
@@ -185,6 +191,8 @@ class ScaleReader(Worker):
                 continue
             for r in decoder.feed(data):
                 self._count(r)
+                if r.other:
+                    continue  # a valid reply with no weight: the weight stays what it was
                 w = stable.push(r)
                 self._set(w)
                 for fn in self.listeners:
