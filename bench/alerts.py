@@ -33,7 +33,7 @@ from cloud.store import Store  # noqa: E402
 from edge.agent import Agent  # noqa: E402
 from shared.config import MqttSettings  # noqa: E402
 from shared.mqtt import make_client, protocols  # noqa: E402
-from tests.conftest import cloud_config, edge_config, write_toml  # noqa: E402
+from tests.conftest import cloud_config, edge_config, register, write_toml  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 
@@ -42,7 +42,10 @@ def one_run(rate: float, seconds: float) -> dict[str, Any]:
         work = Path(tmp)
         broker = Mosquitto(work / "mosquitto").start()
         ccfg = cloud_config(work, broker.url)
-        Store(ccfg.store.path).set_site("canteen-001", "xianan")
+        store = Store(ccfg.store.path)
+        store.set_site("canteen-001", "xianan")
+        register(store, "kitchen-1", "canteen-001", district="xianan")
+        store.close()
         conf = write_toml(
             work / "cloud.toml",
             ccfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True),

@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import ingest  # noqa: E402
 from cityproc import CollectorProcess, Simulator, Supervisor  # noqa: E402
-from citysim import district_of, site_of  # noqa: E402
+from citysim import device_of, district_of, site_of  # noqa: E402
 
+from cloud.registry import Identity  # noqa: E402
 from cloud.store import Store  # noqa: E402
 from tests.conftest import cloud_config, write_toml  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
@@ -55,7 +56,22 @@ def wait_until(check: Any, timeout: float, what: str, every: float = 0.2) -> flo
 
 
 def register_sites(store: Store, boxes: int, districts: int) -> None:
+    """Every simulated box's site and registry entry, as an operator's imports make them."""
     store.set_sites([(site_of(n), district_of(n, districts), "", "") for n in range(boxes)])
+    store.registry.put_many([identity(n, districts) for n in range(boxes)])
+
+
+def identity(n: int, districts: int) -> Identity:
+    role = "kitchen" if n % 2 == 0 else "stall"
+    stall = {"market": "M", "stall_no": str(n), "retailer": "R"} if role == "stall" else {}
+    return Identity(
+        name=device_of(n),
+        kind="device",
+        role=role,
+        site=site_of(n),
+        district=district_of(n, districts),
+        **stall,
+    )
 
 
 def accounting(store: Store, made: dict[str, int]) -> dict[str, int]:

@@ -54,11 +54,16 @@ def district_of(n: int, districts: int) -> str:
     return f"district-{n % districts:02d}"
 
 
+def device_of(n: int) -> str:
+    """Half the boxes are kitchens, half stalls."""
+    return f"{'kitchen' if n % 2 == 0 else 'stall'}-{n:05d}"
+
+
 class Box:
     def __init__(self, sim: Sim, n: int) -> None:
         self.sim, self.n = sim, n
         self.kitchen = n % 2 == 0
-        self.device = f"{'kitchen' if self.kitchen else 'stall'}-{n:05d}"
+        self.device = device_of(n)
         self.site = site_of(n)
         self.rate = KITCHEN_PER_S if self.kitchen else STALL_PER_S
         self.seq = 0

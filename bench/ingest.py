@@ -29,6 +29,7 @@ from cloud.alerts.engine import AlertEngine
 from cloud.collector import Incoming, classify
 from cloud.config import AlertSettings
 from cloud.db.migrations import BASE, statements
+from cloud.registry import Identity
 from cloud.store import Store
 from shared.codec import batch_payload, envelope_json
 from shared.ids import uuid7
@@ -77,6 +78,13 @@ def as_incoming(msgs: list[list[tuple[Any, ...]]]) -> list[Incoming]:
 
 def collector_rate(target: str | Path, incoming: list[Incoming], snaps: Path) -> float:
     store = Store(target, snaps, engine=AlertEngine(AlertSettings()))
+    boxes = sorted({m.topic.split("/")[3] for m in incoming})
+    store.registry.put_many(  # registered, as any box is: the collector believes the registry
+        [
+            Identity(name=b, kind="device", role="kitchen", site="site-1", district="d1")
+            for b in boxes
+        ]
+    )
     t0 = time.perf_counter()
     for i in range(0, len(incoming), PER_TX):
         events, statuses, dead, _ = classify(incoming[i : i + PER_TX])

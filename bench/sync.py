@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 
+from cloud.store import Store  # noqa: E402
 from edge.store.outbox import Outbox  # noqa: E402
-from tests.conftest import write_toml  # noqa: E402
+from tests.conftest import register, write_toml  # noqa: E402
 from tests.support.mosquitto import Mosquitto, wait_listening  # noqa: E402
 
 NOTE = "x" * 150  # makes an envelope of about 300 bytes
@@ -128,6 +129,10 @@ def shian(work: Path, port: int, n: int, rate: float, seconds: float) -> dict[st
         "sync": {"poll_interval_s": 0.05},
     }
     edge_conf = write_toml(work / "edge.toml", edge)
+    store = Store(cloud_db)  # the boxes registered, as any install does
+    for device in ("bench-1", "bench-2"):
+        register(store, device, "bench")
+    store.close()
     cloud = spawn("cloud.cli", cloud_conf, work / "cloud.log")
     agent = spawn("edge.cli", edge_conf, work / "edge.log")
     try:

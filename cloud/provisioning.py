@@ -47,8 +47,7 @@ class Registry:
     def _put(self, idents: list[Identity]) -> dict[str, str]:
         """The entries, and a new broker password for each (returned once)."""
         try:
-            for ident in idents:
-                self.store.registry.put(ident)
+            self.store.registry.put_many(idents)
         except RegistryError as exc:
             raise ProvisioningError(str(exc)) from None
         passwords = {i.name: secrets.token_urlsafe(24) for i in idents}

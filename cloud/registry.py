@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from cloud.db import Db
+from cloud.ranges import select_in
 from shared.topics import check_name
 
 Kind = Literal["device", "supervisor", "collector"]
@@ -87,6 +88,11 @@ _COLUMNS = (
 )
 
 
+def _row(ident: Identity) -> tuple[Any, ...]:
+    values = {**asdict(ident), "revoked": None}  # put again: active again
+    return tuple(values[c] for c in _COLUMNS)
+
+
 def _identity(row: dict[str, Any]) -> Identity:
     text = {c: str(row[c] or "") for c in _COLUMNS if c not in ("kind", "revoked")}
     return Identity(kind=row["kind"], revoked=row["revoked"], **text)
@@ -100,19 +106,24 @@ class RegistryTable:
 
     def put(self, ident: Identity) -> None:
         """Add or replace an entry (un-revoking it); a name stays of one kind while active."""
-        ident.check()
-        with self.db.tx(locks=[f"registry:{ident.name}"]) as conn:
-            row = conn.execute(
-                "SELECT kind, revoked FROM registry WHERE name = ?", (ident.name,)
-            ).fetchone()
-            if row is not None and row[1] is None and row[0] != ident.kind:
-                raise RegistryError(f"{ident.name} is already a {row[0]}")
-            values = {**asdict(ident), "revoked": None}
-            conn.execute(
+        self.put_many([ident])
+
+    def put_many(self, idents: list[Identity]) -> None:
+        """``put`` for many, in one transaction: all are stored, or none."""
+        for ident in idents:
+            ident.check()
+        names = sorted({i.name for i in idents})
+        with self.db.tx(locks=["registry"]) as conn:
+            rows = select_in(conn, "SELECT name, kind, revoked FROM registry", "name", names)
+            kinds = {name: kind for name, kind, revoked in rows if revoked is None}
+            for ident in idents:
+                if kinds.get(ident.name, ident.kind) != ident.kind:
+                    raise RegistryError(f"{ident.name} is already a {kinds[ident.name]}")
+            conn.executemany(
                 f"INSERT INTO registry ({', '.join(_COLUMNS)}) VALUES"
                 f" ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (name) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:]),
-                tuple(values[c] for c in _COLUMNS),
+                list({i.name: _row(i) for i in idents}.values()),
             )
 
     def get(self, name: str) -> Identity | None:
@@ -144,7 +155,7 @@ class RegistryTable:
         return self.db.query("SELECT * FROM registry ORDER BY kind, name")
 
     def revoke(self, name: str) -> Identity:
-        with self.db.tx(locks=[f"registry:{name}"]) as conn:
+        with self.db.tx(locks=["registry"]) as conn:
             row = conn.execute(
                 "SELECT kind FROM registry WHERE name = ? AND revoked IS NULL", (name,)
             ).fetchone()

@@ -109,9 +109,11 @@ class Store(AlertTables):
         res = WriteResult()
         with self.db.tx(locks=[f"device:{d}" for d in devices]) as conn:
             new_events = self._new(conn, ok.events)
+            accepted = ok.events
             refused = self.tickets.claim(conn, new_events, dead)
-            accepted = [e for e in ok.events if str(e.id) not in refused]
-            new_events = [e for e in new_events if str(e.id) not in refused]
+            if refused:
+                accepted = [e for e in ok.events if str(e.id) not in refused]
+                new_events = [e for e in new_events if str(e.id) not in refused]
             self._events(conn, accepted, new_events, now, res)
             changed = self._statuses(conn, ok.statuses, now)
             res.snapshots = self.evidence.record(conn, prepared, now, dead)
