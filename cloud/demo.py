@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,30 @@ from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
+
+
+def hostile_messages() -> list[tuple[str, bytes]]:
+    """What a broken or tampered box might send; the collector takes none of it."""
+    from shared.codec import batch_payload, envelope_json
+    from shared.ids import uuid7
+
+    def claim(device: str, site: str) -> bytes:
+        body = envelope_json(
+            event_id=str(uuid7()),
+            device=device,
+            site=site,
+            seq=1,
+            ts="2026-11-30T04:00:00Z",
+            kind="test",
+            data_json='{"note": "not mine to say"}',
+        )
+        return batch_payload([body])
+
+    return [
+        (f"shian/v1/dev/{STALL}/events", b"{not json"),
+        (f"shian/v1/dev/{STALL}/events", claim(STALL, SITES[KITCHEN])),
+        ("shian/v1/dev/ghost-1/events", claim("ghost-1", SITES[KITCHEN])),
+    ]
 
 
 def _say(text: str) -> None:
@@ -183,12 +208,16 @@ class Demo:
                 conf,
             )
         _say(f"  {KITCHEN} outbox while down: {self.outbox(KITCHEN)['depth']} unconfirmed")
-        _say(f"malformed message published on {STALL}'s topic (goes to dead letters)")
+        _say(
+            f"a hostile box: a malformed message, {STALL} claiming {KITCHEN}'s site, and a "
+            "box nobody registered (each a dead letter with its reason; nothing else lost)"
+        )
         settings = MqttSettings(url=f"mqtt://127.0.0.1:{self.s.broker_port}", protocol="3.1.1")
         client = make_client(settings, "demo-prankster", protocols(settings)[0])
         client.connect("127.0.0.1", self.s.broker_port)
         client.loop_start()
-        client.publish(f"shian/v1/dev/{STALL}/events", b"{not json", qos=1).wait_for_publish(5)
+        for topic, payload in hostile_messages():
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
         client.disconnect()
         client.loop_stop()
 
@@ -369,7 +398,11 @@ class Demo:
                 f"{row.get('duplicates', 0):>19}  {row.get('state', '?')}"
             )
         dead = store.deadletters()
-        click.echo(f"dead letters: {len(dead)}" + (f" (last: {dead[0]['reason']})" if dead else ""))
+        reasons = Counter(r["reason"].split(":")[0] for r in dead)
+        click.echo(
+            f"dead letters: {len(dead)} ({', '.join(f'{k} {n}' for k, n in reasons.items())})"
+        )
+        ok = ok and {"not_json", "site_mismatch", "unknown_device"} <= set(reasons)
         click.echo(
             "every event made on a box is in the cloud exactly once"
             if ok
