@@ -19,7 +19,8 @@ from cloud.store import Store
 from cloud.tickets import TicketKeys, check_ticket
 from cloud.web import Verdict, render_page
 from shared.codec import batch_payload
-from shared.signing import new_ticket_id, sign
+from shared.signing import sign
+from tests.support.tickets import signed_ticket
 from tests.test_codec import raw_event
 
 
@@ -46,25 +47,9 @@ def add_stall(registry: Registry, device: str, rotate: bool = False) -> dict[str
 
 def sale(bundle: dict[str, Any], **change: Any) -> dict[str, Any]:
     s = bundle["stall"]
-    t: dict[str, Any] = {
-        "ticket_id": new_ticket_id(),
-        "market": s["market"],
-        "stall": s["stall_no"],
-        "retailer": s["retailer"],
-        "plu": "101",
-        "product": "白菜",
-        "batch": "B1",
-        "origin": "咸宁",
-        "unit": "kg",
-        "quantity": 1000,
-        "unit_price_cents": 380,
-        "total_cents": 380,
-        "time": "2026-11-30T04:00:00Z",
-        "key": bundle["ticket_key_id"],
-        **change,
-    }
-    t["sig"] = sign(bytes.fromhex(bundle["ticket_key"]), t)
-    return t
+    named = {"market": s["market"], "stall": s["stall_no"], "retailer": s["retailer"]}
+    key = bytes.fromhex(bundle["ticket_key"])
+    return signed_ticket(key, **{**named, "key": bundle["ticket_key_id"], **change})
 
 
 def sell(store: Store, device: str, *tickets: dict[str, Any]) -> Any:

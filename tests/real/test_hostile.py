@@ -9,7 +9,6 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -19,9 +18,10 @@ from shared.codec import batch_payload
 from shared.config import MqttSettings
 from shared.ids import uuid7
 from shared.mqtt import make_client, protocols
-from shared.signing import new_key, new_ticket_id, sign
+from shared.signing import new_key, new_ticket_id
 from tests.conftest import cloud_config, register, wait_for
 from tests.support.mosquitto import Mosquitto
+from tests.support.tickets import signed_ticket
 from tests.test_codec import event, raw_event
 
 pytestmark = pytest.mark.real
@@ -36,23 +36,7 @@ def jpeg(color: int = 128) -> bytes:
 
 
 def ticket(device: str, ticket_id: str, stall: str, site: str = "m1") -> str:
-    t: dict[str, Any] = {
-        "ticket_id": ticket_id,
-        "market": "m1",
-        "stall": stall,
-        "retailer": "-",
-        "plu": "101",
-        "product": "白菜",
-        "batch": "B1",
-        "origin": "咸宁",
-        "unit": "kg",
-        "quantity": 1000,
-        "unit_price_cents": 380,
-        "total_cents": 380,
-        "time": "2026-11-30T04:00:00Z",
-        "key": "",
-    }
-    t["sig"] = sign(new_key(), t)
+    t = signed_ticket(new_key(), ticket_id=ticket_id, stall=stall)
     return raw_event(1, json.dumps(t, ensure_ascii=False), device=device, site=site, kind="ticket")
 
 
