@@ -18,7 +18,12 @@ def render_unit(
 ) -> str:
     """The unit ``name`` with ``@EXECUTABLE@``, ``@CONFIG@``, ``@USER@`` and any ``@KEY@`` of
     ``extra`` (as ``key=value``) replaced."""
-    text = (UNITS / name).read_text()
+    try:
+        text = (UNITS / name).read_text()
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"no unit template {UNITS / name}: this install lacks the project's systemd/ folder"
+        ) from None
     values = {"EXECUTABLE": executable, "CONFIG": config, "USER": user}
     values.update({k.upper(): v for k, v in extra.items()})
     for key, value in values.items():

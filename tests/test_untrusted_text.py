@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cloud.alerts.webhooks import line, md
@@ -159,3 +159,30 @@ def test_the_embedded_broker_listens_on_loopback_only(host: str) -> None:
         EmbeddedBroker(host=host)
     for ok in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert EmbeddedBroker(host=ok).host == ok
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300))
+@example("k1,s1,d1,kitchen\nst1,m1,d1,stall\n")
+@example("k1,s1,d1,kitchen\nk+,s1,d1,kitchen\n")
+def test_any_devices_csv_registers_or_is_refused_clearly(tmp_path_factory: Any, text: str) -> None:
+    """An operator's CSV is outside data too: every row checked before any is written."""
+    from click.testing import CliRunner
+
+    from cloud.cli import main as cloud_main
+
+    work = tmp_path_factory.mktemp("csv")
+    conf = work / "cloud.toml"
+    conf.write_text(
+        f'[store]\npath = "{work / "c.db"}"\n[provisioning]\nbroker_dir = "{work / "b"}"\n'
+        f'bundle_dir = "{work / "bundles"}"\n[tickets]\nkeys_dir = "{work / "k"}"\n'
+    )
+    csv = work / "boxes.csv"
+    csv.write_text("device,site,district,role\n" + text, encoding="utf-8", errors="replace")
+    r = CliRunner().invoke(cloud_main, ["devices", "import", str(csv), "--config", str(conf)])
+    assert r.exit_code in (0, 1), r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    if r.exit_code == 1:
+        assert r.output.startswith("Error: ") and not list((work / "bundles").glob("*.json"))
+    elif text.startswith("k1,s1,d1,kitchen"):
+        assert (work / "bundles" / "k1.json").exists() and "registered" in r.output
