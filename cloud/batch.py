@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+from shared import topics
 from shared.models import Envelope
 
 
@@ -19,6 +21,11 @@ class Snapshot:
     device: str
     id: str
     data: bytes
+
+    def refused(self, reason: str) -> DeadLetter:
+        """Its dead letter: what it was, not its bytes (a refused picture is no evidence)."""
+        note = json.dumps({"snapshot": self.id, "bytes": len(self.data)}).encode()
+        return DeadLetter(topics.snapshot(self.device, self.id), note, reason)
 
 
 @dataclass

@@ -50,27 +50,23 @@ def check_password(password: str, hashed: str) -> bool:
     return hash_password(password, salt, int(parts[2])) == hashed
 
 
-def _checked(name: str, what: str) -> str:
-    """One more check of a name at the last place it could do harm."""
-    return check_name(name, what)
-
-
 def acl_text(collector: str, devices: Iterable[Identity], supervisors: Iterable[Identity]) -> str:
     out = [
         "# Written by shian-cloud from its registry; edits here are overwritten.\n",
         "# Each user has the topics of its role only (no patterns: they would apply to all).\n",
-        f"\n# the collector\nuser {_checked(collector, 'collector')}\ntopic readwrite shian/v1/#\n",
+        f"\n# the collector\nuser {check_name(collector, 'collector')}\n",
+        "topic readwrite shian/v1/#\n",
     ]
     for d in sorted(devices, key=lambda i: i.name):
-        name = _checked(d.name, "device")
+        name = check_name(d.name, "device")
         base = f"shian/v1/dev/{name}"
         out.append(
-            f"\n# box ({_checked(d.role, 'role')} at {_checked(d.site, 'site')})\nuser {name}\n"
+            f"\n# box ({check_name(d.role, 'role')} at {check_name(d.site, 'site')})\nuser {name}\n"
             f"topic write {base}/events\ntopic write {base}/status\n"
             f"topic write {base}/snap/+\ntopic read {base}/cmd/#\n"
         )
     for s in sorted(supervisors, key=lambda i: i.name):
-        name, district = _checked(s.name, "supervisor"), _checked(s.district, "district")
+        name, district = check_name(s.name, "supervisor"), check_name(s.district, "district")
         out.append(
             f"\n# supervisor of {district}\nuser {name}\n"
             f"topic read shian/v1/alerts/{district}/+\n"
@@ -106,7 +102,7 @@ class BrokerFiles:
         """Set (or replace) the passwords of these users, in one write of the file."""
         users = self._users()
         for name, password in passwords.items():
-            users[_checked(name, "user")] = hash_password(password)
+            users[check_name(name, "user")] = hash_password(password)
         self._write_passwd(users)
 
     def remove(self, name: str) -> None:

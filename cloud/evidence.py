@@ -24,7 +24,6 @@ from cloud.batch import DeadLetter, Snapshot
 from cloud.config import EvidenceSettings
 from cloud.db import Conn, Db
 from cloud.ranges import select_in
-from shared import topics
 
 log = logging.getLogger("shian.evidence")
 
@@ -45,11 +44,7 @@ class Prepared:
 
 
 def _conflict(s: Snapshot, owner: str) -> DeadLetter:
-    return DeadLetter(
-        topics.snapshot(s.device, s.id),
-        f'{{"snapshot":"{s.id}","bytes":{len(s.data)}}}'.encode(),
-        f"snapshot_conflict: snapshot {s.id} belongs to {owner}",
-    )
+    return s.refused(f"snapshot_conflict: snapshot {s.id} belongs to {owner}")
 
 
 class Evidence:
@@ -153,8 +148,11 @@ class Evidence:
                     "SELECT device, sum(size) FROM snapshots GROUP BY device"
                 )
             }
+            aged: dict[str, int] = {}
+            for device, _, size in gone.values():
+                aged[device] = aged.get(device, 0) + size
             for device, used in usage.items():
-                left = used - sum(g[2] for g in gone.values() if g[0] == device)
+                left = used - aged.get(device, 0)
                 if left > s.max_mb_per_device * 1e6:
                     rows = conn.execute(
                         f"{cols} WHERE device = ? ORDER BY received, id", (device,)

@@ -11,7 +11,6 @@ next resend is taken.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -49,10 +48,11 @@ def event_bytes(e: Envelope) -> bytes:
     return e.model_dump_json().encode()
 
 
-def _refusal(who: Identity | None, device: str, site: str) -> str | None:
+def _refusal(who: Identity | None, device: str, site: str | None) -> str | None:
+    """Why ``device`` may not say this of ``site`` (None: no site to check), or None."""
     if who is None:
         return f"unknown_device: {device} is not a registered, active device"
-    if site != who.site:
+    if site is not None and site != who.site:
         return f"site_mismatch: {device} is registered at {who.site}, not {site}"
     return None
 
@@ -82,10 +82,9 @@ def screen(
             body = st.model_dump_json(exclude_none=True).encode()
             out.dead.append(DeadLetter(topics.status(st.device), body, reason))
     for s in snapshots:
-        if s.device in identities:
+        reason = _refusal(identities.get(s.device), s.device, None)
+        if reason is None:
             out.snapshots.append(s)
         else:
-            reason = f"unknown_device: {s.device} is not a registered, active device"
-            note = json.dumps({"snapshot": s.id, "bytes": len(s.data)}).encode()
-            out.dead.append(DeadLetter(topics.snapshot(s.device, s.id), note, reason))
+            out.dead.append(s.refused(reason))
     return out

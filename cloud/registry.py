@@ -154,7 +154,7 @@ class RegistryTable:
     def all(self) -> list[dict[str, Any]]:
         return self.db.query("SELECT * FROM registry ORDER BY kind, name")
 
-    def revoke(self, name: str) -> Identity:
+    def revoke(self, name: str) -> None:
         with self.db.tx(locks=["registry"]) as conn:
             row = conn.execute(
                 "SELECT kind FROM registry WHERE name = ? AND revoked IS NULL", (name,)
@@ -163,6 +163,3 @@ class RegistryTable:
                 raise RegistryError(f"no active user {name}")
             conn.execute("UPDATE registry SET revoked = ? WHERE name = ?", (time.time(), name))
             conn.execute("DELETE FROM supervisors WHERE name = ?", (name,))
-        ident = self.get(name)
-        assert ident is not None
-        return ident

@@ -24,9 +24,10 @@ from cloud.batch import DeadLetter
 from cloud.db import Conn, Db
 from cloud.identity import event_bytes
 from cloud.ranges import select_in
+from cloud.registry import KEY_ID
 from shared import topics
 from shared.models import Envelope
-from shared.signing import SIG_PATTERN, read_key, verify, write_key
+from shared.signing import SIG_PATTERN, new_key, read_key, verify, write_key
 
 if TYPE_CHECKING:
     from cloud.registry import RegistryTable
@@ -40,7 +41,7 @@ class TicketKeys:
 
     def path(self, device: str, key_id: str) -> Path:
         topics.check_name(device, "device")
-        if key_id and not re.fullmatch(r"[a-z0-9]{1,16}", key_id):
+        if key_id and not KEY_ID.fullmatch(key_id):
             raise ValueError(f"key id {key_id!r}")
         return self.folder / (f"{device}.{key_id}.key" if key_id else f"{device}.key")
 
@@ -55,7 +56,7 @@ class TicketKeys:
             path = self.path(device, key_id)
             if not path.exists():
                 break
-        key = secrets.token_bytes(32)
+        key = new_key()
         write_key(path, key)
         return key_id, key
 

@@ -29,6 +29,8 @@ GRAMS_PER = {
     "oz": Decimal("28.349523125"),
 }
 _LEAD = b"\r\n\x00\xff"
+_FRAMEY = re.compile(rb"[0-9A-Za-z+\-.,]")
+"""A byte that may be part of a frame: a frame without a head cannot begin right after one."""
 """Bytes that may come before a frame on a line (a power-up NUL, the LF of a CR LF)."""
 
 
@@ -181,8 +183,7 @@ class FrameDecoder:
         """Where a frame may begin in a line: after the first byte."""
         if self.head is not None:
             return [m.start() for m in self.head.finditer(line) if m.start() > 0]
-        framey = re.compile(rb"[0-9A-Za-z+\-.,]")
-        return [i for i in range(1, len(line)) if not framey.fullmatch(line[i - 1 : i])]
+        return [i for i in range(1, len(line)) if not _FRAMEY.fullmatch(line[i - 1 : i])]
 
     # -- one frame -----------------------------------------------------------------------------
     def _decode_frame(
