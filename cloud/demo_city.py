@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,29 +38,51 @@ def site_of(prefix: str, n: int) -> str:
     return f"{prefix}-market-{n:02d}"
 
 
+class _Box:
+    """One district box: announces itself online on every connection, as a real box does."""
+
+    def __init__(self, device: str, site: str, port: int, online: threading.Semaphore) -> None:
+        self.device, self.site, self._online = device, site, online
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device)
+        c.will_set(topics.status(device), status(device, site, "offline", "will"), 1, retain=True)
+        c.reconnect_delay_set(1, 2)
+        c.on_connect = self._connected
+        c.on_publish = self._published
+        self._counted = False
+        self.client = c
+        c.connect_async("127.0.0.1", port, keepalive=60)  # paho retries until it is in
+        c.loop_start()
+
+    def _connected(self, client: mqtt.Client, *_: Any) -> None:
+        client.publish(
+            topics.status(self.device), status(self.device, self.site, "online"), 1, retain=True
+        )
+
+    def _published(self, *_: Any) -> None:  # it publishes nothing but its online status
+        if not self._counted:
+            self._counted = True
+            self._online.release()
+
+
 @click.command()
 @click.option("--port", type=int, required=True, help="The broker's port on 127.0.0.1.")
 @click.option("--boxes", type=int, default=24, show_default=True, help="How many boxes.")
 @click.option("--prefix", default="chibi", show_default=True, help="Names of boxes and sites.")
-def main(port: int, boxes: int, prefix: str) -> None:
-    """Connect the boxes, print "ready", and wait to be killed.
+@click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to get online.")
+def main(port: int, boxes: int, prefix: str, timeout: float) -> None:
+    """Connect the boxes, print "ready" once the broker has every online status, and wait to be
+    killed.
 
     Example: python -m cloud.demo_city --port 1883 --boxes 24
     """
-    clients = []
-    for n in range(boxes):
-        device, site = f"{prefix}-stall-{n:02d}", site_of(prefix, n)
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device)
-        c.will_set(topics.status(device), status(device, site, "offline", "will"), 1, retain=True)
-        c.connect("127.0.0.1", port, keepalive=60)
-        c.loop_start()
-        clients.append((c, device, site))
-    for c, device, site in clients:
-        while not c.is_connected():
-            time.sleep(0.05)  # polling paho's own state: it has no connected event to wait on
-        c.publish(topics.status(device), status(device, site, "online"), 1, retain=True)
-    for c, _, _ in clients:
-        c.publish("shian/v1/demo/ready", b"", 1).wait_for_publish(10)  # all sent before it
+    online = threading.Semaphore(0)
+    fleet = [
+        _Box(f"{prefix}-stall-{n:02d}", site_of(prefix, n), port, online) for n in range(boxes)
+    ]
+    deadline = time.monotonic() + timeout
+    for _ in fleet:
+        if not online.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise click.ClickException(f"the broker on port {port} did not take every box in time")
     click.echo("ready")
     signal.pause()
 
@@ -114,7 +137,10 @@ class District:
         )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the district's boxes did not start")
+            code = self.proc.wait()
+            raise RuntimeError(
+                f"the district's boxes did not start (exit {code}; see {d.w}/processes.log)"
+            )
         _say(
             f"{out.strip()}: {self.boxes} market stalls of {self.district} online; "
             f"supervisor li watches {self.district}"
