@@ -1,6 +1,8 @@
 """Ticket printing: the job is rendered to ESC/POS bytes with python-escpos, then handed whole
 to the printer connection from the config; a ticket counts as printed only when the printer
-has taken all of it (a status reply after the job, where the printer can answer).
+has taken all of it (a status reply after the job, where the printer can answer). A failure
+after the first byte of the job went out leaves the outcome unknown
+(:class:`PrintOutcomeUnknown`): the ticket is printed again, marked as a copy (补打).
 
 Chinese text is sent in the printer's Chinese mode (``FS &``) as GB18030. The QR code is the
 printer's own (``GS ( k``) or a raster image, by the printer profile.
@@ -51,8 +53,16 @@ def load_printer_profile(name: str) -> PrinterProfile:
     return load(path, PrinterProfile)
 
 
+COPY_MARK = "** 补打 COPY **"
+
+
 class PrinterError(Exception):
     """The printer did not take the job: offline, out of paper, no answer."""
+
+
+class PrintOutcomeUnknown(PrinterError):
+    """Part or all of the job went out, then the printer's reply or the connection was lost:
+    the ticket may be printed."""
 
 
 def _money(cents: int) -> str:
@@ -90,8 +100,8 @@ def ticket_lines(t: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(ticket: dict[str, Any], url: str, profile: PrinterProfile) -> bytes:
-    """The whole ESC/POS job for one ticket."""
+def render(ticket: dict[str, Any], url: str, profile: PrinterProfile, copy: bool = False) -> bytes:
+    """The whole ESC/POS job for one ticket; ``copy`` marks it as printed again."""
     from escpos.printer import Dummy
 
     p = Dummy()
@@ -107,6 +117,10 @@ def render(ticket: dict[str, Any], url: str, profile: PrinterProfile) -> bytes:
     text("食安溯源")
     p.set(align="center", normal_textsize=True, bold=False)
     text("Traceability ticket")
+    if copy:
+        p.set(align="center", bold=True)
+        text(COPY_MARK)
+        p.set(bold=False)
     text("-" * profile.columns)
     p.set(align="left")
     for line in ticket_lines(ticket):
@@ -179,18 +193,27 @@ class PrinterLink:
                 paper = self._status(p, DLE_EOT_PAPER)
                 if paper & PAPER_END == PAPER_END:
                     raise PrinterError("out of paper")
+        except PrinterError:
+            self._close(p)
+            raise
+        except Exception as exc:
+            self._close(p)
+            raise PrinterError(f"printer failed before the job: {exc}") from None
+        try:  # from the first byte of the job on, the ticket may be on paper
             p._raw(job)
             if self.answers_status:
                 self._status(p, DLE_EOT_PRINTER)  # answered after the job: it has all of it
-        except PrinterError:
-            raise
         except Exception as exc:
-            raise PrinterError(f"printer failed mid-job: {exc}") from None
+            raise PrintOutcomeUnknown(f"printer failed mid-job: {exc}") from None
         finally:
-            try:
-                p.close()
-            except Exception:
-                log.debug("closing printer", exc_info=True)
+            self._close(p)
+
+    @staticmethod
+    def _close(p: Any) -> None:
+        try:
+            p.close()
+        except Exception:
+            log.debug("closing printer", exc_info=True)
 
     @staticmethod
     def _status(p: Any, request: bytes) -> int:
@@ -234,15 +257,16 @@ class PrintWorker(Worker):
 
     def print_pending(self) -> bool:
         """Try every pending ticket once; True when one failed (the rest wait behind it)."""
-        for ticket in self.book.pending():
+        for ticket, copy in self.book.pending_jobs():
             if self._stop.is_set():
                 return False
-            job = render(ticket, self.book.url(ticket), self.link.profile)
+            job = render(ticket, self.book.url(ticket), self.link.profile, copy=copy)
             try:
                 self.link.send(job)
             except PrinterError as exc:
                 self.counters["printer_failures"] += 1
-                self.book.mark_failed(ticket["ticket_id"], str(exc))
+                unknown = isinstance(exc, PrintOutcomeUnknown)
+                self.book.mark_failed(ticket["ticket_id"], str(exc), maybe_printed=unknown)
                 if self.fault is None:
                     log.warning("printer: %s; tickets wait", exc)
                     if self.on_fault:

@@ -1,6 +1,10 @@
 """Tickets: made from a product and a stable weight, signed, and committed (ticket row and
 ``ticket`` event in one transaction) before the printer is touched. A ticket stays pending
-until a printer has taken all of it; the print worker retries until then."""
+until a printer has taken all of it; the print worker retries until then.
+
+A ticket printed again is marked as a copy (补打): the vendor's reprint, and a ticket whose
+first print has an unknown outcome (the printer took bytes of it, then its reply or the
+connection was lost), since that first one may be in the buyer's hand."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 CREATE INDEX IF NOT EXISTS tickets_pending ON tickets(created) WHERE printed IS NULL
 """
+COPY_COLUMN = "ALTER TABLE tickets ADD COLUMN copy INTEGER NOT NULL DEFAULT 0"
 
 
 class SaleRefused(ValueError):
@@ -47,6 +52,9 @@ class TicketBook:
         with outbox.transaction() as conn:
             for stmt in SCHEMA.split(";"):
                 conn.execute(stmt)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(tickets)")}
+            if "copy" not in columns:  # a box database from before copies were marked
+                conn.execute(COPY_COLUMN)
 
     def url(self, ticket: dict[str, Any]) -> str:
         return ticket_url(self.stall.ticket_base_url, ticket["ticket_id"], ticket["sig"])
@@ -137,18 +145,27 @@ class TicketBook:
                 (self.outbox.clock(), ticket_id),
             )
 
-    def mark_failed(self, ticket_id: str, reason: str) -> None:
+    def pending_jobs(self) -> list[tuple[dict[str, Any], bool]]:
+        """Tickets to print, oldest first, each with whether it must be marked a copy."""
+        rows = self.outbox.read(
+            "SELECT data, copy FROM tickets WHERE printed IS NULL ORDER BY created"
+        )
+        return [(json.loads(data), bool(copy)) for data, copy in rows]
+
+    def mark_failed(self, ticket_id: str, reason: str, maybe_printed: bool = False) -> None:
+        """``maybe_printed``: the printer took some of it, so the next print is a copy."""
         with self.outbox.transaction() as conn:
             conn.execute(
-                "UPDATE tickets SET attempts = attempts + 1, last_error = ? WHERE ticket_id = ?",
-                (reason, ticket_id),
+                "UPDATE tickets SET attempts = attempts + 1, last_error = ?,"
+                " copy = copy OR ? WHERE ticket_id = ?",
+                (reason, int(maybe_printed), ticket_id),
             )
 
     def reprint(self, ticket_id: str) -> bool:
-        """Queue a printed ticket again (the vendor's 'reprint' button)."""
+        """Queue a printed ticket again, as a copy (the vendor's 'reprint' button)."""
         with self.outbox.transaction() as conn:
             cur = conn.execute(
-                "UPDATE tickets SET printed = NULL WHERE ticket_id = ?", (ticket_id,)
+                "UPDATE tickets SET printed = NULL, copy = 1 WHERE ticket_id = ?", (ticket_id,)
             )
             return cur.rowcount == 1
 

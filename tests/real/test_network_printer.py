@@ -1,5 +1,6 @@
-"""A network printer (a real TCP server) that runs out of paper or disappears mid-job: the
-ticket stays pending and is printed once when the printer returns — not lost, not twice."""
+"""A network printer (a real TCP server) that runs out of paper, disappears mid-job or loses
+its reply: the ticket stays pending and is printed when the printer returns, never lost, and
+never a second original: printed again after an unknown outcome, it is marked as a copy."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from edge.config import PrinterSettings
-from edge.stall.printer import PrinterLink, PrintWorker, load_printer_profile
+from edge.stall.printer import COPY_MARK, PrinterLink, PrintWorker, load_printer_profile
 from edge.stall.scale import Weight
 from edge.stall.tickets import TicketBook
 from edge.store.outbox import Outbox
 from shared.signing import new_key
+from tests.conftest import wait_for
 from tests.support.escpos_decode import decode
 from tests.support.netprinter import NetPrinter
 from tests.test_tickets_printing import products, stall_settings
@@ -77,3 +79,54 @@ def test_out_of_paper_keeps_tickets_pending_until_paper_returns(tmp_path: Path) 
     assert complete_tickets(printer) == [book.url(a), book.url(b)]
     assert worker.print_pending() is False
     assert complete_tickets(printer) == [book.url(a), book.url(b)], "printed once each"
+
+
+def test_a_lost_reply_after_the_whole_job_prints_a_copy_not_a_second_original(
+    tmp_path: Path,
+) -> None:
+    printer = NetPrinter().start()
+    book, worker, faults = setup(tmp_path, printer)
+    t = book.issue(products()["101"], Weight("stable", 1234.0))
+    printer.mute_after_job = True  # it prints the ticket; its reply never comes
+    assert worker.print_pending() is True, "no reply: the outcome is unknown"
+    wait_for(lambda: len(printer.jobs) == 1, what="the printer to close the first job")
+    first = decode(printer.jobs[0])
+    assert first.cut and COPY_MARK not in first.text(), "the whole original reached the paper"
+    assert faults and faults[0][0] == "lost" and "mid-job" in faults[0][1]
+    printer.mute_after_job = False
+    assert worker.print_pending() is False
+    wait_for(lambda: len(printer.jobs) == 2, what="the second job")
+    second = decode(printer.jobs[1])
+    assert second.cut and COPY_MARK in second.text(), "printed again only as a copy (补打)"
+    assert complete_tickets(printer) == [book.url(t), book.url(t)]
+    assert book.pending() == []
+    assert worker.print_pending() is False and len(printer.jobs) == 2, "and only once"
+    printer.stop()
+
+
+def test_a_printer_that_took_nothing_prints_the_original(tmp_path: Path) -> None:
+    """Refused before the job (out of paper): the ticket was never on paper, so no copy mark."""
+    printer = NetPrinter().start()
+    book, worker, _ = setup(tmp_path, printer)
+    printer.paper = False
+    book.issue(products()["101"], Weight("stable", 500.0))
+    assert worker.print_pending() is True
+    printer.paper = True
+    assert worker.print_pending() is False
+    wait_for(lambda: len([j for j in printer.jobs if j]) == 1, what="the job")
+    (job,) = [j for j in printer.jobs if j]
+    assert COPY_MARK not in decode(job).text()
+    printer.stop()
+
+
+def test_the_vendors_reprint_is_marked_as_a_copy(tmp_path: Path) -> None:
+    printer = NetPrinter().start()
+    book, worker, _ = setup(tmp_path, printer)
+    t = book.issue(products()["101"], Weight("stable", 500.0))
+    assert worker.print_pending() is False
+    assert book.reprint(t["ticket_id"])
+    assert worker.print_pending() is False
+    wait_for(lambda: len(printer.jobs) == 2, what="both jobs")
+    marks = [COPY_MARK in decode(j).text() for j in printer.jobs]
+    assert marks == [False, True]
+    printer.stop()

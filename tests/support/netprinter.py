@@ -1,6 +1,7 @@
 """A network receipt printer stand-in: a real TCP server on a free local port that takes
 ESC/POS jobs, answers DLE EOT status requests like a printer, and can run out of paper or
-vanish in the middle of a job (and come back on the same port)."""
+vanish in the middle of a job (and come back on the same port), or take a whole job and then
+never answer (its reply lost)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class NetPrinter:
         self.jobs: list[bytes] = []  # what each connection sent, status requests removed
         self.paper = True
         self.vanish_after: int | None = None  # bytes of one job, then gone
+        self.mute_after_job = False  # takes the job, then answers no status request
         self._srv: socket.socket | None = None
         self._lock = threading.Lock()
         self.connections = 0
@@ -61,7 +63,8 @@ class NetPrinter:
                 i = 0
                 while i < len(data):
                     if data[i] == 0x10 and data[i + 1 : i + 2] == b"\x04" and i + 2 < len(data):
-                        conn.sendall(bytes([PAPER_OK if self.paper else PAPER_END]))
+                        if not (self.mute_after_job and job):
+                            conn.sendall(bytes([PAPER_OK if self.paper else PAPER_END]))
                         i += 3
                         continue
                     job.append(data[i])
