@@ -3,6 +3,11 @@
 Everything a box produces goes through :meth:`Agent.emit`, which commits it to the outbox and
 wakes the sync worker. Later features (cameras, scale, printer) are more sources and add their
 counters to the status heartbeat through :meth:`Agent.add_counters`.
+
+A box survives its own faults: started on a full disk it runs, reports it in every heartbeat
+(``outbox.disk_full``, refusals counted in ``outbox.rejected``) and sends what it has; its
+sources keep going when an event is refused. ``clock`` is the box's wall clock, given so that
+the fault bench can step it; every timer runs on the monotonic clock.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,22 +25,23 @@ from edge import __version__, systemd
 from edge.config import EdgeConfig
 from edge.notices import Notices
 from edge.stall.service import Stall
-from edge.store.outbox import Outbox, Queued
+from edge.store.outbox import Outbox, OutboxError, Queued
 from edge.store.snapshots import SnapshotQueue
 from edge.sync.mqtt import SyncWorker
 from edge.vision.kitchen import Kitchen
 from shared import SCHEMA_VERSION
-from shared.models import Status, utcnow
+from shared.models import Status
 from shared.webserver import WebServer
 
 log = logging.getLogger("shian.agent")
 
 
 class Agent:
-    def __init__(self, cfg: EdgeConfig) -> None:
+    def __init__(self, cfg: EdgeConfig, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.started = time.monotonic()
-        self.outbox = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+        self.outbox = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox, clock=clock)
         self.snapshots = SnapshotQueue(self.outbox)
         self.sync = SyncWorker(cfg, self.outbox, self.status, self.snapshots)
         self.outbox.on_commit = self.sync.wake
@@ -77,7 +83,7 @@ class Agent:
             site=self.cfg.site,
             state=state,  # type: ignore[arg-type]
             reason=reason,
-            ts=utcnow(),
+            ts=datetime.fromtimestamp(self.clock(), UTC),
             version=__version__,
             uptime_s=round(time.monotonic() - self.started, 1),
             last_seq=self.outbox.last_seq(),
@@ -87,7 +93,10 @@ class Agent:
 
     def start(self) -> None:
         pending = self.outbox.stats().depth
-        self.emit("device_started", {"version": __version__, "pending": pending})
+        try:
+            self.emit("device_started", {"version": __version__, "pending": pending})
+        except OutboxError as exc:  # a full disk: run anyway, send the backlog, say so
+            log.error("%s; running with what is queued", exc)
         self.sync.start()
         if self.stall is not None:
             self.stall.start()
@@ -127,7 +136,10 @@ class Agent:
             if self._stop.wait(max(0.0, start + (n + 1) * demo.sample_every_s - time.monotonic())):
                 return
             n += 1
-            self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
+            try:
+                self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
+            except OutboxError as exc:  # counted by the outbox; the source goes on
+                log.warning("sample event %d refused: %s", n, exc)
 
     def alive(self, stale_s: float = 30) -> bool:
         """True while every worker is running and has looked up within ``stale_s``."""

@@ -148,3 +148,44 @@ def test_wal_and_full_sync_are_on(tmp_path: Path) -> None:
     assert ob.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert ob.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert isinstance(ob.db.conn, sqlite3.Connection)
+
+
+def test_refusals_on_a_full_disk_are_counted_and_saved_when_space_returns(tmp_path: Path) -> None:
+    ob = make(tmp_path)
+    ob.enqueue("test", {})
+    (pages,) = ob.db.conn.execute("PRAGMA page_count").fetchone()
+    ob.db.conn.execute(f"PRAGMA max_page_count = {pages}")
+    for _ in range(3):
+        with pytest.raises(OutboxFull):
+            ob.enqueue_many([("test", {"note": "x" * 3000}, None) for _ in range(5)])
+    stats = ob.stats()
+    assert stats.disk_full and stats.rejected == 15, "counted while nothing can be written"
+    ob.db.conn.execute("PRAGMA max_page_count = 1073741823")
+    ob.enqueue("test", {})
+    again = make(tmp_path)  # another process, or the agent after a restart
+    assert again.stats().rejected == 15 and not again.stats().disk_full
+
+
+def test_the_demo_source_goes_on_after_a_refusal(tmp_path: Path) -> None:
+    from edge.agent import Agent
+    from tests.conftest import edge_config, wait_for
+
+    cfg = edge_config(
+        tmp_path,
+        "mqtt://127.0.0.1:9",  # nobody there: the events stay queued
+        outbox={"max_events": 10, "when_full": "reject_new"},
+        demo={"sample_every_s": 0.005, "sample_count": 30},
+    )
+    agent = Agent(cfg)
+    agent.start()
+    try:
+
+        def made() -> int:
+            s = agent.outbox.stats()
+            return s.depth + s.rejected
+
+        wait_for(lambda: made() == 31, what="every sample (and device_started) tried")
+        stats = agent.outbox.stats()
+        assert stats.depth == 10 and stats.rejected == 21, "the source went on after refusals"
+    finally:
+        agent.stop()

@@ -6,6 +6,13 @@ write transaction as the row, so a number is never reused, even after rows are d
 box loses power. Triggers keep the undelivered count and bytes in ``stats`` whatever process
 writes, so bounds are checked without scanning the table.
 
+A full disk is a state, not a crash: a refused event is counted (in memory while nothing can be
+written, then in ``stats`` with the next write that succeeds) and ``disk_full`` says so in the
+heartbeat; what is already queued is still read and sent, and confirmed rows are pruned at
+once. The write-ahead log is bounded (``wal_max_bytes``; by default SQLite lets it grow to
+about 4 MB before a checkpoint), and a reserve of space (``edge.store.reserve``) is given up
+when the disk is full so that the database opens and keeps its books.
+
 A row moves through two marks. ``delivered``: the broker's PUBACK for the message carrying it
 arrived. ``confirmed``: the collector has committed it and said so on the device's ``cmd/ack``
 topic. Only confirmation ends the row's life (pruned after ``keep_confirmed_s``): a PUBACK
@@ -23,17 +30,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from edge.config import OutboxSettings
+from edge.store.reserve import Reserve
 from shared.codec import MAX_EVENT_BYTES, envelope_json
 from shared.ids import uuid7
 from shared.kinds import KINDS
-from shared.models import OutboxStats, utcnow
+from shared.models import OutboxStats
 from shared.sqlite import Transaction, open_db
 
 SCHEMA = """
@@ -73,6 +81,11 @@ END;
 """
 
 
+def is_disk_full(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_FULL: the disk (or the database's page limit) has no room."""
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "full" in str(exc)
+
+
 class OutboxError(Exception):
     """The event was not queued (bad event, full outbox, full disk)."""
 
@@ -109,9 +122,24 @@ class Outbox:
         self.limits = limits or OutboxSettings()
         self.clock = clock
         self.on_commit: Callable[[], None] | None = None
+        self.disk_full = False
+        self._unsaved_rejected = 0  # refused while nothing could be written
         self._lock = threading.Lock()
-        self.db = open_db(path)
+        self.reserve = Reserve(Path(f"{path}.reserve"), self.limits.reserve_bytes)
+        if str(path) == ":memory:":
+            self.reserve.size = 0
+        try:
+            self.db = open_db(path)
+        except sqlite3.OperationalError:  # no room for its -shm and -wal files
+            if not self.reserve.release():
+                raise
+            self.db = open_db(path)
+        (page,) = self.db.conn.execute("PRAGMA page_size").fetchone()
+        wal = self.limits.wal_max_bytes
+        self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {max(16, wal // 2 // page)}")
+        self.db.conn.execute(f"PRAGMA journal_size_limit = {wal}")
         self.db.conn.executescript(SCHEMA)
+        self.reserve.ensure()
 
     # -- producing ---------------------------------------------------------------------------
     def enqueue(
@@ -155,14 +183,17 @@ class Outbox:
                 )
                 if also is not None:
                     also(conn, out)
+                self._save_rejected(conn)
         except OutboxFull:
             self._count_rejected(len(prepared))
             raise
         except sqlite3.OperationalError as exc:
-            if "full" not in str(exc):
+            if not is_disk_full(exc):
                 raise
+            self.disk_full = True
             self._count_rejected(len(prepared))
             raise OutboxFull(f"disk full, {len(prepared)} event(s) not queued: {exc}") from exc
+        self.disk_full = False
         if self.on_commit is not None:
             self.on_commit()
         return out
@@ -180,7 +211,8 @@ class Outbox:
             where = ".".join(str(p) for p in err["loc"]) or "data"
             raise OutboxError(f"bad data for kind {kind!r}: {where}: {err['msg']}") from None
         data_json = valid.model_dump_json(exclude_none=True)
-        ts_iso = (ts or utcnow()).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        when = ts or datetime.fromtimestamp(self.clock(), UTC)
+        ts_iso = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if ts is not None and ts.utcoffset() is None:
             raise OutboxError("event time must carry a timezone")
         if len(data_json.encode()) + 300 > MAX_EVENT_BYTES:
@@ -225,11 +257,26 @@ class Outbox:
         conn.execute("UPDATE stats SET value = value + ? WHERE name = 'dropped'", (dropped,))
 
     def _count_rejected(self, n: int) -> None:
-        try:
-            with self._lock, Transaction(self.db) as conn:
-                conn.execute("UPDATE stats SET value = value + ? WHERE name = 'rejected'", (n,))
-        except sqlite3.OperationalError:
-            pass  # the disk is still full; the caller has the error
+        with self._lock:
+            self._unsaved_rejected += n
+            if self.disk_full:
+                return  # nothing can be written; saved with the next write that succeeds
+            try:
+                with Transaction(self.db) as conn:
+                    self._save_rejected(conn)
+            except sqlite3.OperationalError as exc:
+                if not is_disk_full(exc):
+                    raise
+                self.disk_full = True
+
+    def _save_rejected(self, conn: sqlite3.Connection) -> None:
+        """Under the lock, in a write transaction."""
+        if self._unsaved_rejected:
+            conn.execute(
+                "UPDATE stats SET value = value + ? WHERE name = 'rejected'",
+                (self._unsaved_rejected,),
+            )
+            self._unsaved_rejected = 0
 
     # -- sending -----------------------------------------------------------------------------
     def pending(self, after_seq: int = 0, limit: int = 1000) -> list[Pending]:
@@ -279,6 +326,7 @@ class Outbox:
     def maintain(self) -> None:
         """Expire unconfirmed events past max_age and prune old confirmed ones."""
         now = self.clock()
+        keep = 0.0 if self.disk_full else self.limits.keep_confirmed_s  # room first
         with self._lock, Transaction(self.db) as conn:
             cur = conn.execute(
                 "DELETE FROM outbox WHERE confirmed IS NULL AND created < ?",
@@ -290,8 +338,11 @@ class Outbox:
                 )
             conn.execute(
                 "DELETE FROM outbox WHERE confirmed IS NOT NULL AND confirmed < ?",
-                (now - self.limits.keep_confirmed_s,),
+                (now - keep,),
             )
+            self._save_rejected(conn)
+        if self.reserve.ensure():
+            self.disk_full = False  # room again (the next event would find it too)
 
     # -- other tables of the box database ----------------------------------------------------
     @contextmanager
@@ -316,7 +367,9 @@ class Outbox:
 
     def counters(self) -> dict[str, int]:
         with self._lock:
-            return dict(self.db.conn.execute("SELECT name, value FROM stats").fetchall())
+            c = dict(self.db.conn.execute("SELECT name, value FROM stats").fetchall())
+            c["rejected"] += self._unsaved_rejected
+        return c
 
     def last_seq(self) -> int:
         with self._lock:
@@ -342,6 +395,7 @@ class Outbox:
             dropped=c["dropped"],
             rejected=c["rejected"],
             expired=c["expired"],
+            disk_full=self.disk_full,
         )
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:

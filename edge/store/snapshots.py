@@ -66,12 +66,12 @@ class SnapshotQueue:
             return None
 
     def mark_delivered(self, snap_id: str) -> None:
-        self.counters["snapshots_sent"] += 1
         with self.outbox.transaction() as conn:
             conn.execute(
                 "UPDATE snapshots SET delivered = ? WHERE id = ? AND delivered IS NULL",
                 (self.outbox.clock(), snap_id),
             )
+        self.counters["snapshots_sent"] += 1
 
     def mark_confirmed(self, ids: list[str]) -> None:
         now = self.outbox.clock()
