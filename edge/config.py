@@ -38,6 +38,18 @@ class OutboxSettings(StrictModel):
     keep_confirmed_s: float = Field(
         default=3600, ge=0, description="Keep confirmed events this long for local inspection."
     )
+    reserve_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="Space kept back beside the database (a file) and given up when the disk "
+        "is full, so that the database can still open and do its own bookkeeping.",
+    )
+    wal_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        description="Bound of the database's write-ahead log: checkpointed at half of this and "
+        "cut back to it, so the log alone cannot fill a small card.",
+    )
 
 
 class SyncSettings(StrictModel):
@@ -61,11 +73,18 @@ class SyncSettings(StrictModel):
         "events queued inside the agent are sent at once.",
     )
     heartbeat_s: float = Field(default=30, ge=1, description="Seconds between status heartbeats.")
+    confirm_timeout_max_s: float = Field(
+        default=120,
+        ge=1,
+        description="The longest wait for a confirmation before sending again (the wait doubles "
+        "from confirm_timeout_s while no confirmation comes, up to this).",
+    )
     confirm_timeout_s: float = Field(
         default=30,
         ge=0.5,
         description="Send again events the broker acknowledged but the collector has not "
-        "confirmed after this long; the wait doubles while no confirmation comes (to 1 hour).",
+        "confirmed after this long, on the monotonic clock (a stepped wall clock changes "
+        "nothing); the wait doubles while no confirmation comes, to confirm_timeout_max_s.",
     )
 
 

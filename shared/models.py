@@ -98,6 +98,9 @@ class OutboxStats(BaseModel):
     dropped: int = Field(ge=0, description="Events dropped to make room (drop_oldest).")
     rejected: int = Field(ge=0, description="Events refused because the outbox was full.")
     expired: int = Field(ge=0, description="Events dropped for exceeding max_age.")
+    disk_full: bool = Field(
+        default=False, description="The box's disk refused its last write (events are refused)."
+    )
 
 
 class Status(BaseModel):
@@ -113,9 +116,23 @@ class Status(BaseModel):
     ts: UtcTime = Field(description="When written; for the last will, when the session began.")
     session: UtcTime | None = Field(
         default=None,
-        description="When the MQTT session it belongs to began: a box's statuses are ordered "
-        "by (session, the will last, ts), so one taken late by another collector is not applied "
-        "over a newer one.",
+        description="When the MQTT session it belongs to began, by the box's clock (shown, "
+        "never used to order statuses: run, sess and n do that).",
+    )
+    run: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="The agent process that sent it (random per start).",
+    )
+    sess: int | None = Field(
+        default=None, ge=1, le=2**53, description="Its MQTT session within the run, from 1."
+    )
+    n: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**53,
+        description="Its number within the run; the will, made at the session's start, sorts "
+        "after every status of its session.",
     )
     version: str = Field(default="", max_length=64, description="Agent version.")
     uptime_s: float | None = Field(default=None, ge=0, description="Seconds since agent start.")

@@ -7,8 +7,13 @@ Rows are marked delivered when the PUBACK for the message carrying them arrives,
 ``mid`` in ``on_publish`` (a publish made while disconnected never resolves its
 ``MQTTMessageInfo``, so nothing waits on one), and confirmed when the collector says on
 ``cmd/ack`` that it committed them. Delivered rows still unconfirmed after
-``confirm_timeout_s`` are sent again: the broker may have acknowledged a message it then lost
-(a restart without persistence before the collector had subscribed again).
+``confirm_timeout_s`` (on the monotonic clock) are sent again: the broker may have acknowledged
+a message it then lost (a restart without persistence before the collector had subscribed
+again). The loop's own outbox writes never end a session (``edge.sync.pending``).
+
+Statuses say where they stand without the box's clock: ``run`` (this agent process), ``sess``
+(its MQTT session, counted from 1) and ``n`` (the status within the session; the will, made at
+the start, sorts after all of them), so the collector orders them whatever the clock says.
 
 paho's callbacks run in its network thread and only put tuples on a queue; this worker's
 thread owns the in-flight map and the outbox writes, so there are no locks shared with paho.
@@ -21,6 +26,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -31,6 +37,7 @@ from pydantic import ValidationError
 from edge.config import EdgeConfig
 from edge.store.outbox import Outbox, Pending
 from edge.store.snapshots import SnapshotQueue
+from edge.sync.pending import OutboxWrites, Unconfirmed
 from shared import topics
 from shared.codec import BATCH_OVERHEAD, batch_payload, encode_status
 from shared.models import Ack, Status
@@ -66,6 +73,11 @@ class SyncWorker:
         self.snapshots = snapshots
         self.status = status
         self._session_began: datetime | None = None  # when the current MQTT session began
+        self.run = uuid.uuid4().hex  # this process: statuses are ordered by (run, sess, n)
+        self._sess = 0
+        self._n = 0
+        self.writes = OutboxWrites(outbox, snapshots)
+        self.unconfirmed = Unconfirmed()  # this session's PUBACKs awaiting confirmation
         self.counters = {
             "sync_sessions": 0,
             "sync_messages": 0,
@@ -108,7 +120,7 @@ class SyncWorker:
     def _run(self) -> None:
         candidates = protocols(self.cfg.mqtt)
         while not self._stop.is_set():
-            self.alive_at = time.monotonic()
+            self.alive_at = began = time.monotonic()
             outcome = "error"
             try:
                 outcome = self._session(candidates[0], probing=len(candidates) > 1)
@@ -120,11 +132,36 @@ class SyncWorker:
                 continue
             if outcome == "stopped":
                 return
-            if outcome == "clean":
-                self._backoff.reset()
+            if time.monotonic() - began >= self.cfg.mqtt.backoff_max_s:
+                self._backoff.reset()  # a session that held: the next one may start at once
             delay = self._backoff.next_delay()
             log.info("reconnecting in %.1f s", delay)
             self._sleep(delay)
+        self._farewell(candidates[0])
+
+    def _farewell(self, protocol: MQTTProtocolVersion) -> None:
+        """Stopped between sessions: connect briefly to leave the offline status, so a stopped
+        box is never shown online (its last retained status may be a heartbeat)."""
+        mq = self.cfg.mqtt
+        q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        client = make_client(mq, mq.client_id, protocol)
+        client.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
+        self._sess += 1
+        try:
+            client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
+        except (OSError, ValueError) as exc:
+            log.info("stopped while the broker is away; no offline status left (%s)", exc)
+            return
+        client.loop_start()
+        try:
+            ev = q.get(timeout=min(3.0, mq.connect_timeout_s))
+            if ev[0] == "connack" and not _failed(ev[1]):
+                self._publish_status(client, "offline", "stop", wait=True)
+        except queue.Empty:
+            log.info("stopped while the broker is away; no offline status left")
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -148,7 +185,8 @@ class SyncWorker:
         client.max_queued_messages_set(0)
         gone = self.status("offline", "will")
         self._session_began = gone.ts
-        will = encode_status(gone.model_copy(update={"session": gone.ts}))
+        self._sess += 1
+        will = encode_status(self._stamp(gone))
         client.will_set(topics.status(cfg.device), will, qos=1, retain=True)
         try:
             client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
@@ -205,7 +243,6 @@ class SyncWorker:
         self.protocol = protocol
         self.connected = True
         self.counters["sync_sessions"] += 1
-        self._backoff.reset()
         log.info(
             "connected to %s (MQTT %s)", redact(cfg.mqtt.url), "5" if protocol == 5 else "3.1.1"
         )
@@ -218,30 +255,26 @@ class SyncWorker:
         next_beat = time.monotonic() + cfg.sync.heartbeat_s
         next_maint = time.monotonic()
         confirm_wait = cfg.sync.confirm_timeout_s
-        next_confirm_check = time.monotonic() + confirm_wait
+        waiting = self.unconfirmed = Unconfirmed()
         while True:
             self.alive_at = now = time.monotonic()
             if self._stop.is_set():
                 self._publish_status(client, "offline", "stop", wait=True)
+                self.writes.flush()
                 return "stopped"
             if now >= next_maint:
-                self.outbox.maintain()
+                self.writes.maintain()
                 next_maint = now + 60
-            if now >= next_confirm_check:
-                olds = [self.outbox.oldest_unconfirmed_delivery()]
-                if self.snapshots is not None:
-                    olds.append(self.snapshots.oldest_unconfirmed_delivery())
-                oldest = min((t for t in olds if t is not None), default=None)
-                if oldest is not None and self.outbox.clock() - oldest >= confirm_wait:
-                    log.warning(
-                        "no confirmation from the collector for %.0f s; sending unconfirmed "
-                        "events again",
-                        confirm_wait,
-                    )
-                    cursor, snap_cursor = 0, ""
-                    self.counters["sync_resends"] += 1
-                    confirm_wait = min(3600.0, confirm_wait * 2)
-                next_confirm_check = now + min(confirm_wait, 5.0)
+            if waiting.waited() >= confirm_wait:
+                log.warning(
+                    "no confirmation from the collector for %.0f s; sending unconfirmed "
+                    "events again",
+                    confirm_wait,
+                )
+                cursor, snap_cursor = 0, ""
+                waiting.clear()
+                self.counters["sync_resends"] += 1
+                confirm_wait = min(cfg.sync.confirm_timeout_max_s, confirm_wait * 2)
             if now >= next_beat:
                 self._publish_status(client, "online")
                 next_beat = now + cfg.sync.heartbeat_s
@@ -263,8 +296,9 @@ class SyncWorker:
                     seqs = inflight.pop(ev[1], None)
                     if seqs is None:
                         snap = snaps.pop(ev[1], None)
-                        if snap is not None and self.snapshots is not None and not _failed(ev[2]):
-                            self.snapshots.mark_delivered(snap)
+                        if snap is not None and not _failed(ev[2]):
+                            self.writes.snap_delivered.append(snap)
+                            waiting.snap_acked(snap)
                         continue  # a snapshot or a status message
                     if _failed(ev[2]):
                         self.counters["sync_broker_rejected"] += 1
@@ -279,8 +313,11 @@ class SyncWorker:
                     log.warning("disconnected: %s", ev[1])
                     end = end or "error"
             if acked:
-                self.outbox.mark_delivered(acked)
+                self.writes.delivered.extend(acked)
+                waiting.acked(acked)
                 self.counters["sync_acked_events"] += len(acked)
+            self.writes.flush()
+            self.counters["sync_confirmed_events"] = self.writes.confirmed_events
             if end:
                 return end
 
@@ -296,9 +333,10 @@ class SyncWorker:
                 self.counters["sync_bad_commands"] += 1
                 log.warning("bad ack on %s: %s", topic, exc.errors(include_url=False)[0]["msg"])
                 return False
-            self.counters["sync_confirmed_events"] += self.outbox.mark_confirmed(ack.seqs)
+            self.writes.confirms.extend(ack.seqs)
             if ack.snaps and self.snapshots is not None:
-                self.snapshots.mark_confirmed(ack.snaps)
+                self.writes.snap_confirms.extend(ack.snaps)
+            self.unconfirmed.confirmed(ack.seqs, ack.snaps)
             return True
         handler = self.handlers.get(name.rest.split("/")[0])
         if handler is None:
@@ -356,11 +394,22 @@ class SyncWorker:
             return cursor
         return cursor
 
+    def _stamp(self, st: Status) -> Status:
+        """The status with its place among this box's statuses (run, session, number)."""
+        self._n += 1
+        return st.model_copy(
+            update={
+                "session": self._session_began,
+                "run": self.run,
+                "sess": self._sess,
+                "n": self._n,
+            }
+        )
+
     def _publish_status(
         self, client: Any, state: str, reason: str = "", wait: bool = False
     ) -> None:
-        st = self.status(state, reason)
-        payload = encode_status(st.model_copy(update={"session": self._session_began}))
+        payload = encode_status(self._stamp(self.status(state, reason)))
         info = client.publish(topics.status(self.cfg.device), payload, qos=1, retain=True)
         if wait and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             with contextlib.suppress(RuntimeError):  # the connection went meanwhile
