@@ -24,6 +24,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from cloud.batch import DeadLetter, Snapshot, WriteResult
 from cloud.config import CloudConfig
 from cloud.db import is_transient
+from cloud.publisher import AlertPublisher
 from cloud.ranges import merge_ranges
 from cloud.store import Store
 from shared import SCHEMA_VERSION, topics
@@ -109,14 +110,22 @@ class Collector:
         self.cfg = cfg
         self.settings = cfg.broker()
         self.store = store
-        self.counters = {"messages": 0, "events": 0, "duplicates": 0, "deadletters": 0}
+        self.counters = {
+            "messages": 0,
+            "events": 0,
+            "duplicates": 0,
+            "deadletters": 0,
+            "sessions": 0,
+        }
         self.connected = threading.Event()
         self._inbox: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._net = threading.Thread(target=self._run_network, name="collector-net", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-db", daemon=True)
         self._heard(None)
-        self._lease_check, self._is_publisher = 0.0, False
+        self.publisher = AlertPublisher(
+            store, self.settings.client_id, cfg.collector.publisher_lease_s
+        )
         self._member: tuple[Any, list[str]] | None = None
         self.failure: str | None = None
         self.failed = threading.Event()
@@ -144,6 +153,7 @@ class Collector:
 
     def start(self) -> None:
         self._writer.start()
+        self.publisher.start()
         self._net.start()
         self._started = True
 
@@ -154,6 +164,7 @@ class Collector:
         self._leave_group()
         self._inbox.put(None)
         self._writer.join(10)
+        self.publisher.stop()
         self._stop.set()
         self._net.join(10)
 
@@ -188,7 +199,7 @@ class Collector:
         client.manual_ack_set(True)
         client.on_connect = lambda _c, _u, flags, rc, _p: events.put(("connack", rc, flags))
         client.on_disconnect = lambda _c, _u, _f, rc, _p: events.put(("gone", rc))
-        client.on_publish = lambda _c, _u, mid, rc, _p: events.put(("puback", mid, rc))
+        client.on_publish = lambda _c, _u, mid, rc, _p: self.publisher.puback(mid, _failed(rc))
         client.on_message = lambda cl, _u, msg: self._inbox.put(
             Incoming(cl, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
         )
@@ -228,66 +239,29 @@ class Collector:
             "5" if protocol == MQTTProtocolVersion.MQTTv5 else "3.1.1",
             ev[2].session_present,
         )
+        self.counters["sessions"] += 1
         self.connected.set()
         self._heard(time.time())
-        self._net_events = events
-        inflight: dict[int, int] = {}  # mid -> alert outbox seq
-        cursor = 0
-        try:
+        self.publisher.attach(client)
+        try:  # this thread never touches the database: a locked store must not end the session
             while not self._stop.is_set():
-                cursor = self._publish_alerts(client, inflight, cursor)
-                batch: list[tuple[Any, ...]] = []
                 try:
-                    batch.append(events.get(timeout=0.2))
-                    while True:
-                        batch.append(events.get_nowait())
+                    ev = events.get(timeout=0.2)
                 except queue.Empty:
-                    pass
-                sent = []
-                for ev in batch:
-                    if ev[0] == "gone":
-                        log.warning("collector disconnected: %s", ev[1])
-                        return "ok"
-                    if ev[0] == "puback" and ev[1] in inflight and not _failed(ev[2]):
-                        sent.append(inflight.pop(ev[1]))
-                if sent:
-                    self.store.mark_alert_messages_sent(sent)
+                    continue
+                if ev[0] == "gone":
+                    log.warning("collector disconnected: %s", ev[1])
+                    return "ok"
             return "ok"
         finally:
+            self.publisher.detach()
             self.connected.clear()
             self._heard(None)
             client.disconnect()
             client.loop_stop()
 
-    def _publisher(self) -> bool:
-        """Whether this collector publishes the alert outbox (one per shared database: the
-        holder of the lease, renewed every third of its length)."""
-        ttl = self.cfg.collector.publisher_lease_s
-        now = time.monotonic()
-        if now >= self._lease_check:
-            self._is_publisher = self.store.hold_lease(
-                "alert-publisher", self.settings.client_id, ttl
-            )
-            self._lease_check = now + ttl / 3
-        return self._is_publisher
-
-    def _publish_alerts(self, client: Any, inflight: dict[int, int], cursor: int) -> int:
-        """Send what the alert engine queued (alert changes, escalations, replies, notices),
-        marking each sent on its PUBACK; a new session sends again whatever was not."""
-        if len(inflight) >= 50 or not self._publisher():
-            return cursor
-        for seq, topic, payload, retain in self.store.pending_alert_messages(cursor, 100):
-            info = client.publish(topic, payload, qos=1, retain=bool(retain))
-            if info.rc != 0:
-                break
-            inflight[info.mid] = seq
-            cursor = seq
-        return cursor
-
     def wake_publisher(self) -> None:
-        q = getattr(self, "_net_events", None)
-        if q is not None:
-            q.put(("wake",))
+        self.publisher.wake()
 
     # -- writing ------------------------------------------------------------------------------
     def _run_writer(self) -> None:
@@ -308,6 +282,8 @@ class Collector:
             for t in (self._net, self._writer):
                 if not t.is_alive() and not self._stopping:
                     self.failure = f"{t.name} thread is not running"
+            if not self.publisher.alive and not self._stopping:
+                self.failure = "collector-pub thread is not running"
         return self.failure
 
     def _writer_loop(self) -> None:

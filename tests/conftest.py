@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,23 @@ def register(
     store.registry.put(
         Identity(name=device, kind="device", role=role, site=site, district=district, **stall)
     )
+
+
+@contextmanager
+def running_cloud(
+    cfg: CloudConfig, device: str = "kitchen-1", site: str = "canteen-001"
+) -> Iterator[Any]:
+    """A collector service on ``cfg`` with one box registered, connected to its broker."""
+    from cloud.service import CloudService
+
+    service = CloudService(cfg)
+    register(service.store, device, site)
+    service.start()
+    assert service.collector.connected.wait(10)
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 def edge_config(

@@ -179,7 +179,7 @@ def test_two_collectors_publish_each_alert_change_once(
         wait_for(lambda: sum(m["count"] == 2 for _, m in phone.messages()) == 10, what="repeats")
         sent = [(m["id"], m["version"]) for _, m in phone.messages()]
         assert len(sent) == len(set(sent)), "each change published by one collector only"
-        holder = next(s for s in services if s.collector._is_publisher)
+        holder = next(s for s in services if s.collector.publisher._is_publisher)
         holder.stop()
         services.remove(holder)
         client.publish("shian/v1/dev/k1/events", violation(21, "cam-late"), qos=1)

@@ -13,7 +13,15 @@ from cloud.service import CloudService
 from cloud.store import Store
 from edge.agent import Agent
 from edge.store.outbox import Outbox
-from tests.conftest import cloud_config, edge_config, register, spawn, wait_for, write_toml
+from tests.conftest import (
+    cloud_config,
+    edge_config,
+    register,
+    running_cloud,
+    spawn,
+    wait_for,
+    write_toml,
+)
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.real
@@ -53,12 +61,8 @@ class Producer(threading.Thread):
 
 @pytest.fixture
 def cloud(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[CloudService]:
-    service = CloudService(cloud_config(tmp_path, mosquitto.url))
-    register(service.store, "kitchen-1", "canteen-001")
-    service.start()
-    assert service.collector.connected.wait(10)
-    yield service
-    service.stop()
+    with running_cloud(cloud_config(tmp_path, mosquitto.url)) as service:
+        yield service
 
 
 def test_events_arrive_once_over_mqtt5(

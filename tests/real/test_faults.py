@@ -1,0 +1,79 @@
+"""Faults around the link: a collector database locked for longer than its busy timeout leaves
+the collector's MQTT session up (so the broker keeps what it queued), and a box stopped while
+it waits to reconnect still leaves its offline status."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud.service import CloudService
+from edge.agent import Agent
+from tests.conftest import cloud_config, edge_config, running_cloud, wait_for
+from tests.real.test_sync_e2e import assert_exactly_once, stored
+from tests.support.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[CloudService]:
+    # the lease is renewed every second, so the lock meets it
+    with running_cloud(cloud_config(tmp_path, mosquitto.url, publisher_lease_s=3)) as service:
+        yield service
+
+
+def device(service: CloudService) -> dict[str, Any]:
+    return next((d for d in service.store.devices() if d["device"] == "kitchen-1"), {})
+
+
+def test_a_locked_collector_database_leaves_its_mqtt_session_up(
+    tmp_path: Path, mosquitto: Mosquitto, cloud: CloudService
+) -> None:
+    agent = Agent(edge_config(tmp_path, mosquitto.url))
+    agent.start()
+    lock = sqlite3.connect(tmp_path / "cloud.db", isolation_level=None)
+    try:
+        wait_for(lambda: stored(cloud.store, "kitchen-1") == 1, what="device_started")
+        lock.execute("BEGIN EXCLUSIVE")  # another program holds the database
+        for n in range(20):
+            agent.emit("test", {"note": "while the database is locked", "n": n})
+        wait_for(
+            lambda: cloud.collector.publisher.failing,
+            timeout=60,
+            what="the publisher to find the database locked past its busy timeout",
+        )
+        assert cloud.collector.connected.is_set()
+        lock.execute("ROLLBACK")
+        wait_for(lambda: stored(cloud.store, "kitchen-1") == 21, what="the events, once free")
+        wait_for(lambda: cloud.collector.publisher.failing is None, what="alerts flowing again")
+        assert cloud.collector.counters["sessions"] == 1, "the MQTT session never ended"
+        agent.stop()
+        assert_exactly_once(cloud.store, "kitchen-1", 21)
+    finally:
+        lock.close()
+        agent.stop()
+
+
+def test_a_stop_while_waiting_to_reconnect_leaves_an_offline_status(
+    tmp_path: Path, mosquitto: Mosquitto, cloud: CloudService
+) -> None:
+    slow = {"backoff_initial_s": 30, "backoff_max_s": 60}  # it waits 15-30 s to reconnect
+    agent = Agent(edge_config(tmp_path, mosquitto.url, mqtt=slow))
+    agent.start()
+    try:
+        wait_for(lambda: device(cloud).get("state") == "online", what="the box online")
+        sessions = cloud.collector.counters["sessions"]
+        mosquitto.stop()  # a broker restart without persistence: no retained status survives
+        mosquitto.start()
+        wait_for(lambda: cloud.collector.counters["sessions"] > sessions, what="the collector back")
+        assert agent.sync.connected is False, "the box is still waiting to reconnect"
+    finally:
+        agent.stop()  # during its backoff
+    # (Mosquitto sent the box's will as it shut down; the stop comes after it, and wins)
+    wait_for(lambda: device(cloud).get("state_reason") == "stop", what="the offline status")
+    assert device(cloud)["state"] == "offline"
