@@ -164,6 +164,7 @@ DEFAULT_RULES = [
         ("outbox_overflow", "major"),
         ("scale_fault", "minor"),
         ("printer_fault", "minor"),
+        ("clock_skew", "minor"),
         ("no_morning_check", "major"),
         ("*", "major"),
     ]
@@ -214,6 +215,19 @@ class AlertSettings(StrictModel):
     )
     outbox_depth: int = Field(
         default=10_000, ge=1, description="A box with this many events waiting raises an alert."
+    )
+    clock_skew_s: float = Field(
+        default=300,
+        gt=0,
+        description="A box whose clock is this far from the collector's (by a status it has "
+        "just written, or an event stamped in the future) raises a clock_skew alert; it closes "
+        "when the clock is back within.",
+    )
+    clock_settle_s: float = Field(
+        default=60,
+        ge=0,
+        description="A box's clock is called slow only once the collector has been connected "
+        "this long (statuses queued while it was away arrive late, not slow).",
     )
     public_base_url: str = Field(
         default="", description="Base of snapshot links in alerts; default the web server's."

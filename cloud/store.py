@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +38,49 @@ log = logging.getLogger("shian.store")
 __all__ = ["DeadLetter", "Snapshot", "Store", "WriteResult"]
 
 
-def _order(st: Status) -> tuple[datetime, int, datetime] | None:
-    """A box's statuses in the order they happened: by session, the will last in its session
-    (its ts is the session's start), then by time. None for a box that does not say."""
-    if st.session is None:
-        return None
-    return (st.session, 1 if st.reason == "will" else 0, st.ts)
-
-
-def _older(st: Status, stored: str | None) -> bool:
-    """Whether ``st`` happened before the status already stored (another collector took a
-    later one first: shared subscriptions do not keep a box's messages in order)."""
-    if not stored:
+def _older(st: Status, stored: str | None, ended: list[str]) -> bool:
+    """Whether ``st`` happened before the status already stored: another collector took a
+    later one first (shared subscriptions do not keep a box's messages in order), or the
+    broker sent the will of a session the box has already replaced. Never by the box's clock,
+    which may have been stepped: within one agent run by (session, the will last, number);
+    a run already replaced is older; else the run whose outbox sequence is lower (it never goes
+    back). A status that does not say (an older agent) is taken as it comes."""
+    if st.run is None or not stored:
         return False
+    if st.run in ended:
+        return True
     try:
-        prev = _order(Status.model_validate_json(stored))
+        prev = Status.model_validate_json(stored)
     except ValueError:
         return False
-    new = _order(st)
-    return prev is not None and new is not None and new < prev
+    if prev.run is None:
+        return False
+    if prev.run == st.run:
+        return _place(st) < _place(prev)
+    return (st.last_seq or 0) < (prev.last_seq or 0)
+
+
+def _place(st: Status) -> tuple[int, int, int]:
+    return (st.sess or 0, 1 if st.reason == "will" else 0, st.n or 0)
+
+
+RUNS_KEPT = 8
+"""Replaced agent runs remembered per box (a late will of any of them is dropped)."""
+
+
+def _run_of(stored: str | None) -> str | None:
+    try:
+        return Status.model_validate_json(stored).run if stored else None
+    except ValueError:
+        return None
+
+
+def _skew(st: Status, now: float) -> float | None:
+    """How far ahead of the collector the box's clock is, by a status written just now (a will
+    carries its session's start, so it says nothing of the clock)."""
+    if st.reason == "will":
+        return None
+    return round(st.ts.timestamp() - now, 3)
 
 
 class Store(AlertTables):
@@ -177,31 +200,37 @@ class Store(AlertTables):
         if not statuses:
             return []
         before = {
-            r[0]: r[1:]
+            r[0]: [r[1], r[2], r[3], json.loads(r[4] or "[]")]
             for r in select_in(
                 conn,
-                "SELECT device, state, state_reason, last_status FROM devices",
+                "SELECT device, state, state_reason, last_status, ended_runs FROM devices",
                 "device",
                 [st.device for st in statuses],
             )
         }
         changed: list[Status] = []
-        rows = []
+        rows: dict[str, tuple[Any, ...]] = {}
         for st in statuses:
             text = st.model_dump_json(exclude_none=True)
             old = before.get(st.device)
-            if old is not None and (old[2] == text or _older(st, old[2])):
+            if old is not None and (old[2] == text or _older(st, old[2], old[3])):
                 continue  # the same message again, or one older than what is stored
             if old is None or (old[0], old[1]) != (st.state, st.reason) or st.outbox is not None:
                 changed.append(st)
-            before[st.device] = (st.state, st.reason, text)
-            rows.append((text, st.reason, st.state, now, st.state, st.device))
+            ended = old[3] if old is not None else []
+            prev_run = _run_of(old[2]) if old is not None else None
+            if prev_run is not None and st.run is not None and prev_run != st.run:
+                ended = [*ended, prev_run][-RUNS_KEPT:]  # replaced: its late will is stale
+            before[st.device] = [st.state, st.reason, text, ended]
+            skew = _skew(st, now)
+            rows[st.device] = (text, st.reason, st.state, now, st.state, json.dumps(ended), skew)
         self._touch_devices(conn, [(st.device, st.site) for st in statuses], now)
         conn.executemany(
             "UPDATE devices SET last_status = ?, state_reason = ?,"
             " state_changed = CASE WHEN state = ? THEN state_changed ELSE ? END,"
-            " state = ? WHERE device = ?",
-            rows,
+            " state = ?, ended_runs = ?, clock_skew_s = coalesce(?, clock_skew_s)"
+            " WHERE device = ?",
+            [(*r, device) for device, r in rows.items()],
         )
         return changed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from cloud.config import AlertSettings
 from cloud.store import Store
 from tests.conftest import register
 
-T0 = 1_790_000_000.0
+T0 = 1_795_662_000.0  # 2026-11-26 03:00 UTC: the boxes' clocks are right
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def store(store_target: str | Path, tmp_path: Path) -> Store:
     return s
 
 
-def status(device: str, site: str, state: str, reason: str = "", ts: str = "04:00:00") -> bytes:
+def status(device: str, site: str, state: str, reason: str = "", ts: str = "03:00:00") -> bytes:
     body = {"v": 1, "device": device, "site": site, "state": state, "reason": reason}
     return json.dumps({**body, "ts": f"2026-11-26T{ts}Z"}).encode()
 
@@ -122,20 +123,32 @@ def test_an_incident_closed_by_hand_stays_closed_when_its_boxes_return(store: St
 def test_a_status_taken_late_by_another_collector_is_not_applied_over_a_newer_one(
     store: Store,
 ) -> None:
-    def st(state: str, reason: str, ts: str, session: str) -> tuple[str, bytes]:
-        body = json.loads(status("b1", "s1", state, reason, ts))
-        return "b1", json.dumps({**body, "session": f"2026-11-26T{session}Z"}).encode()
+    """Ordered by the box's run, session and number, never by its clock (stamped at random
+    here: a stepped clock changes nothing)."""
+    run1, run2 = "a" * 32, "b" * 32
+    store.engine.s.clock_skew_s = 3600  # type: ignore[union-attr]  # clocks are tested elsewhere
+
+    def st(state: str, reason: str, run: str, sess: int, n: int, seq: int) -> tuple[str, bytes]:
+        body = json.loads(status("b1", "s1", state, reason))
+        stamp = datetime.fromtimestamp(T0 + 120 - 40 * n, UTC).isoformat()  # going back
+        more = {"ts": stamp, "run": run, "sess": sess, "n": n, "last_seq": seq}
+        return "b1", json.dumps({**body, **more}).encode()
 
     def state() -> str:
         return str(next(d for d in store.devices() if d["device"] == "b1")["state"])
 
-    send(store, [st("online", "", "04:00:00", "04:00:00")], T0)
-    send(store, [st("offline", "will", "04:00:00", "04:00:00")], T0 + 100)  # the session ended
-    send(store, [st("online", "", "04:01:00", "04:00:00")], T0 + 101)  # its heartbeat, late
+    send(store, [st("online", "", run1, 1, 2, 10)], T0)
+    send(store, [st("offline", "will", run1, 1, 1, 10)], T0 + 100)  # the session ended
+    send(store, [st("online", "", run1, 1, 3, 12)], T0 + 101)  # its heartbeat, late
     assert state() == "offline"
     assert [a["type"] for a in store.alerts() if a["state"] != "closed"] == ["device_offline"]
-    send(store, [st("online", "", "04:05:00", "04:05:00")], T0 + 400)  # a new session
+    send(store, [st("online", "", run1, 2, 5, 12)], T0 + 400)  # a new session
     assert state() == "online"
-    send(store, [st("offline", "will", "04:00:00", "04:00:00")], T0 + 401)  # the old will, late
+    send(store, [st("offline", "will", run1, 1, 1, 10)], T0 + 401)  # the old will, late
+    assert state() == "online"
+    send(store, [st("online", "", run2, 1, 2, 13)], T0 + 500)  # the agent restarted
+    send(store, [st("offline", "will", run1, 2, 4, 12)], T0 + 501)  # the old run's will
+    assert state() == "online"
+    send(store, [st("online", "", run1, 2, 6, 12)], T0 + 502)  # the old run, late
     assert state() == "online"
     assert [a for a in store.alerts() if a["state"] != "closed"] == []

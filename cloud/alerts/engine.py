@@ -107,6 +107,13 @@ class AlertEngine:
                     self.clear(conn, now, e.site, atype, source, f"{e.kind} reported")
             elif e.kind == "rectification":
                 self.rectified_by_box(conn, now, e)
+        ahead: dict[str, tuple[str, float]] = {}
+        for e in events:
+            skew = e.ts.timestamp() - now
+            if skew > self.s.clock_skew_s and skew > ahead.get(e.device, ("", 0.0))[1]:
+                ahead[e.device] = (e.site, skew)
+        for device, (site, skew) in ahead.items():
+            self._clock(conn, now, site, device, skew)
         for st in statuses:
             self.on_status(conn, now, st)
 
@@ -123,6 +130,8 @@ class AlertEngine:
         elif st.state == "online":
             self.clear(conn, now, st.site, "device_offline", st.device, "device online")
             incidents.device_online(self, conn, now, st.device)
+        if st.reason != "will":  # a will carries its session's start, not the time now
+            self._clock(conn, now, st.site, st.device, st.ts.timestamp() - now)
         if st.outbox is None:
             return
         prev = conn.execute(
@@ -134,7 +143,9 @@ class AlertEngine:
             " dropped = excluded.dropped, rejected = excluded.rejected",
             (st.device, st.outbox.dropped, st.outbox.rejected),
         )
-        if lost > 0 or st.outbox.depth >= self.s.outbox_depth:
+        trouble = st.outbox.disk_full or st.outbox.depth >= self.s.outbox_depth
+        if lost > 0 or (trouble and not self._open(conn, st.site, "outbox_overflow", st.device)):
+            full = "disk full: " if st.outbox.disk_full else ""
             self.raise_(
                 conn,
                 now,
@@ -142,9 +153,38 @@ class AlertEngine:
                 device=st.device,
                 type="outbox_overflow",
                 source=st.device,
-                title=f"box {st.device}: outbox {st.outbox.depth} "
+                title=f"box {st.device}: {full}outbox {st.outbox.depth} "
                 f"waiting, {st.outbox.dropped} dropped, {st.outbox.rejected} refused",
             )
+
+    def _clock(self, conn: Conn, now: float, site: str, device: str, skew: float) -> None:
+        """A box's clock against the collector's: the box's times are kept (with the time
+        received beside them) but not believed, and a clock off by more than clock_skew_s is
+        an alert. Behind is judged only once the collector has heard boxes live for a while."""
+        since = self.connected_since
+        settled = since is not None and now - since >= self.s.clock_settle_s
+        if skew > self.s.clock_skew_s or (skew < -self.s.clock_skew_s and settled):
+            if self._open(conn, site, "clock_skew", device):
+                return  # open already: not published again with every heartbeat
+            way = "ahead of" if skew > 0 else "behind"
+            self.raise_(
+                conn,
+                now,
+                site=site,
+                device=device,
+                type="clock_skew",
+                source=device,
+                title=f"box {device}: clock {abs(skew):.0f} s {way} the collector's",
+            )
+        elif abs(skew) <= self.s.clock_skew_s:
+            self.clear(conn, now, site, "clock_skew", device, "clock back within the limit")
+
+    @staticmethod
+    def _open(conn: Conn, site: str, type: str, source: str) -> bool:
+        """Whether this condition's alert is open already (a heartbeat need not raise it)."""
+        key = f"{site}|{type}|{source}"
+        sql = "SELECT id FROM alerts WHERE key = ? AND state != 'closed'"
+        return bool(fetch(conn, sql, (key,)))
 
     # -- raising and clearing ------------------------------------------------------------------
     def raise_(

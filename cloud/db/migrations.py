@@ -98,11 +98,17 @@ CREATE INDEX snapshots_device_received ON snapshots(device, received);
 CREATE INDEX snapshots_received ON snapshots(received);
 """
 
+CLOCKS = """
+ALTER TABLE devices ADD COLUMN ended_runs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN clock_skew_s REAL;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
     (3, "leases: one collector of a group publishes alerts and posts to bots", LEASES),
     (4, "untrusted boxes: stall identity and key ids, dead-letter repeats, evidence", UNTRUSTED),
+    (5, "box clocks: statuses ordered by run, the clock's drift kept", CLOCKS),
 ]
 
 _PG_TYPES = [
