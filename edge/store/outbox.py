@@ -314,15 +314,6 @@ class Outbox:
                 ).rowcount
         return changed
 
-    def oldest_unconfirmed_delivery(self) -> float | None:
-        """When the oldest event that the broker has but the cloud has not confirmed was
-        acknowledged by the broker (None when there is no such event)."""
-        with self._lock:
-            row = self.db.conn.execute(
-                "SELECT min(delivered) FROM outbox WHERE confirmed IS NULL"
-            ).fetchone()
-        return row[0] if row and row[0] is not None else None
-
     def maintain(self) -> None:
         """Expire unconfirmed events past max_age and prune old confirmed ones."""
         now = self.clock()

@@ -83,9 +83,5 @@ class SnapshotQueue:
                 ).rowcount
                 self.counters["snapshots_confirmed"] += n
 
-    def oldest_unconfirmed_delivery(self) -> float | None:
-        rows = self.outbox.read("SELECT min(delivered) FROM snapshots WHERE confirmed IS NULL")
-        return rows[0][0] if rows and rows[0][0] is not None else None
-
     def depth(self) -> int:
         return int(self.outbox.read("SELECT count(*) FROM snapshots WHERE confirmed IS NULL")[0][0])
