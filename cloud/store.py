@@ -38,21 +38,17 @@ log = logging.getLogger("shian.store")
 __all__ = ["DeadLetter", "Snapshot", "Store", "WriteResult"]
 
 
-def _older(st: Status, stored: str | None, ended: list[str]) -> bool:
+def _older(st: Status, prev: Status | None, ended: list[str]) -> bool:
     """Whether ``st`` happened before the status already stored: another collector took a
     later one first (shared subscriptions do not keep a box's messages in order), or the
     broker sent the will of a session the box has already replaced. Never by the box's clock,
     which may have been stepped: within one agent run by (session, the will last, number);
     a run already replaced is older; else the run whose outbox sequence is lower (it never goes
     back). A status that does not say (an older agent) is taken as it comes."""
-    if st.run is None or not stored:
+    if st.run is None or prev is None:
         return False
     if st.run in ended:
         return True
-    try:
-        prev = Status.model_validate_json(stored)
-    except ValueError:
-        return False
     if prev.run is None:
         return False
     if prev.run == st.run:
@@ -68,9 +64,9 @@ RUNS_KEPT = 8
 """Replaced agent runs remembered per box (a late will of any of them is dropped)."""
 
 
-def _run_of(stored: str | None) -> str | None:
+def _parse(stored: str | None) -> Status | None:
     try:
-        return Status.model_validate_json(stored).run if stored else None
+        return Status.model_validate_json(stored) if stored else None
     except ValueError:
         return None
 
@@ -213,14 +209,14 @@ class Store(AlertTables):
         for st in statuses:
             text = st.model_dump_json(exclude_none=True)
             old = before.get(st.device)
-            if old is not None and (old[2] == text or _older(st, old[2], old[3])):
+            prev = _parse(old[2]) if old is not None else None
+            ended = old[3] if old is not None else []
+            if old is not None and (old[2] == text or _older(st, prev, ended)):
                 continue  # the same message again, or one older than what is stored
             if old is None or (old[0], old[1]) != (st.state, st.reason) or st.outbox is not None:
                 changed.append(st)
-            ended = old[3] if old is not None else []
-            prev_run = _run_of(old[2]) if old is not None else None
-            if prev_run is not None and st.run is not None and prev_run != st.run:
-                ended = [*ended, prev_run][-RUNS_KEPT:]  # replaced: its late will is stale
+            if prev is not None and prev.run is not None and st.run not in (None, prev.run):
+                ended = [*ended, prev.run][-RUNS_KEPT:]  # replaced: its late will is stale
             before[st.device] = [st.state, st.reason, text, ended]
             skew = _skew(st, now)
             rows[st.device] = (text, st.reason, st.state, now, st.state, json.dumps(ended), skew)
