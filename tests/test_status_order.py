@@ -1,0 +1,83 @@
+"""A box's statuses, taken in any order (several collectors, late wills, queues), leave the cloud
+with the last one the box wrote, whatever its clock said: a property test over random histories
+of agent runs, MQTT sessions and heartbeats, delivered shuffled, stamped with random clocks."""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud.collector import Incoming, classify
+from cloud.store import Store
+from tests.conftest import register
+
+NOW = 1_795_662_000.0
+
+
+def history(runs: list[list[int]]) -> list[dict[str, Any]]:
+    """The statuses a box wrote, in the order it wrote them: for each run, for each session,
+    its will (made at the start), then its heartbeats; the last session of the last run ends
+    with a clean stop. ``last_seq`` grows with each run (device_started)."""
+    out: list[dict[str, Any]] = []
+    for r, sessions in enumerate(runs):
+        run, n, seq = f"{r:032x}", 0, r + 1
+        for s, beats in enumerate(sessions, 1):
+            n += 1
+            will = {"state": "offline", "reason": "will", "run": run, "sess": s, "n": n}
+            out.append({**will, "last_seq": seq, "will": True})
+            for _ in range(beats):
+                n += 1
+                out.append({"state": "online", "run": run, "sess": s, "n": n, "last_seq": seq})
+    last = {k: v for k, v in out[-1].items() if k != "will"}
+    out.append({**last, "state": "offline", "reason": "stop", "n": last["n"] + 1})
+    return out
+
+
+def payload(st_: dict[str, Any], clock: random.Random) -> bytes:
+    ts = datetime.fromtimestamp(NOW + clock.uniform(-86400, 86400), UTC).isoformat()
+    body = {k: v for k, v in st_.items() if k != "will"}
+    return json.dumps({"v": 1, "device": "b1", "site": "s1", "ts": ts, **body}).encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    runs=st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=3), min_size=1, max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_last_status_written_wins_in_any_delivery_order(
+    runs: list[list[int]], seed: int
+) -> None:
+    rng = random.Random(seed)
+    written = history(runs)
+    # the broker sends a will only when a session is lost; here every session's will arrives
+    # (the worst case: late, after what replaced it), except the clean stop's session
+    delivered = [
+        x
+        for x in written
+        if not (
+            x.get("will") and x["run"] == written[-1]["run"] and x["sess"] == written[-1]["sess"]
+        )
+    ]
+    rng.shuffle(delivered)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "c.db")
+        register(store, "b1", "s1")
+        for i, x in enumerate(delivered):
+            msg = Incoming(None, 1, 1, "shian/v1/dev/b1/status", payload(x, rng))
+            store.write(*classify([msg]), received=NOW + i)
+        (dev,) = store.devices()
+        last = dev["last_status"]
+        store.close()
+    assert (last["run"], last["sess"], last["n"]) == (
+        written[-1]["run"],
+        written[-1]["sess"],
+        written[-1]["n"],
+    )
+    assert dev["state"] == "offline" and dev["state_reason"] == "stop"
