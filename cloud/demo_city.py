@@ -1,7 +1,8 @@
 """The demo's market district: a few dozen boxes that only connect (each with its last will and
 an online status) and wait, in a process of their own, so that the demo can cut their power
 together with SIGKILL and show the storm of last wills becoming one district incident
-(``District`` is that part of the demo's story).
+(``District`` is that part of the demo's story). The first box's clock was set two hours
+ahead by hand: the collector says so with a ``clock_skew`` alert.
 
     python -m cloud.demo_city --port 1883 --boxes 24 --prefix chibi
 """
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     from cloud.store import Store
 
 
-def status(device: str, site: str, state: str, reason: str = "") -> str:
-    now = datetime.now(UTC)
+def status(device: str, site: str, state: str, reason: str = "", ahead_s: float = 0) -> str:
+    now = datetime.now(UTC) + timedelta(seconds=ahead_s)
     body = {"v": SCHEMA_VERSION, "device": device, "site": site, "state": state, "ts": now}
     return Status.model_validate({**body, "reason": reason}).model_dump_json(exclude_none=True)
 
@@ -41,8 +42,10 @@ def site_of(prefix: str, n: int) -> str:
 class _Box:
     """One district box: announces itself online on every connection, as a real box does."""
 
-    def __init__(self, device: str, site: str, port: int, online: threading.Semaphore) -> None:
-        self.device, self.site, self._online = device, site, online
+    def __init__(
+        self, device: str, site: str, port: int, online: threading.Semaphore, ahead_s: float = 0
+    ) -> None:
+        self.device, self.site, self._online, self.ahead_s = device, site, online, ahead_s
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device)
         c.will_set(topics.status(device), status(device, site, "offline", "will"), 1, retain=True)
         c.reconnect_delay_set(1, 2)
@@ -55,7 +58,10 @@ class _Box:
 
     def _connected(self, client: mqtt.Client, *_: Any) -> None:
         client.publish(
-            topics.status(self.device), status(self.device, self.site, "online"), 1, retain=True
+            topics.status(self.device),
+            status(self.device, self.site, "online", ahead_s=self.ahead_s),
+            1,
+            retain=True,
         )
 
     def _published(self, *_: Any) -> None:  # it publishes nothing but its online status
@@ -69,7 +75,8 @@ class _Box:
 @click.option("--boxes", type=int, default=24, show_default=True, help="How many boxes.")
 @click.option("--prefix", default="chibi", show_default=True, help="Names of boxes and sites.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to get online.")
-def main(port: int, boxes: int, prefix: str, timeout: float) -> None:
+@click.option("--first-ahead-s", type=float, default=0, help="The first box's clock is this fast.")
+def main(port: int, boxes: int, prefix: str, timeout: float, first_ahead_s: float) -> None:
     """Connect the boxes, print "ready" once the broker has every online status, and wait to be
     killed.
 
@@ -77,7 +84,8 @@ def main(port: int, boxes: int, prefix: str, timeout: float) -> None:
     """
     online = threading.Semaphore(0)
     fleet = [
-        _Box(f"{prefix}-stall-{n:02d}", site_of(prefix, n), port, online) for n in range(boxes)
+        _Box(f"{prefix}-stall-{n:02d}", site_of(prefix, n), port, online, first_ahead_s * (n == 0))
+        for n in range(boxes)
     ]
     deadline = time.monotonic() + timeout
     for _ in fleet:
@@ -89,6 +97,10 @@ def main(port: int, boxes: int, prefix: str, timeout: float) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+AHEAD_S = 7200.0
+"""The first district box's clock, set two hours fast by hand."""
 
 
 class District:
@@ -130,6 +142,8 @@ class District:
                 str(self.boxes),
                 "--prefix",
                 self.district,
+                "--first-ahead-s",
+                str(AHEAD_S),
             ],
             stdout=subprocess.PIPE,
             stderr=d.log,
@@ -186,7 +200,16 @@ class District:
             f"({a['title']}); {len(singles)} box alerts left open; supervisor li's phone got "
             f"{len(phone.splitlines())} messages, not {self.boxes} alerts"
         )
-        return len(a["boxes"]) == self.boxes and not singles
+        fast = f"{self.district}-stall-00"
+        skew = [x for x in store.alerts(district=self.district) if x["type"] == "clock_skew"]
+        if not skew:
+            click.echo(f"MISMATCH: no clock_skew alert for {fast}, whose clock is 2 h fast")
+        else:
+            click.echo(
+                f"clock: {fast}'s clock was set 2 h fast by hand -> {skew[0]['title']} "
+                "(its times kept, with the time received beside them)"
+            )
+        return len(a["boxes"]) == self.boxes and not singles and bool(skew)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
