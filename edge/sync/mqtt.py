@@ -132,6 +132,8 @@ class SyncWorker:
                 continue
             if outcome == "stopped":
                 return
+            if self._stop.is_set():
+                break
             if time.monotonic() - began >= self.cfg.mqtt.backoff_max_s:
                 self._backoff.reset()  # a session that held: the next one may start at once
             delay = self._backoff.next_delay()
@@ -224,7 +226,7 @@ class SyncWorker:
                 # A 3.1.1-only broker may just close the socket on an MQTT 5 CONNECT.
                 return "unsupported" if probing and self.protocol is None else "error"
         if self._stop.is_set():
-            return "stopped"
+            return "interrupted"  # stopped before the session began: the farewell says offline
         return "unsupported" if probing and self.protocol is None else "timeout"
 
     def _connected_session(
@@ -237,7 +239,7 @@ class SyncWorker:
         cfg = self.cfg
         outcome = self._wait_connack(q, probing)
         if outcome != "ok":
-            if outcome != "stopped":
+            if outcome != "interrupted":
                 self.counters["sync_connect_failures"] += 1
             return outcome
         self.protocol = protocol
