@@ -38,13 +38,17 @@ log = logging.getLogger("shian.store")
 __all__ = ["DeadLetter", "Snapshot", "Store", "WriteResult"]
 
 
-def _older(st: Status, prev: Status | None, ended: list[str]) -> bool:
+def _older(st: Status, prev: Status | None, ended: list[str], prev_age_s: float) -> bool:
     """Whether ``st`` happened before the status already stored: another collector took a
     later one first (shared subscriptions do not keep a box's messages in order), or the
     broker sent the will of a session the box has already replaced. Never by the box's clock,
-    which may have been stepped: within one agent run by (session, the will last, number);
-    a run already replaced is older; else the run whose outbox sequence is lower (it never goes
-    back). A status that does not say (an older agent) is taken as it comes."""
+    which may have been stepped: within one agent run by (session, the will last, number); a
+    run already replaced is older. Between runs, by the outbox sequence (it does not go back):
+    lower is older, unless what is stored is older than ``RESET_AFTER_S`` (a box whose
+    database was wiped starts again from 1); on a tie (a full disk refused device_started)
+    the later arrival wins, except a will, which never replaces another run's status (if the
+    box is really gone, silence says so). A status that does not say (an older agent) is
+    taken as it comes."""
     if st.run is None or prev is None:
         return False
     if st.run in ended:
@@ -53,7 +57,18 @@ def _older(st: Status, prev: Status | None, ended: list[str]) -> bool:
         return False
     if prev.run == st.run:
         return _place(st) < _place(prev)
-    return (st.last_seq or 0) < (prev.last_seq or 0)
+    seq, before = st.last_seq or 0, prev.last_seq or 0
+    if seq == before:
+        return st.reason == "will"
+    return seq < before and prev_age_s < RESET_AFTER_S
+
+
+def _replaced_run(st: Status, prev: Status | None) -> str | None:
+    """The run that the applied ``st`` ends for good (its late will is then stale): not on a
+    tie of sequences, where the order is only the order of arrival."""
+    if prev is None or prev.run is None or st.run in (None, prev.run):
+        return None
+    return prev.run if (st.last_seq or 0) != (prev.last_seq or 0) else None
 
 
 def _place(st: Status) -> tuple[int, int, int]:
@@ -62,6 +77,8 @@ def _place(st: Status) -> tuple[int, int, int]:
 
 RUNS_KEPT = 8
 """Replaced agent runs remembered per box (a late will of any of them is dropped)."""
+RESET_AFTER_S = 600.0
+"""A stored status older than this no longer outranks a new run with a lower sequence."""
 
 
 def _parse(stored: str | None) -> Status | None:
@@ -196,10 +213,11 @@ class Store(AlertTables):
         if not statuses:
             return []
         before = {
-            r[0]: [r[1], r[2], r[3], json.loads(r[4] or "[]")]
+            r[0]: [r[1], r[2], r[3], json.loads(r[4] or "[]"), r[5]]
             for r in select_in(
                 conn,
-                "SELECT device, state, state_reason, last_status, ended_runs FROM devices",
+                "SELECT device, state, state_reason, last_status, ended_runs, status_received"
+                " FROM devices",
                 "device",
                 [st.device for st in statuses],
             )
@@ -211,21 +229,32 @@ class Store(AlertTables):
             old = before.get(st.device)
             prev = _parse(old[2]) if old is not None else None
             ended = old[3] if old is not None else []
-            if old is not None and (old[2] == text or _older(st, prev, ended)):
+            age = now - (old[4] or 0.0) if old is not None else 0.0
+            if old is not None and (old[2] == text or _older(st, prev, ended, age)):
                 continue  # the same message again, or one older than what is stored
             if old is None or (old[0], old[1]) != (st.state, st.reason) or st.outbox is not None:
                 changed.append(st)
-            if prev is not None and prev.run is not None and st.run not in (None, prev.run):
-                ended = [*ended, prev.run][-RUNS_KEPT:]  # replaced: its late will is stale
-            before[st.device] = [st.state, st.reason, text, ended]
+            replaced = _replaced_run(st, prev)
+            if replaced is not None:
+                ended = [*ended, replaced][-RUNS_KEPT:]
+            before[st.device] = [st.state, st.reason, text, ended, now]
             skew = _skew(st, now)
-            rows[st.device] = (text, st.reason, st.state, now, st.state, json.dumps(ended), skew)
+            rows[st.device] = (
+                text,
+                st.reason,
+                st.state,
+                now,
+                st.state,
+                json.dumps(ended),
+                skew,
+                now,
+            )
         self._touch_devices(conn, [(st.device, st.site) for st in statuses], now)
         conn.executemany(
             "UPDATE devices SET last_status = ?, state_reason = ?,"
             " state_changed = CASE WHEN state = ? THEN state_changed ELSE ? END,"
-            " state = ?, ended_runs = ?, clock_skew_s = coalesce(?, clock_skew_s)"
-            " WHERE device = ?",
+            " state = ?, ended_runs = ?, clock_skew_s = coalesce(?, clock_skew_s),"
+            " status_received = ? WHERE device = ?",
             [(*r, device) for device, r in rows.items()],
         )
         return changed

@@ -81,3 +81,45 @@ def test_the_last_status_written_wins_in_any_delivery_order(
         written[-1]["n"],
     )
     assert dev["state"] == "offline" and dev["state_reason"] == "stop"
+
+
+def _send(store: Store, at: float, **fields: Any) -> None:
+    body = {"v": 1, "device": "b1", "site": "s1", "ts": datetime.fromtimestamp(at, UTC).isoformat()}
+    msg = Incoming(None, 1, 1, "shian/v1/dev/b1/status", json.dumps({**body, **fields}).encode())
+    store.write(*classify([msg]), received=at)
+
+
+def _state(store: Store) -> tuple[str, str, str]:
+    (dev,) = store.devices()
+    return dev["state"], dev["state_reason"], dev["last_status"]["run"]
+
+
+def test_runs_with_the_same_sequence_and_a_late_will(tmp_path: Path) -> None:
+    """A full disk refused device_started, so two runs share last_seq: the old run's late will
+    does not take the box offline, and the live run's statuses go on being applied."""
+    store = Store(tmp_path / "c.db")
+    register(store, "b1", "s1")
+    a, b = "a" * 32, "b" * 32
+    _send(store, NOW, state="online", run=a, sess=1, n=2, last_seq=7)
+    _send(store, NOW + 5, state="online", run=b, sess=1, n=2, last_seq=7)
+    _send(store, NOW + 6, state="offline", reason="will", run=a, sess=1, n=1, last_seq=7)
+    assert _state(store) == ("online", "", b)
+    _send(store, NOW + 30, state="online", run=b, sess=1, n=3, last_seq=7)
+    assert _state(store) == ("online", "", b) and store.devices()[0]["last_status"]["n"] == 3
+    _send(store, NOW + 40, state="offline", reason="stop", run=b, sess=1, n=4, last_seq=7)
+    assert _state(store) == ("offline", "stop", b)
+
+
+def test_a_box_whose_database_was_wiped_is_believed_once_the_old_status_is_stale(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "c.db")
+    register(store, "b1", "s1")
+    old, new = "a" * 32, "c" * 32
+    _send(store, NOW, state="offline", reason="stop", run=old, sess=3, n=90, last_seq=5000)
+    _send(store, NOW + 60, state="online", run=new, sess=1, n=2, last_seq=1)
+    assert _state(store) == ("offline", "stop", old), "a minute later: a late message, maybe"
+    _send(store, NOW + 3600, state="online", run=new, sess=1, n=3, last_seq=2)
+    assert _state(store) == ("online", "", new), "an hour later: the box starts again from 1"
+    _send(store, NOW + 3601, state="offline", reason="will", run=old, sess=3, n=1, last_seq=4990)
+    assert _state(store) == ("online", "", new), "the old run is replaced for good"

@@ -101,6 +101,7 @@ CREATE INDEX snapshots_received ON snapshots(received);
 CLOCKS = """
 ALTER TABLE devices ADD COLUMN ended_runs TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE devices ADD COLUMN clock_skew_s REAL;
+ALTER TABLE devices ADD COLUMN status_received REAL;
 """
 
 MIGRATIONS: list[tuple[int, str, str]] = [
