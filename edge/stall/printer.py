@@ -11,6 +11,7 @@ printer's own (``GS ( k``) or a raster image, by the printer profile.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -257,16 +258,27 @@ class PrintWorker(Worker):
 
     def print_pending(self) -> bool:
         """Try every pending ticket once; True when one failed (the rest wait behind it)."""
+        try:
+            return self._print_pending()
+        except sqlite3.Error as exc:  # the box database refuses (a full disk): try later
+            log.error("printer: the ticket book cannot be written (%s); tickets wait", exc)
+            return True
+
+    def _print_pending(self) -> bool:
         for ticket, copy in self.book.pending_jobs():
             if self._stop.is_set():
                 return False
             job = render(ticket, self.book.url(ticket), self.link.profile, copy=copy)
             try:
+                self.book.mark_attempt(ticket["ticket_id"])
+            except sqlite3.Error as exc:  # print all the same: the sale waits otherwise
+                log.warning("printer: cannot record the attempt (%s)", exc)
+            try:
                 self.link.send(job)
             except PrinterError as exc:
                 self.counters["printer_failures"] += 1
                 unknown = isinstance(exc, PrintOutcomeUnknown)
-                self.book.mark_failed(ticket["ticket_id"], str(exc), maybe_printed=unknown)
+                self.book.mark_failed(ticket["ticket_id"], str(exc), copy=copy or unknown)
                 if self.fault is None:
                     log.warning("printer: %s; tickets wait", exc)
                     if self.on_fault:

@@ -4,7 +4,8 @@ until a printer has taken all of it; the print worker retries until then.
 
 A ticket printed again is marked as a copy (补打): the vendor's reprint, and a ticket whose
 first print has an unknown outcome (the printer took bytes of it, then its reply or the
-connection was lost), since that first one may be in the buyer's hand."""
+connection was lost, or the box stopped mid-job: the attempt is recorded before the job goes
+out), since that first one may be in the buyer's hand."""
 
 from __future__ import annotations
 
@@ -152,13 +153,20 @@ class TicketBook:
         )
         return [(json.loads(data), bool(copy)) for data, copy in rows]
 
-    def mark_failed(self, ticket_id: str, reason: str, maybe_printed: bool = False) -> None:
-        """``maybe_printed``: the printer took some of it, so the next print is a copy."""
+    def mark_attempt(self, ticket_id: str) -> None:
+        """Before the job goes out: from now on the ticket may be on paper, so if the box
+        stops before the outcome is known, it is printed again as a copy."""
+        with self.outbox.transaction() as conn:
+            conn.execute("UPDATE tickets SET copy = 1 WHERE ticket_id = ?", (ticket_id,))
+
+    def mark_failed(self, ticket_id: str, reason: str, copy: bool) -> None:
+        """``copy``: whether its next print is a copy (it was one already, or the printer may
+        have printed this attempt)."""
         with self.outbox.transaction() as conn:
             conn.execute(
-                "UPDATE tickets SET attempts = attempts + 1, last_error = ?,"
-                " copy = copy OR ? WHERE ticket_id = ?",
-                (reason, int(maybe_printed), ticket_id),
+                "UPDATE tickets SET attempts = attempts + 1, last_error = ?, copy = ?"
+                " WHERE ticket_id = ?",
+                (reason, int(copy), ticket_id),
             )
 
     def reprint(self, ticket_id: str) -> bool:

@@ -130,3 +130,18 @@ def test_the_vendors_reprint_is_marked_as_a_copy(tmp_path: Path) -> None:
     marks = [COPY_MARK in decode(j).text() for j in printer.jobs]
     assert marks == [False, True]
     printer.stop()
+
+
+def test_a_box_stopped_mid_job_prints_a_copy_after_its_restart(tmp_path: Path) -> None:
+    """The attempt is recorded before the job goes out: a power cut between the printer taking
+    the job and the box recording it leaves a ticket that is printed again only as a copy."""
+    printer = NetPrinter().start()
+    book, _, _ = setup(tmp_path, printer)
+    t = book.issue(products()["101"], Weight("stable", 800.0))
+    book.mark_attempt(t["ticket_id"])  # what the worker writes first; then the power went
+    book2, worker2, _ = setup(tmp_path, printer)  # the box again, on the same database
+    assert worker2.print_pending() is False
+    wait_for(lambda: len(printer.jobs) == 1, what="the job")
+    assert COPY_MARK in decode(printer.jobs[0]).text()
+    assert book2.pending() == []
+    printer.stop()
