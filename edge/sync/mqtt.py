@@ -119,6 +119,7 @@ class SyncWorker:
     # -- the loop -----------------------------------------------------------------------------
     def _run(self) -> None:
         candidates = protocols(self.cfg.mqtt)
+        outcome = "error"
         while not self._stop.is_set():
             self.alive_at = began = time.monotonic()
             outcome = "error"
@@ -139,7 +140,8 @@ class SyncWorker:
             delay = self._backoff.next_delay()
             log.info("reconnecting in %.1f s", delay)
             self._sleep(delay)
-        self._farewell(candidates[0])
+        if outcome != "unreachable":  # the broker was there a moment ago: say goodbye
+            self._farewell(candidates[0])
 
     def _farewell(self, protocol: MQTTProtocolVersion) -> None:
         """Stopped between sessions: connect briefly to leave the offline status, so a stopped
@@ -148,6 +150,7 @@ class SyncWorker:
         q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         client = make_client(mq, mq.client_id, protocol)
         client.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
+        client.connect_timeout = 3.0  # the agent's stop waits for this thread
         self._sess += 1
         try:
             client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
@@ -156,7 +159,7 @@ class SyncWorker:
             return
         client.loop_start()
         try:
-            ev = q.get(timeout=min(3.0, mq.connect_timeout_s))
+            ev = q.get(timeout=min(5.0, mq.connect_timeout_s))
             if ev[0] == "connack" and not _failed(ev[1]):
                 self._publish_status(client, "offline", "stop", wait=True)
         except queue.Empty:
@@ -195,7 +198,7 @@ class SyncWorker:
         except (OSError, ValueError) as exc:
             self.counters["sync_connect_failures"] += 1
             log.warning("cannot connect to %s: %s", redact(mq.url), redact(str(exc)))
-            return "error"
+            return "unreachable"
         client.loop_start()
         try:
             return self._connected_session(client, q, protocol, probing)
@@ -258,6 +261,7 @@ class SyncWorker:
         next_maint = time.monotonic()
         confirm_wait = cfg.sync.confirm_timeout_s
         waiting = self.unconfirmed = Unconfirmed()
+        probe: int | None = None  # resending: only up to this seq until a confirmation comes
         while True:
             self.alive_at = now = time.monotonic()
             if self._stop.is_set():
@@ -277,11 +281,22 @@ class SyncWorker:
                 waiting.clear()
                 self.counters["sync_resends"] += 1
                 confirm_wait = min(cfg.sync.confirm_timeout_max_s, confirm_wait * 2)
+                # one window of the oldest, not the whole backlog: while the collector is
+                # silent each resend costs a window, and its first confirmation sends the rest
+                first = self.outbox.pending(
+                    limit=cfg.sync.inflight_window * cfg.sync.batch_max_events
+                )
+                probe = first[-1].seq if first else None
             if now >= next_beat:
                 self._publish_status(client, "online")
                 next_beat = now + cfg.sync.heartbeat_s
-            cursor = self._fill(client, inflight, cursor)
-            if self.snapshots is not None and len(snaps) < 2 and len(inflight) < 2:
+            cursor = self._fill(client, inflight, cursor, probe)
+            if (
+                self.snapshots is not None
+                and len(snaps) < 2
+                and len(inflight) < 2
+                and probe is None
+            ):
                 snap_cursor = self._fill_snapshot(client, snaps, snap_cursor)
             timeout = min(cfg.sync.poll_interval_s, max(0.0, next_beat - time.monotonic()))
             events = []
@@ -293,7 +308,7 @@ class SyncWorker:
                 pass
             acked: list[int] = []
             end = None
-            for ev in events:
+            for ev in events:  # in arrival order: a PUBACK is taken before its confirmation
                 if ev[0] == "ack":
                     seqs = inflight.pop(ev[1], None)
                     if seqs is None:
@@ -308,15 +323,16 @@ class SyncWorker:
                         end = "refused"  # resend them in a new session, after a backoff
                     else:
                         acked.extend(seqs)
+                        waiting.acked(seqs)
                 elif ev[0] == "cmd":
                     if self._command(ev[1], ev[2]):
                         confirm_wait = cfg.sync.confirm_timeout_s
+                        probe = None
                 elif ev[0] == "gone":
                     log.warning("disconnected: %s", ev[1])
                     end = end or "error"
             if acked:
                 self.writes.delivered.extend(acked)
-                waiting.acked(acked)
                 self.counters["sync_acked_events"] += len(acked)
             self.writes.flush()
             self.counters["sync_confirmed_events"] = self.writes.confirmed_events
@@ -351,13 +367,18 @@ class SyncWorker:
             log.warning("command %s failed: %s", name.rest, exc)
         return False
 
-    def _fill(self, client: Any, inflight: dict[int, list[int]], cursor: int) -> int:
-        """Publish batches until the in-flight window is full or the outbox is drained."""
+    def _fill(
+        self, client: Any, inflight: dict[int, list[int]], cursor: int, upto: int | None = None
+    ) -> int:
+        """Publish batches until the in-flight window is full or the outbox is drained (or,
+        probing, ``upto`` is reached)."""
         sync = self.cfg.sync
         room = sync.inflight_window - len(inflight)
         if room <= 0:
             return cursor
         rows = self.outbox.pending(after_seq=cursor, limit=room * sync.batch_max_events)
+        if upto is not None:
+            rows = [r for r in rows if r.seq <= upto]
         flying = {seq for seqs in inflight.values() for seq in seqs}
         complete = True
         for batch in _batches(

@@ -52,9 +52,10 @@ class Unconfirmed:
             self.snaps.pop(snap_id, None)
 
     def waited(self) -> float:
-        """Seconds since the oldest PUBACK that has no confirmation (0 when none waits)."""
-        oldest = min([*self.events.values(), *self.snaps.values()], default=None)
-        return 0.0 if oldest is None else self.clock() - oldest
+        """Seconds since the oldest PUBACK that has no confirmation (0 when none waits). The
+        dicts keep insertion order, which is time order: the first of each is its oldest."""
+        firsts = [next(iter(d.values())) for d in (self.events, self.snaps) if d]
+        return self.clock() - min(firsts) if firsts else 0.0
 
     def clear(self) -> None:
         """All of it is being sent again: its times start again with the new PUBACKs."""

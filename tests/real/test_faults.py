@@ -77,3 +77,33 @@ def test_a_stop_while_waiting_to_reconnect_leaves_an_offline_status(
     # (Mosquitto sent the box's will as it shut down; the stop comes after it, and wins)
     wait_for(lambda: device(cloud).get("state_reason") == "stop", what="the offline status")
     assert device(cloud)["state"] == "offline"
+
+
+def test_while_the_collector_is_silent_each_resend_costs_one_window(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The broker takes and drops what nobody subscribed to; the box resends only its oldest
+    window until the collector confirms, then everything else."""
+    sync = {
+        "confirm_timeout_s": 1,
+        "confirm_timeout_max_s": 1,
+        "batch_max_events": 10,
+        "inflight_window": 4,
+    }
+    agent = Agent(edge_config(tmp_path, mosquitto.url, sync=sync))
+    for n in range(1000):
+        agent.outbox.enqueue("test", {"note": "backlog", "n": n})
+    agent.start()
+    try:
+        c = agent.sync.counters
+        wait_for(lambda: c["sync_resends"] >= 1, what="the first resend")
+        first = c["sync_messages"]
+        assert first >= 100, "the first session sent the whole backlog once"
+        wait_for(lambda: c["sync_resends"] >= 4, what="three more resends")
+        assert c["sync_messages"] - first <= 4 * 4 + 4, "a window (4 messages) per resend"
+        with running_cloud(cloud_config(tmp_path, mosquitto.url)) as cloud:
+            wait_for(lambda: stored(cloud.store, "kitchen-1") == 1001, what="all, once confirmed")
+            agent.stop()
+            assert_exactly_once(cloud.store, "kitchen-1", 1001)
+    finally:
+        agent.stop()
