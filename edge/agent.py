@@ -13,6 +13,7 @@ the fault bench can step it; every timer runs on the monotonic clock.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -138,7 +139,7 @@ class Agent:
             n += 1
             try:
                 self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
-            except OutboxError as exc:  # counted by the outbox; the source goes on
+            except (OutboxError, sqlite3.Error) as exc:  # counted; the source goes on
                 log.warning("sample event %d refused: %s", n, exc)
 
     def alive(self, stale_s: float = 30) -> bool:
@@ -162,10 +163,13 @@ class Agent:
             self.stall.stop()
         if self.kitchen is not None:
             self.kitchen.stop()
-        self.sync.stop()
+        self.sync.stop(timeout=20)  # a last session's goodbye, or the farewell: bounded
         for t in self._threads:
             t.join(2)
-        self.outbox.close()
+        if self.sync.running:  # never pull the database from under a live thread
+            log.error("the sync thread did not stop in time; the outbox is left open")
+        else:
+            self.outbox.close()
         log.info("agent stopped")
 
     def run_forever(self) -> None:

@@ -23,9 +23,9 @@ class Clock:
 
 
 def make(tmp_path: Path, clock: Clock | None = None, **limits: object) -> Outbox:
-    return Outbox(
-        tmp_path / "outbox.db", "dev1", "site1", OutboxSettings(**limits), clock=clock or Clock()
-    )
+    clock = clock or Clock()  # time passing: both clocks move together
+    settings = OutboxSettings(**limits)
+    return Outbox(tmp_path / "outbox.db", "dev1", "site1", settings, clock=clock, monotonic=clock)
 
 
 def test_events_get_increasing_seqs_and_decode_in_the_cloud(tmp_path: Path) -> None:
@@ -188,3 +188,48 @@ def test_the_demo_source_goes_on_after_a_refusal(tmp_path: Path) -> None:
         assert stats.depth == 10 and stats.rejected == 21, "the source went on after refusals"
     finally:
         agent.stop()
+
+
+def test_a_wall_clock_stepped_forward_ages_nothing(tmp_path: Path) -> None:
+    """A box without a real-time clock boots with an old date, queues events offline, then NTP
+    steps its clock forward by months: the events are not 'older than max_age' for that."""
+    wall, mono = Clock(), Clock()
+    ob = Outbox(
+        tmp_path / "o.db", "d1", "s1", OutboxSettings(max_age_s=100), clock=wall, monotonic=mono
+    )
+    ob.enqueue("test", {})
+    wall.now += 90 * 86400  # the step
+    mono.now += 10  # ten seconds went by
+    ob.maintain()
+    assert ob.stats().depth == 1 and ob.stats().expired == 0
+    wall.now += 200
+    mono.now += 200  # really older than max_age now
+    ob.maintain()
+    assert ob.stats().expired == 1
+
+
+def test_the_sync_loops_writes_wait_out_a_refusing_database(tmp_path: Path) -> None:
+    """Marks the database refuses are kept and written later; the refusal never escapes (it
+    used to end the MQTT session and reconnect several times a second)."""
+    from edge.sync.pending import OutboxWrites
+    from tests.conftest import wait_for
+
+    ob = make(tmp_path)
+    for _ in range(3):
+        ob.enqueue("test", {})
+    writes = OutboxWrites(ob, None)
+    ob.db.conn.execute("PRAGMA query_only = ON")  # the database refuses every write
+    writes.delivered += [1, 2, 3]
+    writes.confirms += [(1, 2)]
+    writes.flush()
+    assert writes.failing and writes.waiting
+    writes.flush()  # too soon to try again: nothing happens, nothing raised
+    ob.db.conn.execute("PRAGMA query_only = OFF")
+
+    def flushed() -> bool:
+        writes.flush()
+        return not writes.waiting
+
+    wait_for(flushed, timeout=10, what="the marks written after the backoff")
+    assert writes.failing is None and writes.confirmed_events == 2
+    assert [p.seq for p in ob.pending()] == [3]

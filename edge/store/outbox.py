@@ -117,13 +117,18 @@ class Outbox:
         site: str,
         limits: OutboxSettings | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` is the box's wall clock (event times, ages); ``monotonic`` the clock it
+        cannot step (to tell a step of the wall clock from time passing)."""
         self.device, self.site = device, site
         self.limits = limits or OutboxSettings()
         self.clock = clock
         self.on_commit: Callable[[], None] | None = None
         self.disk_full = False
         self._unsaved_rejected = 0  # refused while nothing could be written
+        self.monotonic = monotonic
+        self._wall0, self._mono0 = clock(), monotonic()
         self._lock = threading.Lock()
         self.reserve = Reserve(Path(f"{path}.reserve"), self.limits.reserve_bytes)
         if str(path) == ":memory:":
@@ -257,6 +262,7 @@ class Outbox:
         conn.execute("UPDATE stats SET value = value + ? WHERE name = 'dropped'", (dropped,))
 
     def _count_rejected(self, n: int) -> None:
+        """Never raises: the caller is already reporting the refusal."""
         with self._lock:
             self._unsaved_rejected += n
             if self.disk_full:
@@ -264,10 +270,8 @@ class Outbox:
             try:
                 with Transaction(self.db) as conn:
                     self._save_rejected(conn)
-            except sqlite3.OperationalError as exc:
-                if not is_disk_full(exc):
-                    raise
-                self.disk_full = True
+            except sqlite3.OperationalError as exc:  # kept in memory; saved later
+                self.disk_full = self.disk_full or is_disk_full(exc)
 
     def _save_rejected(self, conn: sqlite3.Connection) -> None:
         """Under the lock, in a write transaction."""
@@ -318,10 +322,13 @@ class Outbox:
         """Expire unconfirmed events past max_age and prune old confirmed ones."""
         now = self.clock()
         keep = 0.0 if self.disk_full else self.limits.keep_confirmed_s  # room first
+        # a wall clock stepped forward during this run (NTP on a box without a real-time
+        # clock) does not age the events: the step is taken out of the cut-off
+        step = max(0.0, (now - self._wall0) - (self.monotonic() - self._mono0))
         with self._lock, Transaction(self.db) as conn:
             cur = conn.execute(
                 "DELETE FROM outbox WHERE confirmed IS NULL AND created < ?",
-                (now - self.limits.max_age_s,),
+                (now - self.limits.max_age_s - step,),
             )
             if cur.rowcount:
                 conn.execute(
@@ -332,8 +339,9 @@ class Outbox:
                 (now - keep,),
             )
             self._save_rejected(conn)
-        if self.reserve.ensure():
-            self.disk_full = False  # room again (the next event would find it too)
+        if self.disk_full and self.reserve.taken_back():
+            self.disk_full = False  # room again: the reserve given up could be taken back
+        self.reserve.ensure()
 
     # -- other tables of the box database ----------------------------------------------------
     @contextmanager

@@ -41,6 +41,12 @@ class Reserve:
         os.close(fd)
         return True
 
+    def taken_back(self) -> bool:
+        """Take back a reserve that was given up; True only if there was room for it."""
+        if self.size <= 0 or self.path.exists():
+            return False
+        return self.ensure()
+
     def release(self) -> bool:
         """Give the reserve to the disk; True if there was one to give."""
         try:
