@@ -220,8 +220,8 @@ class AlertSettings(StrictModel):
         default=300,
         gt=0,
         description="A box whose clock is this far from the collector's (by a status it has "
-        "just written, or an event stamped in the future) raises a clock_skew alert; it closes "
-        "when the clock is back within.",
+        "just written: events may be a backlog) raises a clock_skew alert; it closes when the "
+        "clock is back within.",
     )
     clock_settle_s: float = Field(
         default=60,

@@ -76,15 +76,16 @@ class AlertPublisher:
                     client = it[1] if it[0] == "attach" else None
                     inflight.clear()
                     cursor = 0  # a new session sends again whatever was not marked sent
-                elif it[0] == "puback" and it[1] in inflight and not it[2]:
-                    sent.append(inflight.pop(it[1]))
-            if client is None:
-                continue
+                elif it[0] == "puback" and it[1] in inflight:
+                    seq = inflight.pop(it[1])
+                    if not it[2]:  # refused by the broker: sent again with the next session
+                        sent.append(seq)
             try:
-                if sent:
+                if sent:  # written even between sessions: what the broker took is not resent
                     self.store.mark_alert_messages_sent(sent)
                     sent = []
-                cursor = self._publish(client, inflight, cursor)
+                if client is not None:
+                    cursor = self._publish(client, inflight, cursor)
             except Exception as exc:
                 if self.failing is None:
                     log.warning("alerts wait: the store does not answer (%s); trying again", exc)
@@ -94,6 +95,15 @@ class AlertPublisher:
             if self.failing is not None:
                 log.info("alerts flow again")
                 self.failing = None
+        self._last_marks(sent)
+
+    def _last_marks(self, sent: list[int]) -> None:
+        """At stop: what the broker took is marked, so a restart does not send it again."""
+        try:
+            if sent:
+                self.store.mark_alert_messages_sent(sent)
+        except Exception as exc:
+            log.warning("alert messages %s may be sent again after the restart: %s", sent, exc)
 
     def _lease(self) -> bool:
         """Whether this collector publishes (one per shared database: the holder of the lease,

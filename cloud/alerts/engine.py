@@ -107,13 +107,6 @@ class AlertEngine:
                     self.clear(conn, now, e.site, atype, source, f"{e.kind} reported")
             elif e.kind == "rectification":
                 self.rectified_by_box(conn, now, e)
-        ahead: dict[str, tuple[str, float]] = {}
-        for e in events:
-            skew = e.ts.timestamp() - now
-            if skew > self.s.clock_skew_s and skew > ahead.get(e.device, ("", 0.0))[1]:
-                ahead[e.device] = (e.site, skew)
-        for device, (site, skew) in ahead.items():
-            self._clock(conn, now, site, device, skew)
         for st in statuses:
             self.on_status(conn, now, st)
 
