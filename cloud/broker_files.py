@@ -64,6 +64,7 @@ def acl_text(collector: str, devices: Iterable[Identity], supervisors: Iterable[
             f"\n# box ({check_name(d.role, 'role')} at {check_name(d.site, 'site')})\nuser {name}\n"
             f"topic write {base}/events\ntopic write {base}/status\n"
             f"topic write {base}/snap/+\ntopic read {base}/cmd/#\n"
+            "topic read shian/v1/collector/hello\n"
         )
     for s in sorted(supervisors, key=lambda i: i.name):
         name, district = check_name(s.name, "supervisor"), check_name(s.district, "district")

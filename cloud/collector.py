@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from cloud.store import Store
 from shared import SCHEMA_VERSION, topics
 from shared.alerts import ALL_SUPERVISOR_COMMANDS
 from shared.codec import CodecError, check_snapshot, decode_batch, decode_status, internal
-from shared.models import Ack, Envelope, Status
+from shared.models import Ack, Envelope, Hello, Status
 from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
 from shared.redact import redact
 
@@ -240,6 +241,8 @@ class Collector:
             ev[2].session_present,
         )
         self.counters["sessions"] += 1
+        hello = Hello(v=SCHEMA_VERSION, session=uuid.uuid4().hex)  # after the subscriptions
+        client.publish(topics.COLLECTOR_HELLO, hello.model_dump_json(), qos=1, retain=True)
         self.connected.set()
         self._heard(time.time())
         self.publisher.attach(client)

@@ -143,6 +143,19 @@ class Status(BaseModel):
     )
 
 
+class Hello(BaseModel):
+    """Retained on ``shian/v1/collector/hello``: a collector began a broker session."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(ge=1, le=SCHEMA_VERSION, description="Schema version.")
+    session: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description="Random per collector session: a new one means "
+        "boxes send what the collector has not confirmed again, now.",
+    )
+
+
 class Ack(BaseModel):
     """On ``.../cmd/ack``: the collector has committed these sequence ranges of the device."""
 

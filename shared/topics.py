@@ -52,6 +52,10 @@ def alerts(district: str, site: str) -> str:
     return f"{ROOT}/alerts/{check_name(district, 'district')}/{check_name(site, 'site')}"
 
 
+COLLECTOR_HELLO = f"{ROOT}/collector/hello"
+"""Retained: a collector's new broker session. Boxes send what is unconfirmed again at once
+(a broker restarted without persistence forgot what it took while no collector listened)."""
+
 ALL_EVENTS = f"{DEV}/+/events"
 ALL_STATUS = f"{DEV}/+/status"
 ALL_SNAPSHOTS = f"{DEV}/+/snap/+"

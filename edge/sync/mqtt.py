@@ -40,7 +40,7 @@ from edge.store.snapshots import SnapshotQueue
 from edge.sync.pending import OutboxWrites, Unconfirmed
 from shared import topics
 from shared.codec import BATCH_OVERHEAD, batch_payload, encode_status
-from shared.models import Ack, Status
+from shared.models import Ack, Hello, Status
 from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
 from shared.redact import redact
 
@@ -78,6 +78,7 @@ class SyncWorker:
         self._n = 0
         self.writes = OutboxWrites(outbox, snapshots)
         self.unconfirmed = Unconfirmed()  # this session's PUBACKs awaiting confirmation
+        self._hello: str | None = None  # the collector session last heard of
         self.counters = {
             "sync_sessions": 0,
             "sync_messages": 0,
@@ -251,7 +252,7 @@ class SyncWorker:
         log.info(
             "connected to %s (MQTT %s)", redact(cfg.mqtt.url), "5" if protocol == 5 else "3.1.1"
         )
-        client.subscribe(topics.commands(cfg.device), qos=1)
+        client.subscribe([(topics.commands(cfg.device), 1), (topics.COLLECTOR_HELLO, 1)])
         self._publish_status(client, "online")
         inflight: dict[int, list[int]] = {}
         cursor = 0  # highest seq published in this session; all below it are in flight or acked
@@ -324,6 +325,13 @@ class SyncWorker:
                     else:
                         acked.extend(seqs)
                         waiting.acked(seqs)
+                elif ev[0] == "cmd" and ev[1] == topics.COLLECTOR_HELLO:
+                    if self._new_collector(ev[2]):
+                        log.info("a collector joined the broker: sending unconfirmed events again")
+                        cursor, snap_cursor, probe = 0, "", None
+                        waiting.clear()
+                        confirm_wait = cfg.sync.confirm_timeout_s
+                        self.counters["sync_resends"] += 1
                 elif ev[0] == "cmd":
                     if self._command(ev[1], ev[2]):
                         confirm_wait = cfg.sync.confirm_timeout_s
@@ -338,6 +346,18 @@ class SyncWorker:
             self.counters["sync_confirmed_events"] = self.writes.confirmed_events
             if end:
                 return end
+
+    def _new_collector(self, payload: bytes) -> bool:
+        """Whether this hello is from a collector session the box has not seen (the first one
+        a box hears is only remembered: its own new session sends everything anyway)."""
+        try:
+            hello = Hello.model_validate_json(payload)
+        except ValidationError:
+            self.counters["sync_bad_commands"] += 1
+            return False
+        new = self._hello is not None and hello.session != self._hello
+        self._hello = hello.session
+        return new
 
     def _command(self, topic: str, payload: bytes) -> bool:
         """Handle a message on this device's command topic; True for a confirmation."""

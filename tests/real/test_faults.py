@@ -107,3 +107,34 @@ def test_while_the_collector_is_silent_each_resend_costs_one_window(
             assert_exactly_once(cloud.store, "kitchen-1", 1001)
     finally:
         agent.stop()
+
+
+def test_a_broker_that_forgot_everything_is_refilled_when_the_collector_returns(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A broker restarted without persistence, the box back before the collector: what the box
+    sends meanwhile is taken and dropped. The collector's hello makes the box send it again at
+    once, not a confirmation timeout (a minute here) later."""
+    cfg = cloud_config(tmp_path, mosquitto.url)
+    agent = Agent(edge_config(tmp_path, mosquitto.url, sync={"confirm_timeout_s": 60}))
+    with running_cloud(cfg) as cloud:
+        agent.start()
+        wait_for(lambda: stored(cloud.store, "kitchen-1") == 1, what="device_started")
+    try:
+        sessions = agent.sync.counters["sync_sessions"]
+        mosquitto.stop()
+        mosquitto.start()
+        wait_for(lambda: agent.sync.counters["sync_sessions"] > sessions, what="the box back")
+        for n in range(30):
+            agent.emit("test", {"note": "taken and dropped: nobody listens", "n": n})
+        wait_for(lambda: agent.sync.counters["sync_acked_events"] >= 31, what="the PUBACKs")
+        with running_cloud(cfg) as cloud:
+            wait_for(
+                lambda: stored(cloud.store, "kitchen-1") == 31,
+                timeout=20,
+                what="the dropped events, sent again on the collector's hello",
+            )
+            agent.stop()
+            assert_exactly_once(cloud.store, "kitchen-1", 31)
+    finally:
+        agent.stop()
