@@ -1,7 +1,7 @@
 """A box's card fills: on a real small filesystem (a tmpfs the test fills with a file), the agent
 starts and runs, sends its backlog, refuses new events with a count the cloud sees (status and
-alert), keeps one MQTT session while its own writes fail, and takes events again once space
-returns. The write-ahead log alone never fills the card."""
+alert), keeps its one MQTT session, and takes events again once space returns. The write-ahead
+log alone never fills the card."""
 
 from __future__ import annotations
 
