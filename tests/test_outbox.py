@@ -233,3 +233,20 @@ def test_the_sync_loops_writes_wait_out_a_refusing_database(tmp_path: Path) -> N
     wait_for(flushed, timeout=10, what="the marks written after the backoff")
     assert writes.failing is None and writes.confirmed_events == 2
     assert [p.seq for p in ob.pending()] == [3]
+
+
+def test_the_resend_timer_is_deaf_to_the_wall_clock() -> None:
+    """What waits for a confirmation is timed on the clock it is given (the monotonic one in
+    the agent); a wall clock stepped back two hours cannot hold a resend."""
+    from edge.sync.pending import Unconfirmed
+
+    mono = Clock()
+    waiting = Unconfirmed(clock=mono)
+    waiting.acked([1, 2, 3])
+    waiting.snap_acked("s1")
+    mono.now += 30
+    assert waiting.waited() == 30
+    waiting.confirmed([(1, 2)], ["s1"])
+    assert waiting.waited() == 30, "3 still waits since its PUBACK"
+    waiting.confirmed([(3, 3)], [])
+    assert waiting.waited() == 0
