@@ -108,7 +108,7 @@ class OutboxWrites:
             return
         if self.failing is not None:
             log.info("the outbox takes writes again (after: %s)", self.failing)
-        self.failing = None
+        self.failing, self._full = None, False
         self._backoff.reset()
 
     def maintain(self) -> None:
