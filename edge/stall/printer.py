@@ -232,6 +232,8 @@ class PrintWorker(Worker):
         self.book, self.link, self.on_fault = book, link, on_fault
         self.counters = {"printer_jobs": 0, "printer_failures": 0}
         self.fault: str | None = None
+        self._printed_unsaved: set[str] = set()  # printed; the book refused the mark so far
+        self._tried: set[str] = set()  # sent once; the book refused to record the attempt
         self._wake = threading.Event()
         super().__init__("shian-printer", join_s=10)
 
@@ -264,29 +266,42 @@ class PrintWorker(Worker):
             log.error("printer: the ticket book cannot be written (%s); tickets wait", exc)
             return True
 
+    def _save_printed(self) -> None:
+        """Marks the ticket book refused: written now, or this raises and they wait."""
+        for ticket_id in sorted(self._printed_unsaved):
+            self.book.mark_printed(ticket_id)
+            self._printed_unsaved.discard(ticket_id)
+
     def _print_pending(self) -> bool:
+        self._save_printed()
         for ticket, copy in self.book.pending_jobs():
             if self._stop.is_set():
                 return False
+            tid = ticket["ticket_id"]
+            copy = copy or tid in self._tried  # the attempt could not be written
             job = render(ticket, self.book.url(ticket), self.link.profile, copy=copy)
             try:
-                self.book.mark_attempt(ticket["ticket_id"])
-            except sqlite3.Error as exc:  # print all the same: the sale waits otherwise
+                self.book.mark_attempt(tid)
+            except sqlite3.Error as exc:  # print all the same (the sale waits otherwise),
                 log.warning("printer: cannot record the attempt (%s)", exc)
+                self._tried.add(tid)  # and remember it here
             try:
                 self.link.send(job)
             except PrinterError as exc:
                 self.counters["printer_failures"] += 1
                 unknown = isinstance(exc, PrintOutcomeUnknown)
-                self.book.mark_failed(ticket["ticket_id"], str(exc), copy=copy or unknown)
+                if not unknown:
+                    self._tried.discard(tid)  # it never reached the paper
+                self.book.mark_failed(tid, str(exc), copy=copy or unknown)
                 if self.fault is None:
                     log.warning("printer: %s; tickets wait", exc)
                     if self.on_fault:
                         self.on_fault("lost", str(exc), len(self.book.pending()))
                 self.fault = str(exc)
                 return True
-            self.book.mark_printed(ticket["ticket_id"])
             self.counters["printer_jobs"] += 1
+            self._printed_unsaved.add(tid)  # on paper: never sent again, whatever the disk says
+            self._save_printed()
             if self.fault is not None:
                 log.info("printer is back")
                 if self.on_fault:

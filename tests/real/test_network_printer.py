@@ -145,3 +145,21 @@ def test_a_box_stopped_mid_job_prints_a_copy_after_its_restart(tmp_path: Path) -
     assert COPY_MARK in decode(printer.jobs[0]).text()
     assert book2.pending() == []
     printer.stop()
+
+
+def test_a_ticket_book_the_disk_refuses_never_prints_a_ticket_twice(tmp_path: Path) -> None:
+    """The box's database refuses every write (a full card): a printed ticket is not sent
+    again while its mark waits, and its mark is written once the disk takes writes."""
+    printer = NetPrinter().start()
+    book, worker, _ = setup(tmp_path, printer)
+    t = book.issue(products()["101"], Weight("stable", 900.0))
+    book.outbox.db.conn.execute("PRAGMA query_only = ON")  # nothing can be written
+    assert worker.print_pending() is True, "printed, but the mark is not saved"
+    assert worker.print_pending() is True and worker.print_pending() is True
+    wait_for(lambda: len(printer.jobs) == 1, what="the one job")
+    assert COPY_MARK not in decode(printer.jobs[0]).text(), "the original, once"
+    book.outbox.db.conn.execute("PRAGMA query_only = OFF")
+    assert worker.print_pending() is False
+    assert book.pending() == [] and len(printer.jobs) == 1
+    assert complete_tickets(printer) == [book.url(t)]
+    printer.stop()
