@@ -262,7 +262,11 @@ class SyncWorker:
         next_maint = time.monotonic()
         confirm_wait = cfg.sync.confirm_timeout_s
         waiting = self.unconfirmed = Unconfirmed()
-        probe: int | None = None  # resending: only up to this seq until a confirmation comes
+        # A resend while no confirmation comes sends again only the oldest window (up to
+        # ``probe``, from ``pcur``); new events go on from ``cursor``. The first confirmation
+        # after it sends the rest again: the collector is back, and the broker may have lost it.
+        probe: int | None = None
+        pcur = 0
         while True:
             self.alive_at = now = time.monotonic()
             if self._stop.is_set():
@@ -278,20 +282,20 @@ class SyncWorker:
                     "events again",
                     confirm_wait,
                 )
-                cursor, snap_cursor = 0, ""
+                snap_cursor = ""
                 waiting.clear()
                 self.counters["sync_resends"] += 1
                 confirm_wait = min(cfg.sync.confirm_timeout_max_s, confirm_wait * 2)
-                # one window of the oldest, not the whole backlog: while the collector is
-                # silent each resend costs a window, and its first confirmation sends the rest
                 first = self.outbox.pending(
                     limit=cfg.sync.inflight_window * cfg.sync.batch_max_events
                 )
-                probe = first[-1].seq if first else None
+                probe, pcur = (first[-1].seq if first else None), 0
             if now >= next_beat:
                 self._publish_status(client, "online")
                 next_beat = now + cfg.sync.heartbeat_s
-            cursor = self._fill(client, inflight, cursor, probe)
+            if probe is not None:
+                pcur = self._fill(client, inflight, pcur, probe)
+            cursor = self._fill(client, inflight, cursor)
             if (
                 self.snapshots is not None
                 and len(snaps) < 2
@@ -335,7 +339,8 @@ class SyncWorker:
                 elif ev[0] == "cmd":
                     if self._command(ev[1], ev[2]):
                         confirm_wait = cfg.sync.confirm_timeout_s
-                        probe = None
+                        if probe is not None:  # the collector answers: the rest again too
+                            cursor, probe = min(cursor, probe), None
                 elif ev[0] == "gone":
                     log.warning("disconnected: %s", ev[1])
                     end = end or "error"

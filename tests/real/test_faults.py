@@ -5,6 +5,7 @@ it waits to reconnect still leaves its offline status."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 
 from cloud.service import CloudService
 from edge.agent import Agent
+from shared.codec import envelope_json
+from shared.ids import uuid7
 from tests.conftest import cloud_config, edge_config, running_cloud, wait_for
 from tests.real.test_sync_e2e import assert_exactly_once, stored
 from tests.support.mosquitto import Mosquitto
@@ -138,3 +141,38 @@ def test_a_broker_that_forgot_everything_is_refilled_when_the_collector_returns(
             assert_exactly_once(cloud.store, "kitchen-1", 31)
     finally:
         agent.stop()
+
+
+def test_events_the_collector_never_confirms_do_not_hold_up_new_ones(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The oldest rows are of a kind this collector does not know (a box upgraded first): they
+    become dead letters and are never confirmed, so every resend window is theirs. New events
+    still flow."""
+    sync = {"confirm_timeout_s": 1, "confirm_timeout_max_s": 1, "batch_max_events": 10}
+    agent = Agent(edge_config(tmp_path, mosquitto.url, sync={**sync, "inflight_window": 4}))
+    with agent.outbox.transaction() as conn:
+        for seq in range(1, 61):
+            body = envelope_json(
+                event_id=str(uuid7()),
+                device="kitchen-1",
+                site="canteen-001",
+                seq=seq,
+                ts="2026-11-30T08:00:00.000Z",
+                kind="future_kind",
+                data_json="{}",
+            )
+            conn.execute(
+                "INSERT INTO outbox (seq, id, kind, created, size, body) VALUES (?,?,?,?,?,?)",
+                (seq, str(uuid7()), "future_kind", time.time(), len(body), body),
+            )
+    with running_cloud(cloud_config(tmp_path, mosquitto.url)) as cloud:
+        agent.start()
+        try:
+            c = agent.sync.counters
+            wait_for(lambda: c["sync_resends"] >= 2, what="resends of the unconfirmable head")
+            for n in range(5):
+                agent.emit("test", {"note": "made after the stuck head", "n": n})
+            wait_for(lambda: stored(cloud.store, "kitchen-1") == 6, what="the new events")
+        finally:
+            agent.stop()
