@@ -241,8 +241,9 @@ class Collector:
             ev[2].session_present,
         )
         self.counters["sessions"] += 1
-        hello = Hello(v=SCHEMA_VERSION, session=uuid.uuid4().hex)  # after the subscriptions
-        client.publish(topics.COLLECTOR_HELLO, hello.model_dump_json(), qos=1, retain=True)
+        if not ev[2].session_present:  # the broker lost what it held for us (or never had it)
+            hello = Hello(v=SCHEMA_VERSION, session=uuid.uuid4().hex)  # after the subscriptions
+            client.publish(topics.COLLECTOR_HELLO, hello.model_dump_json(), qos=1, retain=True)
         self.connected.set()
         self._heard(time.time())
         self.publisher.attach(client)

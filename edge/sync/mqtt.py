@@ -186,7 +186,7 @@ class SyncWorker:
         client.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
         client.on_disconnect = lambda _c, _u, _f, rc, _p: q.put(("gone", rc))
         client.on_publish = lambda _c, _u, mid, rc, _p: q.put(("ack", mid, rc))
-        client.on_message = lambda _c, _u, msg: q.put(("cmd", msg.topic, msg.payload))
+        client.on_message = lambda _c, _u, msg: q.put(("cmd", msg.topic, msg.payload, msg.retain))
         client.max_inflight_messages_set(cfg.sync.inflight_window + 4)  # + status messages
         client.max_queued_messages_set(0)
         gone = self.status("offline", "will")
@@ -330,7 +330,7 @@ class SyncWorker:
                         acked.extend(seqs)
                         waiting.acked(seqs)
                 elif ev[0] == "cmd" and ev[1] == topics.COLLECTOR_HELLO:
-                    if self._new_collector(ev[2]):
+                    if self._new_collector(ev[2], retained=bool(ev[3])):
                         log.info("a collector joined the broker: sending unconfirmed events again")
                         cursor, snap_cursor, probe = 0, "", None
                         waiting.clear()
@@ -352,15 +352,17 @@ class SyncWorker:
             if end:
                 return end
 
-    def _new_collector(self, payload: bytes) -> bool:
-        """Whether this hello is from a collector session the box has not seen (the first one
-        a box hears is only remembered: its own new session sends everything anyway)."""
+    def _new_collector(self, payload: bytes, retained: bool) -> bool:
+        """Whether this hello is from a collector session the box has not seen. A retained
+        one came with the box's own new session, which sends everything anyway: the first is
+        only remembered. A live one is a collector joining now."""
         try:
             hello = Hello.model_validate_json(payload)
         except ValidationError:
             self.counters["sync_bad_commands"] += 1
             return False
-        new = self._hello is not None and hello.session != self._hello
+        first_retained = retained and self._hello is None
+        new = not first_retained and hello.session != self._hello
         self._hello = hello.session
         return new
 

@@ -176,3 +176,33 @@ def test_events_the_collector_never_confirms_do_not_hold_up_new_ones(
             wait_for(lambda: stored(cloud.store, "kitchen-1") == 6, what="the new events")
         finally:
             agent.stop()
+
+
+def test_a_box_restarted_too_hears_the_returning_collector(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A power cut takes the box and the broker: the box is back first, with no hello heard yet
+    in this run; the collector's live hello still makes it send again at once."""
+    cfg = cloud_config(tmp_path, mosquitto.url)
+    box = edge_config(tmp_path, mosquitto.url, sync={"confirm_timeout_s": 60})
+    with running_cloud(cfg) as cloud:
+        first = Agent(box)
+        first.start()
+        wait_for(lambda: stored(cloud.store, "kitchen-1") == 1, what="device_started")
+        first.stop()
+    mosquitto.stop()
+    mosquitto.start()
+    agent = Agent(box)  # a new run: it has heard no collector
+    agent.start()
+    try:
+        for n in range(10):
+            agent.emit("test", {"note": "taken and dropped: nobody listens", "n": n})
+        wait_for(lambda: agent.sync.counters["sync_acked_events"] >= 11, what="the PUBACKs")
+        with running_cloud(cfg) as cloud:
+            wait_for(
+                lambda: stored(cloud.store, "kitchen-1") == 12,
+                timeout=20,
+                what="the dropped events, sent again on the collector's live hello",
+            )
+    finally:
+        agent.stop()
