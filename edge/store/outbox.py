@@ -339,8 +339,8 @@ class Outbox:
                 (now - keep,),
             )
             self._save_rejected(conn)
-        if self.disk_full and self.reserve.taken_back():
-            self.disk_full = False  # room again: the reserve given up could be taken back
+        if self.disk_full and self.reserve.room():
+            self.disk_full = False  # room again (the reserve taken back, or a probe fits)
         self.reserve.ensure()
 
     # -- other tables of the box database ----------------------------------------------------

@@ -10,11 +10,42 @@ when the disk is full, so the database opens and its own bookkeeping goes on.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from pathlib import Path
 
 log = logging.getLogger("shian.outbox")
+
+
+def _allocate(path: Path, size: int) -> bool:
+    """A file of ``size`` bytes really allocated (not sparse); False, and no file, when the
+    disk has no room."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            _write_zeros(fd, size)  # a filesystem without fallocate
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)  # a part of it would only take the room back
+        return False
+    os.close(fd)
+    return True
+
+
+def _write_zeros(fd: int, size: int) -> None:
+    block = b"\0" * 65536
+    done = 0
+    while done < size:
+        done += os.write(fd, block[: min(len(block), size - done)])
+    os.fsync(fd)
 
 
 class Reserve:
@@ -28,24 +59,17 @@ class Reserve:
         with contextlib.suppress(OSError):
             if self.path.stat().st_size >= self.size:
                 return True
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-        except OSError:
-            return False
-        try:
-            os.posix_fallocate(fd, 0, self.size)  # really allocated, unlike a sparse file
-        except OSError:
-            os.close(fd)
-            self.path.unlink(missing_ok=True)  # a part of it would only take the room back
-            return False
-        os.close(fd)
-        return True
+        return _allocate(self.path, self.size)
 
-    def taken_back(self) -> bool:
-        """Take back a reserve that was given up; True only if there was room for it."""
-        if self.size <= 0 or self.path.exists():
-            return False
-        return self.ensure()
+    def room(self) -> bool:
+        """Whether the disk has room again: the reserve is taken back if it was given up, else
+        a probe of 64 KiB is allocated and removed."""
+        if self.size > 0 and not self.path.exists():
+            return self.ensure()
+        probe = self.path.with_name(self.path.name + ".probe")
+        fits = _allocate(probe, 64 * 1024)
+        probe.unlink(missing_ok=True)
+        return fits
 
     def release(self) -> bool:
         """Give the reserve to the disk; True if there was one to give."""

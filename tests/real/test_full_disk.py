@@ -5,6 +5,8 @@ log alone never fills the card."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,25 @@ def test_an_agent_started_on_a_full_disk_runs_and_reports_it(
     finally:
         agent.stop()
         cloud.stop()
+
+
+@pytest.mark.parametrize("reserve", [0, 1024 * 1024])
+def test_a_quiet_box_says_the_disk_has_room_again(card: SmallDisk, reserve: int) -> None:
+    """No event need be queued for the heartbeat to stop saying disk_full once the card has
+    room: the outbox's maintenance finds it (by the reserve taken back, or a small probe)."""
+    settings = OutboxSettings(reserve_bytes=reserve)
+    outbox = Outbox(card.path / "box.db", "d1", "s1", settings)
+    outbox.enqueue("test", {"n": 0})
+    card.fill()
+    with pytest.raises(OutboxFull):
+        for n in range(10_000):
+            card.fill()
+            outbox.enqueue("test", {"note": "x" * 500, "n": n})
+    assert outbox.stats().disk_full
+    with contextlib.suppress(sqlite3.OperationalError):  # (the sync loop retries it later)
+        outbox.maintain()
+    assert outbox.stats().disk_full, "still full"
+    card.free()
+    outbox.maintain()
+    assert not outbox.stats().disk_full
+    outbox.close()
