@@ -262,11 +262,15 @@ class SyncWorker:
         next_maint = time.monotonic()
         confirm_wait = cfg.sync.confirm_timeout_s
         waiting = self.unconfirmed = Unconfirmed()
-        # A resend while no confirmation comes sends again only the oldest window (up to
-        # ``probe``, from ``pcur``); new events go on from ``cursor``. The first confirmation
-        # after it sends the rest again: the collector is back, and the broker may have lost it.
+        # A confirmation late by confirm_wait (no more often than that) sends again first only
+        # the oldest window (up to ``probe``, from ``pcur``), beside the flow of new events from
+        # ``cursor``: a silent collector costs a window, and a slow one that catches up from
+        # the broker's queue costs no copies. If it then answers while rows are still late at
+        # the next check, the broker lost them: everything unconfirmed goes again.
         probe: int | None = None
         pcur = 0
+        probed = heard = False  # the last resend was a window; a confirmation came since
+        quiet_until = 0.0
         while True:
             self.alive_at = now = time.monotonic()
             if self._stop.is_set():
@@ -276,20 +280,24 @@ class SyncWorker:
             if now >= next_maint:
                 self.writes.maintain()
                 next_maint = now + 60
-            if waiting.waited() >= confirm_wait:
-                log.warning(
-                    "no confirmation from the collector for %.0f s; sending unconfirmed "
-                    "events again",
-                    confirm_wait,
-                )
-                snap_cursor = ""
-                waiting.clear()
+            if now >= quiet_until and waiting.waited() >= confirm_wait:
                 self.counters["sync_resends"] += 1
-                confirm_wait = min(cfg.sync.confirm_timeout_max_s, confirm_wait * 2)
                 first = self.outbox.pending(
                     limit=cfg.sync.inflight_window * cfg.sync.batch_max_events
                 )
-                probe, pcur = (first[-1].seq if first else None), 0
+                if (probed and heard) or not first:
+                    log.warning("events still unconfirmed: sending every one of them again")
+                    cursor, snap_cursor, probe, probed = 0, "", None, False
+                else:
+                    log.warning(
+                        "no confirmation from the collector for %.0f s; sending the oldest "
+                        "events again",
+                        confirm_wait,
+                    )
+                    probe, pcur, probed = first[-1].seq, 0, True
+                heard = False
+                quiet_until = now + confirm_wait
+                confirm_wait = min(cfg.sync.confirm_timeout_max_s, confirm_wait * 2)
             if now >= next_beat:
                 self._publish_status(client, "online")
                 next_beat = now + cfg.sync.heartbeat_s
@@ -332,15 +340,14 @@ class SyncWorker:
                 elif ev[0] == "cmd" and ev[1] == topics.COLLECTOR_HELLO:
                     if self._new_collector(ev[2], retained=bool(ev[3])):
                         log.info("a collector joined the broker: sending unconfirmed events again")
-                        cursor, snap_cursor, probe = 0, "", None
-                        waiting.clear()
+                        cursor, snap_cursor, probe, probed = 0, "", None, False
                         confirm_wait = cfg.sync.confirm_timeout_s
+                        quiet_until = now + confirm_wait
                         self.counters["sync_resends"] += 1
                 elif ev[0] == "cmd":
                     if self._command(ev[1], ev[2]):
                         confirm_wait = cfg.sync.confirm_timeout_s
-                        if probe is not None:  # the collector answers: the rest again too
-                            cursor, probe = min(cursor, probe), None
+                        probe, heard = None, True
                 elif ev[0] == "gone":
                     log.warning("disconnected: %s", ev[1])
                     end = end or "error"

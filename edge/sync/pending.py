@@ -57,11 +57,6 @@ class Unconfirmed:
         firsts = [next(iter(d.values())) for d in (self.events, self.snaps) if d]
         return self.clock() - min(firsts) if firsts else 0.0
 
-    def clear(self) -> None:
-        """All of it is being sent again: its times start again with the new PUBACKs."""
-        self.events.clear()
-        self.snaps.clear()
-
 
 class OutboxWrites:
     """The sync loop's outbox writes, retried with a backoff while the disk refuses them."""
