@@ -164,7 +164,7 @@ class Outbox:
         now = self.clock()
         out: list[Queued] = []
         try:
-            with self._lock, Transaction(self.db) as conn:
+            with self._tx() as conn:
                 (last,) = conn.execute(
                     "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)"
                 ).fetchone()
@@ -188,7 +188,6 @@ class Outbox:
                 )
                 if also is not None:
                     also(conn, out)
-                self._save_rejected(conn)
         except OutboxFull:
             self._count_rejected(len(prepared))
             raise
@@ -265,22 +264,27 @@ class Outbox:
         """Never raises: the caller is already reporting the refusal."""
         with self._lock:
             self._unsaved_rejected += n
-            if self.disk_full:
-                return  # nothing can be written; saved with the next write that succeeds
-            try:
-                with Transaction(self.db) as conn:
-                    self._save_rejected(conn)
-            except sqlite3.OperationalError as exc:  # kept in memory; saved later
-                self.disk_full = self.disk_full or is_disk_full(exc)
+        if self.disk_full:
+            return  # nothing can be written; saved with the next write that succeeds
+        try:
+            with self._tx():
+                pass
+        except sqlite3.OperationalError as exc:  # kept in memory; saved later
+            self.disk_full = self.disk_full or is_disk_full(exc)
 
-    def _save_rejected(self, conn: sqlite3.Connection) -> None:
-        """Under the lock, in a write transaction."""
-        if self._unsaved_rejected:
-            conn.execute(
-                "UPDATE stats SET value = value + ? WHERE name = 'rejected'",
-                (self._unsaved_rejected,),
-            )
-            self._unsaved_rejected = 0
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction under the lock that also saves the refusals counted in memory;
+        they leave memory only once it has committed."""
+        with self._lock:
+            unsaved = self._unsaved_rejected
+            with Transaction(self.db) as conn:
+                yield conn
+                if unsaved:
+                    conn.execute(
+                        "UPDATE stats SET value = value + ? WHERE name = 'rejected'", (unsaved,)
+                    )
+            self._unsaved_rejected -= unsaved
 
     # -- sending -----------------------------------------------------------------------------
     def pending(self, after_seq: int = 0, limit: int = 1000) -> list[Pending]:
@@ -325,7 +329,7 @@ class Outbox:
         # a wall clock stepped forward during this run (NTP on a box without a real-time
         # clock) does not age the events: the step is taken out of the cut-off
         step = max(0.0, (now - self._wall0) - (self.monotonic() - self._mono0))
-        with self._lock, Transaction(self.db) as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "DELETE FROM outbox WHERE confirmed IS NULL AND created < ?",
                 (now - self.limits.max_age_s - step,),
@@ -338,7 +342,6 @@ class Outbox:
                 "DELETE FROM outbox WHERE confirmed IS NOT NULL AND confirmed < ?",
                 (now - keep,),
             )
-            self._save_rejected(conn)
         if self.disk_full and self.reserve.room():
             self.disk_full = False  # room again (the reserve taken back, or a probe fits)
         self.reserve.ensure()
