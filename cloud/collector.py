@@ -231,7 +231,12 @@ class Collector:
             topics.shared(group, t)
             for t in (topics.ALL_EVENTS, topics.ALL_SNAPSHOTS, ALL_SUPERVISOR_COMMANDS)
         ] + [topics.shared(group, topics.ALL_STATUS)]
+        client.on_subscribe = lambda *_: events.put(("suback",))
         client.subscribe([(t, 1) for t in subscriptions])
+        if not self._subscribed(events, s.connect_timeout_s):
+            client.disconnect()
+            client.loop_stop()
+            return "error"
         if group:
             self._member = (client, subscriptions)
         log.info(
@@ -263,6 +268,20 @@ class Collector:
             self._heard(None)
             client.disconnect()
             client.loop_stop()
+
+    @staticmethod
+    def _subscribed(events: queue.SimpleQueue[tuple[Any, ...]], timeout: float) -> bool:
+        """Wait for the SUBACK: only then is the collector connected (it hears the boxes), and
+        only then may its hello send them resending."""
+        try:
+            ev = events.get(timeout=timeout)
+        except queue.Empty:
+            log.warning("no SUBACK from the broker in %.0f s", timeout)
+            return False
+        if ev[0] != "suback":
+            log.warning("collector disconnected while subscribing: %s", ev[1:])
+            return False
+        return True
 
     def wake_publisher(self) -> None:
         self.publisher.wake()
