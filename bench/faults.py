@@ -41,7 +41,15 @@ sys.path.insert(0, str(ROOT))
 from cloud.store import Store  # noqa: E402
 from edge.agent import Agent  # noqa: E402
 from edge.store.outbox import OutboxError  # noqa: E402
-from tests.conftest import cloud_config, edge_config, register, spawn, write_toml  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    cloud_config,
+    edge_config,
+    register,
+    spawn,
+    wait_for,
+    write_toml,
+)
+from tests.real.test_clock_steps import SteppedClock  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.smalldisk import SmallDisk  # noqa: E402
 
@@ -49,21 +57,12 @@ DEVICE = "kitchen-1"
 
 
 def until(check: Callable[[], Any], timeout: float, what: str) -> float:
-    """Poll (the measurement's own resolution, 20 ms); returns when it held."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
+    """The tests' ``wait_for`` (20 ms polls); returns when it held, or raises TimeoutError."""
+    try:
+        wait_for(check, timeout, what)
+    except AssertionError as exc:
+        raise TimeoutError(str(exc)) from None
     return time.monotonic()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 def product_defaults(section: Any, *names: str) -> None:
@@ -76,7 +75,7 @@ class Rig:
     """One Mosquitto, one collector process and one agent streaming ``rate`` events/s."""
 
     def __init__(self, work: Path, rate: float, disk: SmallDisk | None = None) -> None:
-        self.work, self.clock, self.disk = work, Clock(), disk
+        self.work, self.clock, self.disk = work, SteppedClock(), disk
         data_dir = disk.path / "box" if disk is not None else None
         self.broker = Mosquitto(work / "mosquitto").start()
         self.ccfg = cloud_config(work, self.broker.url)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud.collector import Incoming, classify
 from edge.config import EdgeConfig
@@ -73,4 +75,21 @@ def test_bad_commands_on_the_box_are_counted_and_ignored(tmp_path: Path) -> None
     assert notices.list() == []
     with pytest.raises(OutboxError, match="no notice"):
         notices.rectify("abc", "done")
+    outbox.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.binary(max_size=300), retained=st.booleans())
+def test_any_collector_hello_is_taken_or_counted_never_raised(
+    tmp_path_factory: pytest.TempPathFactory, payload: bytes, retained: bool
+) -> None:
+    """The hello is read off the broker: whatever bytes come, the box takes it or counts it
+    as a bad command."""
+    tmp = tmp_path_factory.mktemp("hello")
+    cfg = EdgeConfig.model_validate({"device": "k1", "site": "s1", "data_dir": str(tmp)})
+    outbox = Outbox(cfg.outbox_path, "k1", "s1")
+    worker = SyncWorker(cfg, outbox, lambda *_: None)  # type: ignore[arg-type, return-value]
+    worker._new_collector(payload, retained)
+    taken = worker._hello is not None
+    assert taken != (worker.counters["sync_bad_commands"] == 1), "taken, or counted as bad"
     outbox.close()

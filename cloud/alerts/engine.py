@@ -249,12 +249,11 @@ class AlertEngine:
 
     def clear(self, conn: Conn, now: float, site: str, type: str, source: str, why: str) -> None:
         """A system condition ended: its alert closes by itself."""
-        sql = "SELECT id, state FROM alerts WHERE key = ? AND state != 'closed'"
-        key = f"{site}|{type}|{source}"
-        if not fetch(conn, sql, (key,)):
+        if not self._open(conn, site, type, source):
             return  # the common case (every heartbeat), decided without the lock
         conn.lock("alerts")
-        for a in fetch(conn, sql, (key,)):
+        sql = "SELECT id, state FROM alerts WHERE key = ? AND state != 'closed'"
+        for a in fetch(conn, sql, (f"{site}|{type}|{source}",)):
             self._step(conn, a["id"], "closed", "system", why, now)
 
     # -- the lifecycle -------------------------------------------------------------------------

@@ -130,9 +130,8 @@ class Outbox:
         self.monotonic = monotonic
         self._wall0, self._mono0 = clock(), monotonic()
         self._lock = threading.Lock()
-        self.reserve = Reserve(Path(f"{path}.reserve"), self.limits.reserve_bytes)
-        if str(path) == ":memory:":
-            self.reserve.size = 0
+        room = 0 if str(path) == ":memory:" else self.limits.reserve_bytes
+        self.reserve = Reserve(Path(f"{path}.reserve"), room)
         try:
             self.db = open_db(path)
         except sqlite3.OperationalError:  # no room for its -shm and -wal files

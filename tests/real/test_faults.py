@@ -7,11 +7,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cloud.config import CloudConfig
 from cloud.service import CloudService
 from edge.agent import Agent
 from shared.codec import envelope_json
@@ -112,6 +114,24 @@ def test_while_the_collector_is_silent_each_resend_costs_one_window(
         agent.stop()
 
 
+@contextmanager
+def dropped_then_heard(
+    agent: Agent, cfg: CloudConfig, n: int, acked: int, stored_total: int
+) -> Iterator[CloudService]:
+    """The box makes ``n`` events while no collector listens (the broker takes and drops
+    them); then a collector returns, and its hello brings them within 20 s."""
+    for i in range(n):
+        agent.emit("test", {"note": "taken and dropped: nobody listens", "n": i})
+    wait_for(lambda: agent.sync.counters["sync_acked_events"] >= acked, what="the PUBACKs")
+    with running_cloud(cfg) as cloud:
+        wait_for(
+            lambda: stored(cloud.store, "kitchen-1") == stored_total,
+            timeout=20,
+            what="the dropped events, sent again on the collector's hello",
+        )
+        yield cloud
+
+
 def test_a_broker_that_forgot_everything_is_refilled_when_the_collector_returns(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -128,15 +148,7 @@ def test_a_broker_that_forgot_everything_is_refilled_when_the_collector_returns(
         mosquitto.stop()
         mosquitto.start()
         wait_for(lambda: agent.sync.counters["sync_sessions"] > sessions, what="the box back")
-        for n in range(30):
-            agent.emit("test", {"note": "taken and dropped: nobody listens", "n": n})
-        wait_for(lambda: agent.sync.counters["sync_acked_events"] >= 31, what="the PUBACKs")
-        with running_cloud(cfg) as cloud:
-            wait_for(
-                lambda: stored(cloud.store, "kitchen-1") == 31,
-                timeout=20,
-                what="the dropped events, sent again on the collector's hello",
-            )
+        with dropped_then_heard(agent, cfg, 30, acked=31, stored_total=31) as cloud:
             agent.stop()
             assert_exactly_once(cloud.store, "kitchen-1", 31)
     finally:
@@ -195,14 +207,7 @@ def test_a_box_restarted_too_hears_the_returning_collector(
     agent = Agent(box)  # a new run: it has heard no collector
     agent.start()
     try:
-        for n in range(10):
-            agent.emit("test", {"note": "taken and dropped: nobody listens", "n": n})
-        wait_for(lambda: agent.sync.counters["sync_acked_events"] >= 11, what="the PUBACKs")
-        with running_cloud(cfg) as cloud:
-            wait_for(
-                lambda: stored(cloud.store, "kitchen-1") == 12,
-                timeout=20,
-                what="the dropped events, sent again on the collector's live hello",
-            )
+        with dropped_then_heard(agent, cfg, 10, acked=11, stored_total=12):
+            pass
     finally:
         agent.stop()
