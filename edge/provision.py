@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import Field
 
-from edge import PROFILES_DIR
 from edge.config import EdgeConfig
+from shared.assets import profiles_dir
 from shared.config import StrictModel, load, validate
 from shared.secretfiles import write_secret
 
@@ -38,9 +38,9 @@ class CameraTemplate(StrictModel):
 
 def profile(kind: str, name: str) -> Any:
     model: type[StrictModel] = BoxProfile if kind == "boxes" else CameraTemplate
-    path = PROFILES_DIR / kind / f"{name}.toml"
+    path = profiles_dir() / kind / f"{name}.toml"
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in (PROFILES_DIR / kind).glob("*.toml")))
+        known = ", ".join(sorted(p.stem for p in (profiles_dir() / kind).glob("*.toml")))
         what = {"boxes": "box", "cameras": "camera"}[kind]
         raise ValueError(f"no {what} profile {name!r}; known: {known}")
     return load(path, model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 
-from shared.units import UNITS, render_unit
+from shared.units import render_unit
 
 
 def notify(message: str) -> bool:
@@ -37,4 +37,4 @@ def watchdog_interval() -> float | None:
     return int(usec) / 1e6 / 2
 
 
-__all__ = ["UNITS", "notify", "render_unit", "watchdog_interval"]
+__all__ = ["notify", "render_unit", "watchdog_interval"]

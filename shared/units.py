@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-UNITS = Path(__file__).resolve().parent.parent / "systemd"
+from shared.assets import units_dir
 
 
 def render_unit(
@@ -19,10 +19,10 @@ def render_unit(
     """The unit ``name`` with ``@EXECUTABLE@``, ``@CONFIG@``, ``@USER@`` and any ``@KEY@`` of
     ``extra`` (as ``key=value``) replaced."""
     try:
-        text = (UNITS / name).read_text()
+        text = (units_dir() / name).read_text()
     except FileNotFoundError:
         raise click.ClickException(
-            f"no unit template {UNITS / name}: this install lacks the project's systemd/ folder"
+            f"no unit template {name} in {units_dir()}: reinstall the shian package"
         ) from None
     values = {"EXECUTABLE": executable, "CONFIG": config, "USER": user}
     values.update({k.upper(): v for k, v in extra.items()})

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edge import PROFILES_DIR
 from edge.config import PrinterSettings
 from edge.worker import Worker
+from shared.assets import profiles_dir
 from shared.config import StrictModel, load
 
 log = logging.getLogger("shian.printer")
@@ -47,9 +47,9 @@ class PrinterProfile(StrictModel):
 
 
 def load_printer_profile(name: str) -> PrinterProfile:
-    path = Path(name) if Path(name).suffix else PROFILES_DIR / "printers" / f"{name}.toml"
+    path = Path(name) if Path(name).suffix else profiles_dir() / "printers" / f"{name}.toml"
     if not path.exists():
-        known = sorted(p.stem for p in (PROFILES_DIR / "printers").glob("*.toml"))
+        known = sorted(p.stem for p in (profiles_dir() / "printers").glob("*.toml"))
         raise FileNotFoundError(f"no printer profile {name!r}; known: {', '.join(known)}")
     return load(path, PrinterProfile)
 

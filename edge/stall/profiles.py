@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge import PROFILES_DIR
+from shared.assets import profiles_dir
 from shared.config import StrictModel, load
 
 
@@ -207,14 +207,14 @@ class ScaleProfile(StrictModel):
 
 
 def profile_names(kind: str = "scales") -> list[str]:
-    return sorted(p.stem for p in (PROFILES_DIR / kind).glob("*.toml"))
+    return sorted(p.stem for p in (profiles_dir() / kind).glob("*.toml"))
 
 
 def load_scale_profile(name: str) -> ScaleProfile:
     """A profile by name (file stem in firmware_profiles/scales) or by path."""
     path = Path(name)
     if not path.suffix:
-        path = PROFILES_DIR / "scales" / f"{name}.toml"
+        path = profiles_dir() / "scales" / f"{name}.toml"
     if not path.exists():
         raise FileNotFoundError(f"no scale profile {name!r}; known: {', '.join(profile_names())}")
     return load(path, ScaleProfile)
