@@ -20,22 +20,10 @@ from shared.ids import uuid7
 
 log = logging.getLogger("shian.notices")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notices (
-    id TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    received REAL NOT NULL,
-    answered REAL,
-    reply TEXT
-)
-"""
-
 
 class Notices:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
-        with outbox.transaction() as conn:
-            conn.execute(SCHEMA)
 
     def on_notice(self, rest: str, payload: bytes) -> None:
         """``cmd/notice/{id}``: the alert as it now stands (empty: withdrawn)."""

@@ -11,18 +11,11 @@ from typing import Any
 
 from edge.store.outbox import Outbox
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL)
-"""
-
 
 class Records:
     def __init__(self, outbox: Outbox, tz_offset_h: float = 8) -> None:
         self.outbox = outbox
         self.tz = timezone(timedelta(hours=tz_offset_h))
-        with outbox.transaction() as conn:
-            conn.execute(SCHEMA)
 
     def add(self, kind: str, data: dict[str, Any]) -> str:
         def also(conn: Any, queued: Any) -> None:

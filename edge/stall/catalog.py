@@ -13,19 +13,10 @@ from shared.catalog import CatalogMessage, Product
 
 log = logging.getLogger("shian.catalog")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS catalog (plu TEXT PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS catalog_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
 
 class Catalog:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
-        with outbox.transaction() as conn:
-            for stmt in SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
 
     def replace(self, products: list[Product], version: str) -> None:
         """Swap the whole catalog in one transaction."""

@@ -21,20 +21,6 @@ from shared.catalog import Product
 from shared.kinds import Ticket
 from shared.signing import new_ticket_id, sign, ticket_url
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tickets (
-    ticket_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    created REAL NOT NULL,
-    printed REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS tickets_pending ON tickets(created) WHERE printed IS NULL
-"""
-COPY_COLUMN = "ALTER TABLE tickets ADD COLUMN copy INTEGER NOT NULL DEFAULT 0"
-
 
 class SaleRefused(ValueError):
     """The sale cannot be made now; the message says why (for the vendor's screen)."""
@@ -50,12 +36,6 @@ def total_cents(unit: str, quantity: int, unit_price_cents: int) -> int:
 class TicketBook:
     def __init__(self, outbox: Outbox, stall: StallSettings, key: bytes) -> None:
         self.outbox, self.stall, self.key = outbox, stall, key
-        with outbox.transaction() as conn:
-            for stmt in SCHEMA.split(";"):
-                conn.execute(stmt)
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(tickets)")}
-            if "copy" not in columns:  # a box database from before copies were marked
-                conn.execute(COPY_COLUMN)
 
     def url(self, ticket: dict[str, Any]) -> str:
         return ticket_url(self.stall.ticket_base_url, ticket["ticket_id"], ticket["sig"])

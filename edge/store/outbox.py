@@ -38,47 +38,12 @@ from pydantic import BaseModel, ValidationError
 
 from edge.config import OutboxSettings
 from edge.store.reserve import Reserve
+from edge.store.schema import migrate
 from shared.codec import MAX_EVENT_BYTES, envelope_json
 from shared.ids import uuid7
 from shared.kinds import KINDS
 from shared.models import OutboxStats
 from shared.sqlite import Transaction, open_db
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    created REAL NOT NULL,
-    size INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    delivered REAL,
-    confirmed REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE confirmed IS NULL;
-CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO stats VALUES
-    ('pending', 0), ('pending_bytes', 0), ('dropped', 0), ('rejected', 0), ('expired', 0),
-    ('delivered', 0), ('confirmed', 0);
-CREATE TRIGGER IF NOT EXISTS outbox_ins AFTER INSERT ON outbox BEGIN
-    UPDATE stats SET value = value + 1 WHERE name = 'pending';
-    UPDATE stats SET value = value + NEW.size WHERE name = 'pending_bytes';
-END;
-CREATE TRIGGER IF NOT EXISTS outbox_puback AFTER UPDATE OF delivered ON outbox
-WHEN OLD.delivered IS NULL AND NEW.delivered IS NOT NULL BEGIN
-    UPDATE stats SET value = value + 1 WHERE name = 'delivered';
-END;
-CREATE TRIGGER IF NOT EXISTS outbox_confirm AFTER UPDATE OF confirmed ON outbox
-WHEN OLD.confirmed IS NULL AND NEW.confirmed IS NOT NULL BEGIN
-    UPDATE stats SET value = value - 1 WHERE name = 'pending';
-    UPDATE stats SET value = value - OLD.size WHERE name = 'pending_bytes';
-    UPDATE stats SET value = value + 1 WHERE name = 'confirmed';
-END;
-CREATE TRIGGER IF NOT EXISTS outbox_del AFTER DELETE ON outbox WHEN OLD.confirmed IS NULL BEGIN
-    UPDATE stats SET value = value - 1 WHERE name = 'pending';
-    UPDATE stats SET value = value - OLD.size WHERE name = 'pending_bytes';
-END;
-"""
 
 
 def is_disk_full(exc: sqlite3.OperationalError) -> bool:
@@ -142,7 +107,7 @@ class Outbox:
         wal = self.limits.wal_max_bytes
         self.db.conn.execute(f"PRAGMA wal_autocheckpoint = {max(16, wal // 2 // page)}")
         self.db.conn.execute(f"PRAGMA journal_size_limit = {wal}")
-        self.db.conn.executescript(SCHEMA)
+        migrate(self.db.conn)
         self.reserve.ensure()
 
     # -- producing ---------------------------------------------------------------------------

@@ -15,18 +15,6 @@ from pathlib import Path
 
 from edge.store.outbox import Outbox
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    id TEXT PRIMARY KEY,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created REAL NOT NULL,
-    delivered REAL,
-    confirmed REAL
-);
-CREATE INDEX IF NOT EXISTS snapshots_pending ON snapshots(id) WHERE confirmed IS NULL
-"""
-
 
 @dataclass(frozen=True)
 class PendingSnapshot:
@@ -38,9 +26,6 @@ class SnapshotQueue:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.counters = {"snapshots_sent": 0, "snapshots_confirmed": 0, "snapshots_lost": 0}
-        with outbox.transaction() as conn:
-            for stmt in SCHEMA.split(";"):
-                conn.execute(stmt)
 
     def add(self, conn: sqlite3.Connection, snap_id: str, path: Path, size: int) -> None:
         """Inside the transaction that queues the violation (``Outbox.enqueue_many(also=)``)."""

@@ -197,11 +197,6 @@ class Kitchen(Worker):
 
     def _load_cooldowns(self) -> None:
         """Cooldowns survive a restart: a crash loop must not repeat a violation each time."""
-        with self.outbox.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS cooldowns (camera TEXT, type TEXT, at REAL,"
-                " PRIMARY KEY (camera, type))"
-            )
         mono, wall = time.monotonic(), time.time()
         for camera, vtype, at in self.outbox.read("SELECT camera, type, at FROM cooldowns"):
             self.rules.last_fired[(camera, vtype)] = mono - max(0.0, wall - at)

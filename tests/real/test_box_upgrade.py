@@ -1,0 +1,47 @@
+"""A box upgraded over a database the code made before numbered migrations: every event it
+had not yet had confirmed reaches a real collector, each exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.agent import Agent
+from tests.conftest import cloud_config, edge_config, running_cloud, wait_for
+from tests.support.mosquitto import Mosquitto
+from tests.test_box_schema import old_box
+
+pytestmark = pytest.mark.real
+
+
+def test_the_unconfirmed_events_of_an_old_database_are_sent_once(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    old_box(tmp_path)  # tmp_path/stall-7/outbox.db: 1-10 confirmed, 11-30 not
+    # the fixture's events are dated 2025-11-24: keep them past the 30 days a box would
+    cfg = edge_config(
+        tmp_path,
+        mosquitto.url,
+        device="stall-7",
+        site="market-huaxin-07",
+        outbox={"max_age_s": 20 * 365 * 86400},
+    )
+    with running_cloud(
+        cloud_config(tmp_path, mosquitto.url), "stall-7", "market-huaxin-07"
+    ) as cloud:
+        agent = Agent(cfg)
+        agent.start()
+        try:
+
+            def seqs() -> list[int]:
+                rows = cloud.store.db.query(
+                    "SELECT seq FROM events WHERE device = 'stall-7' AND kind = 'test' ORDER BY seq"
+                )
+                return [int(r["seq"]) for r in rows]
+
+            wait_for(lambda: len(seqs()) >= 20, what="the old database's unconfirmed events")
+            wait_for(lambda: agent.outbox.stats().depth == 0, what="every event confirmed")
+        finally:
+            agent.stop()
+        assert seqs() == list(range(11, 31))
