@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.config import MqttSettings, StrictModel, is_loopback
 
@@ -69,7 +69,9 @@ class CollectorSettings(StrictModel):
 class StoreSettings(StrictModel):
     """Where events, devices and dead letters are kept."""
 
-    path: Path = Field(default=Path("shian-cloud.db"), description="SQLite database file.")
+    path: Path = Field(
+        default=Path("cloud.db"), description="SQLite database file (relative: in data_dir)."
+    )
     url: str = Field(
         default="",
         pattern=r"^(|postgres(ql)?://.*)$",
@@ -123,7 +125,7 @@ class TicketSettings(StrictModel):
     keys_dir: Path = Field(
         default=Path("keys"),
         description="Holds <device>.key (64 hex digits) for each stall device, made when the "
-        "device is registered.",
+        "device is registered (relative: in data_dir).",
     )
 
 
@@ -253,7 +255,8 @@ class ProvisioningSettings(StrictModel):
     """Registering boxes and supervisors with the broker (docs/installing.md)."""
 
     broker_dir: Path = Field(
-        default=Path("broker"), description="Where the Mosquitto password and ACL files are."
+        default=Path("broker"),
+        description="Where the Mosquitto password and ACL files are (relative: in data_dir).",
     )
     broker_group: str = Field(
         default="mosquitto",
@@ -267,7 +270,9 @@ class ProvisioningSettings(StrictModel):
         default="mqtts://127.0.0.1:8883", description="The broker URL written into bundles."
     )
     ca_file: Path | None = Field(default=None, description="CA certificate put into bundles.")
-    bundle_dir: Path = Field(default=Path("bundles"), description="Where bundles are written.")
+    bundle_dir: Path = Field(
+        default=Path("bundles"), description="Where bundles are written (relative: in data_dir)."
+    )
     ticket_base_url: str = Field(
         default="http://127.0.0.1:8080", description="Public ticket page base, for stalls."
     )
@@ -276,6 +281,11 @@ class ProvisioningSettings(StrictModel):
 class CloudConfig(StrictModel):
     """Top level of cloud.toml."""
 
+    data_dir: Path = Field(
+        default=Path("/var/lib/shian-cloud"),
+        description="Where the collector keeps what it makes: a relative store path, keys_dir, "
+        "broker_dir and bundle_dir are taken inside it, never in the directory a command runs in.",
+    )
     mqtt: MqttSettings | None = Field(
         default=None, description="External broker; leave out to use the embedded broker."
     )
@@ -295,6 +305,18 @@ class CloudConfig(StrictModel):
     provisioning: ProvisioningSettings = Field(
         default_factory=ProvisioningSettings, description="Device registration."
     )
+
+    @model_validator(mode="after")
+    def _in_data_dir(self) -> CloudConfig:
+        """Relative paths are the data directory's, so every command finds the same files."""
+        d = self.data_dir
+        if not d.is_absolute():
+            raise ValueError(f"data_dir {str(d)!r} must be an absolute path")
+        self.store.path = d / self.store.path
+        self.tickets.keys_dir = d / self.tickets.keys_dir
+        self.provisioning.broker_dir = d / self.provisioning.broker_dir
+        self.provisioning.bundle_dir = d / self.provisioning.bundle_dir
+        return self
 
     def broker(self) -> MqttSettings:
         """The connection the collector uses: the configured broker or the embedded one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,10 @@ CATALOG = """plu,name,name_en,goods_code,unit,unit_price,origin,supplier,batch,i
 # Real data when the shared test data is beside the project (a scale capture, photos for the
 # kitchen cameras, the Open Images SSD); the stall falls back to made-up frames without it, and
 # the kitchen is left out.
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+# SHIAN_TESTDATA names another folder (or a missing one, to run without it).
+TESTDATA = Path(
+    os.environ.get("SHIAN_TESTDATA") or Path(__file__).resolve().parents[2] / "shared" / "testdata"
+)
 CAPTURE = TESTDATA / "scale" / "qhw_st_gs_grams.bin"
 PHOTOS = TESTDATA / "images"
 SSD_MODEL = TESTDATA / "models" / "ssd_mobilenetv2_oidv4_fp16.tflite"
@@ -88,11 +92,10 @@ class DemoSetup:
         w = self.workdir
         (w / "products.csv").write_text(CATALOG, encoding="utf-8")
         (w / "cloud.toml").write_text(
+            f'data_dir = "{w}"  # the database, keys, broker files and bundles\n\n'
             f"[embedded_broker]\nport = {self.broker_port}\n\n"
-            f'[store]\npath = "{w / "cloud.db"}"\n\n'
             f"[web]\nport = {self.web_port}\n\n"
-            f'[tickets]\nkeys_dir = "{w / "keys"}"\n\n'
-            f'[provisioning]\nbroker_dir = "{w / "broker"}"\nbundle_dir = "{w / "bundles"}"\n'
+            f"[provisioning]\n"
             f'device_broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
             f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
         )

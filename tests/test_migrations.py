@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud.collector import classify
-from cloud.config import StoreSettings
+from cloud.config import CloudConfig, StoreSettings
 from cloud.db import open_database, redact
 from cloud.db.migrations import BASE, MIGRATIONS, migrate, statements, version
 from cloud.store import Store
@@ -72,6 +72,9 @@ def test_an_unreachable_postgresql_is_named_without_its_password() -> None:
 
 def test_store_url_must_be_postgresql() -> None:
     assert StoreSettings(url="postgresql://u@h/db").target() == "postgresql://u@h/db"
-    assert StoreSettings().target() == Path("shian-cloud.db")
+    assert CloudConfig().store.target() == Path("/var/lib/shian-cloud/cloud.db")
+    assert CloudConfig(data_dir=Path("/srv/c")).tickets.keys_dir == Path("/srv/c/keys")
+    with pytest.raises(ValueError, match="absolute"):
+        CloudConfig(data_dir=Path("here"))
     with pytest.raises(ValueError, match="url"):
         StoreSettings(url="mysql://u@h/db")

@@ -14,8 +14,8 @@ from edge.stall.framing import FrameDecoder, Reading, compute_check, decode_stre
 from edge.stall.profiles import ScaleProfile, load_scale_profile, profile_names, to_bytes
 from edge.stall.scale import StableWeight
 from shared.config import ConfigError
+from tests.support.data import CAPTURES
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "scale"
 needs_captures = pytest.mark.skipif(
     not CAPTURES.exists(), reason=f"{CAPTURES} missing (the shared test data)"
 )

@@ -14,9 +14,8 @@ from edge.config import RuleSettings
 from edge.vision.detector import Detector, ModelError, find_model
 from edge.vision.models import load_model_profile
 from edge.vision.rules import Rules
+from tests.support.data import IMAGES, MODELS, TESTDATA
 
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata"
-MODELS, IMAGES = TESTDATA / "models", TESTDATA / "images"
 pytestmark = [
     pytest.mark.real,
     pytest.mark.skipif(not TESTDATA.exists(), reason=f"{TESTDATA} missing (the shared test data)"),
