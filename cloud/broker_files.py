@@ -65,6 +65,7 @@ def acl_text(collector: str, devices: Iterable[Identity], supervisors: Iterable[
             f"topic write {base}/events\ntopic write {base}/status\n"
             f"topic write {base}/snap/+\ntopic read {base}/cmd/#\n"
             "topic read shian/v1/collector/hello\n"
+            "topic read shian/v1/collector/clock\n"
         )
     for s in sorted(supervisors, key=lambda i: i.name):
         name, district = check_name(s.name, "supervisor"), check_name(s.district, "district")

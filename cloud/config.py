@@ -40,6 +40,14 @@ class EmbeddedBroker(StrictModel):
 class CollectorSettings(StrictModel):
     """How events are taken from the broker and written."""
 
+    clock_every_s: float = Field(
+        default=10,
+        gt=0,
+        le=60,
+        description="How often the collector's time is retained on shian/v1/collector/clock "
+        "(a box's doctor compares its clock with it).",
+    )
+
     share_group: str = Field(
         default="",
         description="When set, subscribe as $share/<group>/... so several collectors on one "

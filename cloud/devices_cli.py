@@ -10,6 +10,9 @@ from typing import Any
 
 import click
 
+from shared.clikit import json_option
+from shared.secretfiles import write_secret
+
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
@@ -136,25 +139,66 @@ def register(
 
     @broker.command("init")
     @config_option
-    def broker_init(config_path: Path | None) -> None:
-        """Create the collector's own broker user and write the ACL; prints the password once
-        (put it in the collector's password_file).
+    @json_option
+    def broker_init(config_path: Path | None, as_json: bool) -> None:
+        """Create the collector's own broker user and write the ACL. The password goes into
+        the file ``[mqtt] password_file`` names (0600), else it is printed once.
 
         Example: shian-cloud broker init --config /etc/shian/cloud.toml
         """
+        cfg = get_config(config_path)
         try:
             password = registry(config_path).collector_user()
         except ProvisioningError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        click.echo(
-            json.dumps(
-                {
-                    "user": get_config(config_path).broker().username or "shian-collector",
-                    "password": password,
-                }
-            )
-        )
+            raise click.ClickException(str(exc)) from None
+        user = cfg.broker().username or "shian-collector"
+        target = cfg.mqtt.password_file if cfg.mqtt is not None else None
+        if target is not None:
+            write_secret(target, password + "\n")
+        if as_json:
+            out = {"user": user, "password_file": str(target) if target else None}
+            click.echo(json.dumps(out if target else {**out, "password": password}))
+        elif target is not None:
+            click.echo(f"broker user {user}: its password is in {target} (0600)")
+        else:
+            click.echo(f"broker user {user}, password (shown once; no [mqtt] password_file):")
+            click.echo(password)
+
+    @broker.command("certs")
+    @config_option
+    @click.option(
+        "--host",
+        "hosts",
+        multiple=True,
+        required=True,
+        help="A name or address the boxes reach the broker by (repeat for more).",
+    )
+    @click.option(
+        "--dir",
+        "folder",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where the CA and the certificate go (default: <data_dir>/tls).",
+    )
+    @click.option("--days", default=825, show_default=True, help="The certificate's validity.")
+    def broker_certs(
+        config_path: Path | None, hosts: tuple[str, ...], folder: Path | None, days: int
+    ) -> None:
+        """Make the city's CA (once; kept after) and the broker's server certificate for its
+        names: ca.pem goes into every bundle, server.pem and server.key to Mosquitto.
+
+        Example: shian-cloud broker certs --host broker.example.gov.cn --host 10.0.0.5
+        """
+        from cloud.broker_certs import make_broker_certs
+
+        cfg = get_config(config_path)
+        folder = folder or cfg.data_dir / "tls"
+        try:
+            made = make_broker_certs(folder, list(hosts), days, cfg.provisioning.broker_group)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        for what, path in (("CA", made.ca), ("certificate", made.server_cert)):
+            click.echo(f"{what}: {path}")
+        click.echo(f"key: {made.server_key} (0640, group {cfg.provisioning.broker_group})")
 
 
 def add_supervisor_credentials(cfg: Any, store: Any, name: str, district: str) -> str:

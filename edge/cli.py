@@ -15,6 +15,7 @@ from edge.install_cli import register as register_install_commands
 from edge.stall.cli import register as register_stall_commands
 from edge.vision.cli import register as register_vision_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
+from shared.config import unreadable_files
 from shared.kinds import KINDS
 from shared.redact import redact
 
@@ -74,11 +75,17 @@ def config() -> None:
 @config.command("validate")
 @config_option
 def config_validate(config_path: Path) -> None:
-    """Validate the config; name each bad field and its line, exit 2 if any.
+    """Validate the config and check that every file it names can be read (run it as the
+    service's user); name each problem, exit 2 if any.
 
-    Example: shian-edge config validate --config /etc/shian/edge.toml
+    Example: sudo -u shian shian-edge config validate --config /etc/shian/edge.toml
     """
     cfg = load_config(config_path, EdgeConfig)
+    problems = unreadable_files(cfg)
+    for line in problems:
+        click.echo(f"config error: {config_path}: {line}", err=True)
+    if problems:
+        sys.exit(2)
     broker = redact(cfg.mqtt.url)
     click.echo(f"{config_path}: OK (device {cfg.device}, site {cfg.site}, broker {broker})")
 

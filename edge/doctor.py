@@ -6,6 +6,7 @@ ones (cameras, the broker, the scale) report their progress as they go.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edge.config import EdgeConfig
+from shared.config import unreadable_files
 from shared.redact import redact
 
 
@@ -28,6 +30,16 @@ class Check:
 
 
 Progress = Callable[[str], None]
+
+
+def check_files(cfg: EdgeConfig) -> Check:
+    problems = unreadable_files(cfg)
+    return Check(
+        "files",
+        not problems,
+        "; ".join(problems) or "every file the config names is readable",
+        "" if not problems else "re-run shian-edge provision, or fix the paths and owners",
+    )
 
 
 def check_clock() -> Check:
@@ -76,6 +88,40 @@ def check_box(cfg: EdgeConfig) -> list[Check]:
     ]
 
 
+CLOCK_SKEW_MAX_S = 60.0
+"""How far the box's clock may be from the collector's (the cloud alerts at 300 s)."""
+CLOCK_EVERY_MAX_S = 60.0
+"""The oldest the collector's retained time can be (``collector.clock_every_s`` at most)."""
+
+
+def compare_clock(q: Any, wait_s: float = 5.0) -> Check:
+    """The box's clock against the collector's retained time (``shian/v1/collector/clock``).
+    That message is up to ``CLOCK_EVERY_MAX_S`` old, so a box ahead is judged with that
+    margin; a box behind is certain."""
+    end = time.monotonic() + wait_s
+    while (left := end - time.monotonic()) > 0:
+        try:
+            got = q.get(timeout=left)
+        except Exception:
+            break
+        if got[0] != "clock":
+            continue
+        try:
+            ts = float(json.loads(got[1])["ts"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        skew = got[2] - ts
+        ok = -CLOCK_SKEW_MAX_S <= skew <= CLOCK_SKEW_MAX_S + CLOCK_EVERY_MAX_S
+        side = "ahead of" if skew > 0 else "behind"
+        return Check(
+            "clock vs collector",
+            ok,
+            f"{abs(skew):.0f} s {side} the collector's",
+            "" if ok else "set the clock or enable NTP (timedatectl set-ntp true)",
+        )
+    return Check("clock vs collector", True, "no collector time heard: not compared")
+
+
 def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
     """Connect as this box (TLS, credentials), publish on its own topic, and be refused on
     another box's topic (the ACL works)."""
@@ -92,6 +138,7 @@ def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
     client = make_client(mq, f"{mq.client_id}-doctor", MQTTProtocolVersion.MQTTv5)
     client.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
     client.on_publish = lambda _c, _u, mid, rc, _p: q.put(("puback", mid, rc))
+    client.on_message = lambda _c, _u, m: q.put(("clock", m.payload, time.time()))
     try:
         client.connect(mq.host, mq.port, 10)
     except Exception as exc:  # DNS, refused, TLS handshake
@@ -116,11 +163,15 @@ def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
                 )
             ]
         results = [Check("broker", True, f"connected to {redact(mq.url)} as {mq.username or '-'}")]
+        client.subscribe(topics.COLLECTOR_CLOCK, qos=0)
+        results.append(compare_clock(q))
 
         def publish(topic: str) -> Any:
             info = client.publish(topic, b'{"v": 1, "events": []}', qos=1)
             while True:
                 got = q.get(timeout=10)
+                if got[0] == "clock":
+                    continue
                 if got[0] == "puback" and got[1] == info.mid:
                     return got[2]
 
@@ -268,8 +319,11 @@ def check_stall(cfg: EdgeConfig, progress: Progress, print_ticket: bool) -> list
 
 
 def run(cfg: EdgeConfig, progress: Progress, print_ticket: bool = False) -> list[Check]:
-    checks = [check_clock(), check_disk(cfg), *check_box(cfg)]
-    checks += check_broker(cfg, progress)
+    checks = [check_files(cfg), check_clock(), check_disk(cfg), *check_box(cfg)]
+    try:
+        checks += check_broker(cfg, progress)
+    except Exception as exc:  # a check that cannot even start is a failed check, not a crash
+        checks.append(Check("broker", False, f"{type(exc).__name__}: {exc}", "see files"))
     if cfg.kitchen is not None:
         checks += check_kitchen(cfg, progress)
     if cfg.stall is not None:

@@ -164,3 +164,24 @@ def validate(raw: dict[str, object], model: type[M], source: str = "<config>", t
             )
             problems.append(f"{where}: {'.'.join(loc) or '(root)'}: {msg}")
         raise ConfigError(problems) from None
+
+
+def unreadable_files(cfg: BaseModel, where: str = "") -> list[str]:
+    """Each ``*_file`` the config names that does not exist or this user cannot read (a pid
+    file is the broker's to write, so it is left out): a missing CA is found by ``config
+    validate``, not by a traceback later."""
+    problems = []
+    for name in type(cfg).model_fields:
+        value, at = getattr(cfg, name), f"{where}{name}"
+        if isinstance(value, BaseModel):
+            problems += unreadable_files(value, f"{at}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    problems += unreadable_files(item, f"{at}[{i}].")
+        elif isinstance(value, Path) and name.endswith("_file") and not name.endswith("pid_file"):
+            if not value.is_file():
+                problems.append(f"{at}: {value} does not exist (or is not a file)")
+            elif not os.access(value, os.R_OK):
+                problems.append(f"{at}: {value} is not readable by this user")
+    return problems

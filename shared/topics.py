@@ -52,6 +52,10 @@ def alerts(district: str, site: str) -> str:
     return f"{ROOT}/alerts/{check_name(district, 'district')}/{check_name(site, 'site')}"
 
 
+COLLECTOR_CLOCK = f"{ROOT}/collector/clock"
+"""Retained, renewed every ``collector.clock_every_s``: ``{"v": 1, "ts": <the collector's
+time>}``, for a box's ``doctor`` to compare its clock with."""
+
 COLLECTOR_HELLO = f"{ROOT}/collector/hello"
 """Retained: a collector's new broker session. Boxes send what is unconfirmed again at once
 (a broker restarted without persistence forgot what it took while no collector listened)."""

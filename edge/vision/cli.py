@@ -56,10 +56,10 @@ def install_model(
         files: list[tuple[Path, str, str | None]] = [(source_file, profile.file, profile.sha256)]
         if profile.labels_file:
             labels = labels or source_file.parent / profile.labels_file
-            if not labels.exists():
-                raise ModelError(f"{name} needs its labels file: give --labels FILE")
             files.append((labels, profile.labels_file, profile.labels_sha256))
         for path, _, want in files:
+            if not path.exists():
+                raise ModelError(f"{name} needs its labels file: give --labels FILE")
             digest = sha256_of(path)
             if want and digest != want:
                 raise ModelError(f"{path}: sha256 {digest} is not the profile's {want}")

