@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from shared.units import install_units, render_unit, service_options
+from shared.units import ensure_user, install_units, render_unit, service_options
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -19,7 +19,9 @@ def register(main: click.Group, config_option: Decorator, get_config: Callable[.
     @main.command("install-service")
     @config_option
     @service_options
-    def install_service(config_path: Path | None, dest: Path, user: str, enable: bool) -> None:
+    def install_service(
+        config_path: Path | None, dest: Path, user: str, create_user: bool, enable: bool
+    ) -> None:
         """Install shian-cloud.service (hardened: `systemd-analyze security` rates it 2.0 or
         below) and shian-broker-reload.path, which reloads Mosquitto when the collector's
         commands change its password or ACL file.
@@ -33,6 +35,7 @@ def register(main: click.Group, config_option: Decorator, get_config: Callable[.
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--user") from None
         cfg = get_config(config_path)
+        click.echo(ensure_user(user, [], create_user))
         config = str((config_path or Path("/etc/shian/cloud.toml")).resolve())
         exe = shutil.which("shian-cloud") or str(Path(sys.executable).parent / "shian-cloud")
         broker_dir = str(cfg.provisioning.broker_dir.resolve())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -61,6 +62,12 @@ def register(main: click.Group, config_option: Decorator) -> None:
         show_default=True,
         help="Stall: network:HOST, serial:DEV, usb:VID:PID, file:PATH.",
     )
+    @click.option(
+        "--owner",
+        default="",
+        help="The service's user (shian): the config, its secrets and the data directory "
+        "become its own, so the agent can read them.",
+    )
     def provision(
         bundle: Path,
         conf_dir: Path,
@@ -75,16 +82,20 @@ def register(main: click.Group, config_option: Decorator) -> None:
         scale_port: str,
         scale_profile: str,
         printer: str,
+        owner: str,
     ) -> None:
         """Set this box up from its bundle (shian-cloud devices add): the config, mode 0600,
         with the secrets in files of their own beside it.
 
-        Example: shian-edge provision k17.json --camera-template dahua --camera-host 10.0.0.9
+        Provisioning again keeps the config it replaces as a dated backup and shows what
+        changed.
+
+        Example: shian-edge provision k17.json --owner shian --camera-template dahua
         """
         from edge.provision import provision as do_provision
 
         try:
-            path = do_provision(
+            done = do_provision(
                 bundle,
                 conf_dir,
                 data_dir,
@@ -98,11 +109,23 @@ def register(main: click.Group, config_option: Decorator) -> None:
                 scale_port,
                 scale_profile,
                 printer,
+                owner,
             )
         except (ValueError, KeyError, OSError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        path = done.path
+        if done.backup is not None:
+            click.echo(f"{path} changed; the one it replaces is kept as {done.backup}:")
+            for line in done.diff:
+                click.echo(f"  {line}")
         click.echo(f"{path} written; next: shian-edge doctor --config {path}")
+        if not owner and os.geteuid() == 0:
+            click.echo(
+                "warning: the files are root's; give --owner shian so that the service's "
+                "user can read them",
+                err=True,
+            )
         click.echo(
             f"{bundle} holds this box's broker password (and a stall's ticket key), now copied "
             "into 0600 files beside the config: delete the bundle here and on the cloud side.",
@@ -135,14 +158,18 @@ def register(main: click.Group, config_option: Decorator) -> None:
     @main.command("install-service")
     @config_option
     @service_options
-    def install_service(config_path: Path, dest: Path, user: str, enable: bool) -> None:
+    def install_service(
+        config_path: Path, dest: Path, user: str, create_user: bool, enable: bool
+    ) -> None:
         """Install shian-edge.service (Type=notify, watchdog, hardening: `systemd-analyze
         security` rates it 2.0 or below) for this config.
 
         Example: shian-edge install-service --config /etc/shian/edge.toml
         """
-        from shared.units import install_units, render_unit
+        from shared.units import ensure_user, install_units, render_unit
 
+        # serial ports (scale), cameras and USB printers
+        click.echo(ensure_user(user, ["dialout", "video", "lp"], create_user))
         exe = shutil.which("shian-edge") or str(Path(sys.executable).parent / "shian-edge")
         unit = render_unit("shian-edge.service", exe, str(config_path.resolve()), user)
         install_units(dest, {"shian-edge.service": unit}, ["shian-edge.service"], enable)

@@ -9,7 +9,12 @@ detector threads, the detect resolution and the camera limit; a camera URL templ
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+import pwd
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +60,50 @@ def channels(spec: str) -> list[int]:
     return out
 
 
-def _write(path: Path, text: str, mode: int) -> None:
+@dataclass(frozen=True)
+class Provisioned:
+    path: Path
+    backup: Path | None = None
+    """The config as it was, when provisioning again changed it."""
+    diff: list[str] = field(default_factory=list)
+    """What changed in it (unified diff; the secrets are in files of their own)."""
+
+
+def _owner(name: str) -> tuple[int, int] | None:
+    if not name:
+        return None
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(
+            f"no user {name!r} here: create it first "
+            f"(sudo useradd --system --groups dialout,video {name})"
+        ) from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def _write(path: Path, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
     write_secret(path, text, mode)  # created with its mode, never readable by others first
+    if owner is not None:
+        os.chown(path, *owner)
+
+
+def _replace_config(path: Path, text: str, owner: tuple[int, int] | None) -> Provisioned:
+    """Write the config; a different one already there is kept as a dated backup and the
+    difference returned, so provisioning again never drops hand edits without a word."""
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    backup = None
+    diff: list[str] = []
+    if old is not None and old != text:
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        _write(backup, old, 0o600, owner)
+        diff = list(
+            difflib.unified_diff(
+                old.splitlines(), text.splitlines(), str(backup), str(path), lineterm=""
+            )
+        )
+    _write(path, text, 0o600, owner)
+    return Provisioned(path, backup, diff)
 
 
 def _toml(value: Any) -> str:
@@ -83,13 +130,20 @@ def provision(
     scale_port: str = "",
     scale_profile: str = "",
     printer: str = "dummy",
-) -> Path:
+    owner: str = "",
+) -> Provisioned:
+    """Write the box's config and secrets from its bundle, owned by ``owner`` (the service's
+    user) when given."""
+    who = _owner(owner)
     b = json.loads(bundle_path.read_text())
     if b.get("v") != 1:
         raise ValueError(f"{bundle_path}: not a Shian bundle (v={b.get('v')})")
     box_p: BoxProfile = profile("boxes", box)
     conf_dir.mkdir(parents=True, exist_ok=True)
-    _write(conf_dir / "mqtt_password", b["mqtt"]["password"] + "\n", 0o600)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if who is not None:
+        os.chown(data_dir, *who)
+    _write(conf_dir / "mqtt_password", b["mqtt"]["password"] + "\n", 0o600, who)
     lines = [
         f"device = {_toml(b['device'])}",
         f"site = {_toml(b['site'])}",
@@ -102,10 +156,10 @@ def provision(
         f"password_file = {_toml(str(conf_dir / 'mqtt_password'))}",
     ]
     if b["mqtt"].get("ca_pem"):
-        _write(conf_dir / "ca.pem", b["mqtt"]["ca_pem"], 0o644)
+        _write(conf_dir / "ca.pem", b["mqtt"]["ca_pem"], 0o644, who)
         lines.append(f"ca_file = {_toml(str(conf_dir / 'ca.pem'))}")
     if b["role"] == "stall":
-        _write(conf_dir / "ticket.key", b["ticket_key"] + "\n", 0o600)
+        _write(conf_dir / "ticket.key", b["ticket_key"] + "\n", 0o600, who)
         s = b.get("stall") or {}
         lines += [
             "",
@@ -165,6 +219,4 @@ def provision(
     import tomllib
 
     validate(tomllib.loads(text), EdgeConfig, source="generated edge.toml", text=text)
-    path = conf_dir / "edge.toml"
-    _write(path, text, 0o600)
-    return path
+    return _replace_config(conf_dir / "edge.toml", text, who)

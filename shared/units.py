@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -36,8 +39,44 @@ def render_unit(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def ensure_user(user: str, groups: list[str], create: bool) -> str:
+    """The service's user: checked, or made (a system user with no login) when ``create``.
+    Returns what was done, for the installer to read."""
+    try:
+        pwd.getpwnam(user)
+        return f"user {user} exists"
+    except KeyError:
+        pass
+    known = [g for g in groups if _group_exists(g)]
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    cmd += ["--groups", ",".join(known)] if known else []
+    cmd.append(user)
+    if not create or os.geteuid() != 0 or not shutil.which("useradd"):
+        raise click.ClickException(
+            f"no user {user!r} on this machine: create it (sudo {' '.join(cmd)}), or run "
+            "install-service as root with --create-user"
+        )
+    subprocess.run(cmd, check=True, capture_output=True)
+    return f"user {user} created ({' '.join(cmd)})"
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 def service_options(f: F) -> F:
-    """``--dest``, ``--user`` and ``--enable/--no-enable`` of both ``install-service``s."""
+    """``--dest``, ``--user``, ``--create-user`` and ``--enable/--no-enable`` of both
+    ``install-service``s."""
+    f = click.option(
+        "--create-user/--no-create-user",
+        default=True,
+        show_default=True,
+        help="Make the service's user (a system user with no login) when it does not exist.",
+    )(f)
     f = click.option(
         "--enable/--no-enable",
         default=True,

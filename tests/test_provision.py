@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import tomllib
 from pathlib import Path
 
@@ -98,11 +100,41 @@ def test_a_stall_gets_its_key_apart_and_its_site_data(tmp_path: Path) -> None:
         scale_port="/dev/ttyUSB0",
         scale_profile="cas_ci",
         printer="network:10.0.0.5",
-    )
+    ).path
     cfg = tomllib.loads(path.read_text())
     assert cfg["stall"]["market"] == "华信农贸市场" and cfg["stall"]["scale"]["profile"] == "cas_ci"
     key = tmp_path / "etc" / "ticket.key"
     assert key.read_text().strip() == "ab" * 32 and oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_provisioning_again_keeps_the_hand_edited_config_and_shows_the_change(
+    tmp_path: Path,
+) -> None:
+    b, etc = bundle(tmp_path), tmp_path / "etc"
+    args = [str(b), "--dir", str(etc), "--data-dir", str(tmp_path / "var")]
+    assert CliRunner().invoke(main, ["provision", *args]).exit_code == 0
+    conf = etc / "edge.toml"
+    conf.write_text(conf.read_text() + "# the installer's note\n")
+    r = CliRunner().invoke(main, ["provision", *args])
+    assert r.exit_code == 0, r.output
+    (backup,) = etc.glob("edge.toml.*.bak")
+    assert "# the installer's note" in backup.read_text()
+    assert oct(backup.stat().st_mode & 0o777) == "0o600"
+    assert "-# the installer's note" in r.output and str(backup) in r.output
+    r = CliRunner().invoke(main, ["provision", *args])  # the same again: nothing to keep
+    assert len(list(etc.glob("edge.toml.*.bak"))) == 1 and "changed" not in r.output
+
+
+def test_provision_gives_the_files_to_the_service_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving files to another user needs root")
+    nobody = pwd.getpwnam("nobody")
+    etc, var = tmp_path / "etc", tmp_path / "var"
+    provision(bundle(tmp_path, "stall"), etc, var, owner="nobody")
+    for f in [etc / "edge.toml", etc / "mqtt_password", etc / "ticket.key", var]:
+        assert f.stat().st_uid == nobody.pw_uid, f
+    with pytest.raises(ValueError, match="no user 'no-such-user' here: create it first"):
+        provision(bundle(tmp_path), etc, var, owner="no-such-user")
 
 
 def test_not_a_bundle(tmp_path: Path) -> None:

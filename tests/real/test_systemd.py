@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,33 @@ from tests.support.mosquitto import Mosquitto
 pytestmark = pytest.mark.real
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def service_user() -> Iterator[str]:
+    """A service user made by install-service itself (as root; else this user), removed after."""
+    if os.geteuid() != 0:
+        yield pwd.getpwuid(os.getuid()).pw_name
+        return
+    name = f"shian-t{os.getpid() % 100000}"
+    yield name
+    subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_install_service_makes_or_names_its_user(tmp_path: Path, service_user: str) -> None:
+    args = ["install-service", "--dest", str(tmp_path), "--no-enable"]
+    r = CliRunner().invoke(edge_main, [*args, "--user", "no-such-user", "--no-create-user"])
+    assert r.exit_code == 1 and "no user 'no-such-user' on this machine: create it" in r.output
+    assert "useradd --system" in r.output and not (tmp_path / "shian-edge.service").exists()
+    r = CliRunner().invoke(edge_main, [*args, "--user", service_user])
+    assert r.exit_code == 0, r.output
+    user = pwd.getpwnam(service_user)
+    if os.geteuid() == 0:
+        assert f"user {service_user} created" in r.output and user.pw_shell == "/usr/sbin/nologin"
+        assert "dialout" in [g.gr_name for g in grp.getgrall() if service_user in g.gr_mem]
+    r = CliRunner().invoke(cloud_main, [*args, "--user", service_user])
+    assert f"user {service_user} exists" in r.output
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path, service_user: str) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.fail("systemd-analyze missing; `make test` installs systemd")
     r = CliRunner().invoke(
@@ -32,12 +62,17 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
             "--dest",
             str(tmp_path),
             "--no-enable",
+            "--user",
+            service_user,
             "--config",
             "/etc/shian/edge.toml",
         ],
     )
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(cloud_main, ["install-service", "--dest", str(tmp_path), "--no-enable"])
+    r = CliRunner().invoke(
+        cloud_main,
+        ["install-service", "--dest", str(tmp_path), "--no-enable", "--user", service_user],
+    )
     assert r.exit_code == 0, r.output
     unit = (tmp_path / "shian-edge.service").read_text()
     for needed in (
@@ -69,13 +104,15 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("unit", ["shian-edge.service", "shian-cloud.service"])
-def test_units_are_rated_2_or_below_by_systemd_analyze_security(tmp_path: Path, unit: str) -> None:
+def test_units_are_rated_2_or_below_by_systemd_analyze_security(
+    tmp_path: Path, unit: str, service_user: str
+) -> None:
     """As install-service writes them; what still counts is the network they both need."""
     if shutil.which("systemd-analyze") is None:
         pytest.fail("systemd-analyze missing; `make test` installs systemd")
     main = edge_main if unit.startswith("shian-edge") else cloud_main
     r = CliRunner().invoke(
-        main, ["install-service", "--dest", str(tmp_path), "--no-enable", "--user", "shian"]
+        main, ["install-service", "--dest", str(tmp_path), "--no-enable", "--user", service_user]
     )
     assert r.exit_code == 0, r.output
     out = subprocess.run(
