@@ -286,6 +286,14 @@ class ProvisioningSettings(StrictModel):
     )
 
 
+class SupervisorLogin(StrictModel):
+    """Marks a supervisor's own client config (written by ``supervisors add``): the alerts
+    commands act as this supervisor, in this district only."""
+
+    name: str = Field(description="The supervisor (their broker login).")
+    district: str = Field(description="The district they supervise.")
+
+
 class CloudConfig(StrictModel):
     """Top level of cloud.toml."""
 
@@ -312,6 +320,9 @@ class CloudConfig(StrictModel):
     alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alerts.")
     provisioning: ProvisioningSettings = Field(
         default_factory=ProvisioningSettings, description="Device registration."
+    )
+    supervisor: SupervisorLogin | None = Field(
+        default=None, description="Only in a supervisor's client config: who they are."
     )
 
     @model_validator(mode="after")

@@ -161,6 +161,7 @@ def cloud_config(tmp_path: Path, url: str, web_port: int = 0, **collector: Any) 
                 "backoff_max_s": 0.5,
             },
             "collector": collector,
+            "data_dir": str(tmp_path),
             "store": {"path": str(tmp_path / "cloud.db")},
             "web": {"port": web_port},
             "tickets": {"keys_dir": str(tmp_path / "keys")},

@@ -28,6 +28,7 @@ from tests.test_codec import raw_event
 def cloud(tmp_path: Path) -> tuple[Registry, Store]:
     cfg = CloudConfig.model_validate(
         {
+            "data_dir": str(tmp_path),
             "store": {"path": str(tmp_path / "c.db")},
             "tickets": {"keys_dir": str(tmp_path / "keys")},
             "provisioning": {

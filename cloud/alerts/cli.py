@@ -37,6 +37,51 @@ def connect_client(cfg: Any, role: str) -> Any:
     return client
 
 
+def allowed_district(cfg: Any, district: str | None) -> str:
+    """The district a command may read: a supervisor's config allows their own only."""
+    own = cfg.supervisor.district if cfg.supervisor else None
+    if own and district and district != own:
+        raise click.ClickException(
+            f"not allowed: {cfg.supervisor.name} supervises {own}, not {district}"
+        )
+    if not (district or own):
+        raise click.UsageError("give --district (or use a supervisor's own config)")
+    return str(district or own)
+
+
+def acting_supervisor(cfg: Any, supervisor: str | None) -> str:
+    """Who acts: a supervisor's config acts as them and nobody else."""
+    own = cfg.supervisor.name if cfg.supervisor else None
+    if own and supervisor and supervisor != own:
+        raise click.ClickException(f"not allowed: this login is {own}'s, not {supervisor}'s")
+    if not (supervisor or own):
+        raise click.UsageError("give --as (or use a supervisor's own config)")
+    return str(supervisor or own)
+
+
+def write_supervisor_config(cfg: Any, name: str, district: str, password: str) -> Path:
+    """A supervisor's own client config: their broker login, the broker the boxes use."""
+    from shared.secretfiles import write_secret
+
+    p = cfg.provisioning
+    lines = [
+        f"# Shian: supervisor {name}'s own login (district {district}); keep it to yourself",
+        "[supervisor]",
+        f"name = {json.dumps(name)}",
+        f"district = {json.dumps(district)}",
+        "",
+        "[mqtt]",
+        f"url = {json.dumps(p.device_broker_url)}",
+        f"username = {json.dumps(name)}",
+        f"password = {json.dumps(password)}",
+    ]
+    if p.ca_file is not None:
+        lines.append(f"ca_file = {json.dumps(str(p.ca_file))}")
+    path = cfg.data_dir / "supervisors" / f"{name}.toml"
+    write_secret(path, "\n".join(lines) + "\n")
+    return Path(path)
+
+
 def send_command(
     cfg: Any,
     supervisor: str,
@@ -151,15 +196,17 @@ def register(
     def action_command(name: str, action: str, doc: str) -> None:
         @alerts.command(name, help=doc)
         @click.argument("alert_id")
-        @click.option("--as", "supervisor", required=True, help="The supervisor acting.")
+        @click.option("--as", "supervisor", help="The supervisor acting (a supervisor's: them).")
         @click.option("--note", default="", help="A remark kept in the alert's history.")
         @config_option
         def _cmd(
-            alert_id: str, supervisor: str, note: str, config_path: Path | None, **kw: Any
+            alert_id: str, supervisor: str | None, note: str, config_path: Path | None, **kw: Any
         ) -> None:
             due = kw.get("due_hours")
+            cfg = get_config(config_path)
+            supervisor = acting_supervisor(cfg, supervisor)
             reply = send_command(
-                get_config(config_path),
+                cfg,
                 supervisor,
                 alert_id,
                 action,
@@ -200,16 +247,20 @@ def register(
     )
 
     @alerts.command("watch")
-    @click.option("--district", required=True, help="The district to watch.")
+    @click.option("--district", help="The district to watch (a supervisor's: their own).")
     @click.option("--seconds", default=0.0, help="Stop after this long; 0 runs until Ctrl-C.")
     @config_option
-    def alerts_watch(district: str, seconds: float, config_path: Path | None) -> None:
-        """Print alerts of a district as they change (a live MQTT subscriber).
+    def alerts_watch(district: str | None, seconds: float, config_path: Path | None) -> None:
+        """Print alerts of a district as they change (a live MQTT subscriber), with the
+        supervisor's own client config from `supervisors add`.
 
-        Example: shian-cloud alerts watch --district xianan
+        Example: shian-cloud alerts watch --config wang.toml
         """
         from shared.alerts import AlertMessage, escalations_topic
         from shared.topics import ROOT
+
+        cfg = get_config(config_path)
+        district = allowed_district(cfg, district)
 
         seen: set[tuple[str, int]] = set()
 
@@ -228,7 +279,7 @@ def register(
                 color=None,
             )
 
-        client = connect_client(get_config(config_path), f"watch-{district}")
+        client = connect_client(cfg, f"watch-{district}")
         client.on_message = show
         client.subscribe([(f"{ROOT}/alerts/{district}/+", 1), (escalations_topic(district), 1)])
         try:
@@ -317,11 +368,13 @@ def register(
         help="Also make their broker login (read only their district's alerts).",
     )
     @config_option
+    @json_option
     def supervisors_add(
-        name: str, district: str, credentials: bool, config_path: Path | None
+        name: str, district: str, credentials: bool, config_path: Path | None, as_json: bool
     ) -> None:
         """Register a supervisor; their commands count only in their district, and their broker
-        login reads only their district's alerts. Prints the password once.
+        login reads only their district's alerts. Writes their own client config (0600, it
+        holds their password) into <data_dir>/supervisors/: hand it to them.
 
         Example: shian-cloud supervisors add wang --district xianan
         """
@@ -336,12 +389,22 @@ def register(
         from cloud.devices_cli import add_supervisor_credentials
         from cloud.provisioning import ProvisioningError
 
+        cfg = get_config(config_path)
         try:
-            password = add_supervisor_credentials(get_config(config_path), store, name, district)
+            password = add_supervisor_credentials(cfg, store, name, district)
         except ProvisioningError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
-        click.echo(json.dumps({"supervisor": name, "district": district, "password": password}))
+        own = write_supervisor_config(cfg, name, district, password)
+        if as_json:
+            out = {"supervisor": name, "district": district, "password": password}
+            click.echo(json.dumps({**out, "config": str(own)}))
+            return
+        click.echo(f"supervisor {name}: district {district}; their login is in {own} (0600).")
+        click.echo(
+            f"Hand it to them; they run: shian-cloud alerts watch --config {own.name} "
+            f"(and alerts ack ID --config {own.name})"
+        )
 
     @supervisors.command("list")
     @config_option

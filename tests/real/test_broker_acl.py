@@ -44,7 +44,7 @@ def city(tmp_path: Path) -> Iterator[City]:
 
 def test_a_supervisor_cannot_publish_as_a_box(city: City) -> None:
     """Mosquitto's %u patterns applied to supervisors too: wang could publish as device wang."""
-    r = city.cli(cloud_main, "supervisors", "add", "wang", "--district", "xianan")
+    r = city.cli(cloud_main, "supervisors", "add", "wang", "--district", "xianan", "--json")
     c, q = city.client("wang", json.loads(r.output)["password"])
     assert not until(q, "connack")[1].is_failure
     for topic in ("shian/v1/dev/wang/events", "shian/v1/dev/wang/status"):
@@ -109,6 +109,7 @@ def test_mosquitto_as_its_own_user_reads_its_files_and_nothing_more(broker_home:
     private = broker_home / "private"
     cfg = CloudConfig.model_validate(
         {
+            "data_dir": str(private),
             "store": {"path": str(private / "cloud.db")},
             "tickets": {"keys_dir": str(private / "keys")},
             "provisioning": {

@@ -53,6 +53,7 @@ class City:
                     "backoff_initial_s": 0.05,
                     "backoff_max_s": 0.5,
                 },
+                "data_dir": str(tmp),
                 "store": {"path": str(tmp / "cloud.db")},
                 "web": {"port": 0},
                 "tickets": {"keys_dir": str(tmp / "keys")},
@@ -229,8 +230,20 @@ def test_register_provision_doctor_flow_acl_and_revoke(city: City) -> None:
 
 
 def test_a_supervisor_reads_only_its_district(city: City) -> None:
-    r = city.cli(cloud_main, "supervisors", "add", "wang", "--district", "xianan")
+    r = city.cli(cloud_main, "supervisors", "add", "wang", "--district", "xianan", "--json")
     password = json.loads(r.output)["password"]
+    own = Path(json.loads(r.output)["config"])
+    assert oct(own.stat().st_mode & 0o777) == "0o600"
+    r = CliRunner().invoke(
+        cloud_main, ["alerts", "watch", "--config", str(own), "--district", "chibi"]
+    )
+    assert r.exit_code == 1 and "not allowed: wang supervises xianan, not chibi" in r.output
+    r = CliRunner().invoke(
+        cloud_main, ["alerts", "watch", "--config", str(own), "--seconds", "0.5"]
+    )
+    assert r.exit_code == 0, r.output  # their own login, their own district
+    r = CliRunner().invoke(cloud_main, ["alerts", "ack", "x", "--as", "li", "--config", str(own)])
+    assert r.exit_code == 1 and "not allowed: this login is wang's" in r.output
     c, q = city.client("wang", password)
     assert not until(q, "connack")[1].is_failure
     mid = c.subscribe([("shian/v1/alerts/xianan/+", 1), ("shian/v1/alerts/chibi/+", 1)])[1]
