@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel
 
 from shared.alerts import AlertMessage, Reply, SupervisorCommand
 from shared.catalog import CatalogMessage
@@ -95,3 +98,53 @@ def test_every_installing_command_exists() -> None:
         for word in argv[1:]:
             if word.startswith("--"):
                 assert word in opts, f"{line}: {word} is not an option of {' '.join(words)}"
+
+
+TOML_BLOCKS = [
+    (doc.name, i, block)
+    for doc in sorted((ROOT / "docs").glob("*.md"))
+    if doc.name != "config.md"
+    for i, block in enumerate(re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S))
+]
+
+
+def _unknown_keys(model: type[BaseModel], data: dict[str, Any], at: str = "") -> list[str]:
+    """Keys of a config snippet that ``model`` does not have (snippets are partial, so only
+    names are checked, not whether the snippet is complete)."""
+    out = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            out.append(f"{at}{key}")
+            continue
+        sub = _model_of(field.annotation)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if sub is not None and isinstance(item, dict):
+                out += _unknown_keys(sub, item, f"{at}{key}.")
+    return out
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.mark.parametrize(
+    ("doc", "n", "block"), TOML_BLOCKS, ids=[f"{d}#{n}" for d, n, _ in TOML_BLOCKS]
+)
+def test_config_snippets_in_the_docs_use_only_real_keys(doc: str, n: int, block: str) -> None:
+    from cloud.config import CloudConfig
+    from edge.config import EdgeConfig
+    from edge.stall.profiles import ScaleProfile
+    from edge.vision.models import ModelProfile
+
+    data = tomllib.loads(block)
+    models = (EdgeConfig, CloudConfig, ScaleProfile, ModelProfile)
+    wrong = [_unknown_keys(m, data) for m in models]
+    assert not all(wrong), f"{doc}, block {n}: unknown keys {min(wrong, key=len)}"
