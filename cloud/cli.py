@@ -12,6 +12,7 @@ import click
 from cloud.alerts.cli import register as register_alert_commands
 from cloud.config import DEFAULT_PATH, CloudConfig
 from cloud.devices_cli import register as register_device_commands
+from cloud.fleet.cli import register as register_fleet_commands
 from cloud.install_cli import register as register_install_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 
@@ -38,6 +39,7 @@ def _config(path: Path | None) -> CloudConfig:
 
 def _store(path: Path | None, create: bool = False) -> Any:
     from cloud.alerts.engine import AlertEngine
+    from cloud.fleet.rollouts import Rollouts
     from cloud.store import Store
 
     cfg = _config(path)
@@ -51,6 +53,7 @@ def _store(path: Path | None, create: bool = False) -> Any:
         engine=AlertEngine(cfg.alerts, web),
         pool_size=cfg.store.pool_size,
         retention=cfg.evidence,
+        fleet=Rollouts(cfg),
     )
 
 
@@ -229,6 +232,7 @@ def demo(seconds: float, workdir: Path) -> None:
 register_alert_commands(main, config_option, _config, _store)
 register_device_commands(main, config_option, _config, _store)
 register_install_commands(main, config_option, _config)
+register_fleet_commands(main, config_option, _config, _store)
 
 if __name__ == "__main__":
     main()

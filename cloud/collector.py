@@ -351,13 +351,16 @@ class Collector:
                 self.store.dead.prune()
             except Exception:
                 log.exception("pruning evidence and dead letters failed")
-        engine = self.store.engine
-        if engine is None:
+        engine, fleet = self.store.engine, self.store.fleet
+        if engine is None and fleet is None:
             return
         try:
-            self.store.in_transaction(lambda conn: engine.tick(conn, time.time()))
+            if engine is not None:
+                self.store.in_transaction(lambda conn: engine.tick(conn, time.time()))
+            if fleet is not None:
+                self.store.in_transaction(lambda conn: fleet.tick(conn, time.time()))
         except Exception:
-            log.exception("alert tick failed")
+            log.exception("alert or rollout tick failed")
         self.wake_publisher()
 
     def _write(self, batch: list[Incoming]) -> WriteResult | None:

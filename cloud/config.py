@@ -286,6 +286,23 @@ class ProvisioningSettings(StrictModel):
     )
 
 
+class FleetSettings(StrictModel):
+    """Over-the-air updates (``shian-cloud fleet``; docs/fleet.md)."""
+
+    files_url: str = Field(
+        default="http://127.0.0.1:8080/fleet/files",
+        pattern=r"^https?://",
+        description="Where boxes fetch update files: this collector's web server as the boxes "
+        "reach it, ending in /fleet/files.",
+    )
+    health_s: float = Field(
+        default=120, ge=5, le=3600, description="How long a box must stay healthy on an update."
+    )
+    max_failures: int = Field(
+        default=1, ge=0, description="Rollbacks or refusals that halt a rollout (more than)."
+    )
+
+
 class SupervisorLogin(StrictModel):
     """Marks a supervisor's own client config (written by ``supervisors add``): the alerts
     commands act as this supervisor, in this district only."""
@@ -321,6 +338,7 @@ class CloudConfig(StrictModel):
     provisioning: ProvisioningSettings = Field(
         default_factory=ProvisioningSettings, description="Device registration."
     )
+    fleet: FleetSettings = Field(default_factory=FleetSettings, description="Updates.")
     supervisor: SupervisorLogin | None = Field(
         default=None, description="Only in a supervisor's client config: who they are."
     )

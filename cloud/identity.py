@@ -19,7 +19,9 @@ from cloud.registry import Identity
 from shared import topics
 from shared.models import Envelope, Status
 
-EVERY_ROLE = frozenset({"device_started", "test", "rectification", "scale_fault", "printer_fault"})
+EVERY_ROLE = frozenset(
+    {"device_started", "update", "test", "rectification", "scale_fault", "printer_fault"}
+)
 ROLE_KINDS: dict[str, frozenset[str]] = {
     "kitchen": EVERY_ROLE
     | {

@@ -18,6 +18,7 @@ from typing import Any
 
 from cloud.broker_files import BrokerFiles
 from cloud.config import CloudConfig
+from cloud.fleet.keys import FleetKey
 from cloud.registry import Identity, RegistryError
 from cloud.tickets import TicketKeys
 from shared.secretfiles import write_secret
@@ -142,6 +143,8 @@ class Registry:
                 "password": password,
                 "ca_pem": p.ca_file.read_text() if p.ca_file else None,
             },
+            # updates the box will take are signed with this (docs/fleet.md)
+            "fleet_public_key": FleetKey(self.cfg.data_dir / "fleet").public_b64(),
         }
         if key is not None:
             bundle["ticket_key"], bundle["ticket_key_id"] = key.hex(), ident.key_id

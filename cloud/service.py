@@ -10,6 +10,8 @@ from cloud.alerts.webhooks import WebhookForwarder
 from cloud.broker import BrokerThread
 from cloud.collector import Collector
 from cloud.config import CloudConfig
+from cloud.fleet.keys import FileStore
+from cloud.fleet.rollouts import Rollouts
 from cloud.store import Store
 from cloud.web import make_app
 from shared.webserver import WebServer
@@ -28,12 +30,18 @@ class CloudService:
             engine=AlertEngine(cfg.alerts, web_base),
             pool_size=cfg.store.pool_size,
             retention=cfg.evidence,
+            fleet=Rollouts(cfg),
         )
         self.collector = Collector(cfg, self.store)
         self.web: WebServer | None = None
         if cfg.web.port:
             self.web = WebServer(
-                make_app(self.store, cfg.tickets.keys_dir, health=self.collector.health),
+                make_app(
+                    self.store,
+                    cfg.tickets.keys_dir,
+                    health=self.collector.health,
+                    files=FileStore(cfg.data_dir / "fleet"),
+                ),
                 cfg.web.host,
                 cfg.web.port,
                 name="public-web",

@@ -27,6 +27,7 @@ from cloud.config import EvidenceSettings
 from cloud.db import Conn, open_database
 from cloud.deadletters import DeadLetters
 from cloud.evidence import Evidence
+from cloud.fleet.rollouts import Rollouts
 from cloud.identity import screen
 from cloud.ranges import add_seqs, holes, select_in
 from cloud.registry import RegistryTable
@@ -106,9 +107,12 @@ class Store(AlertTables):
         engine: AlertEngine | None = None,
         pool_size: int = 4,
         retention: EvidenceSettings | None = None,
+        fleet: Rollouts | None = None,
     ) -> None:
-        """``target``: an SQLite file, or a ``postgresql://`` URL (then give ``snapshots_dir``)."""
+        """``target``: an SQLite file, or a ``postgresql://`` URL (then give ``snapshots_dir``).
+        ``engine`` and ``fleet`` take what each batch brings, in its transaction."""
         self.db = open_database(target, pool_size)
+        self.fleet = fleet
         base = Path(target).parent if self.db.dialect == "sqlite" else Path(".")
         self.engine = engine
         retention = retention or EvidenceSettings()
@@ -158,6 +162,8 @@ class Store(AlertTables):
                 self.engine.on_batch(conn, new_events, changed, now)
                 for supervisor, payload in commands or []:
                     self.engine.command(conn, now, supervisor, payload)
+            if self.fleet is not None:
+                self.fleet.record(conn, new_events, now)
         res.accepted, res.deadletters = accepted, len(dead)
         for device, gaps in res.new_gaps.items():
             log.warning("device %s: sequence gap(s) %s", device, gaps)

@@ -29,6 +29,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from cloud.fleet.keys import FileStore
 from cloud.store import Store
 from cloud.tickets import TicketKeys, Verdict, check_ticket
 
@@ -119,11 +120,15 @@ def render_page(v: Verdict) -> str:
 
 
 def make_app(
-    store: Store, keys_dir: Path, health: Callable[[], str | None] = lambda: None
+    store: Store,
+    keys_dir: Path,
+    health: Callable[[], str | None] = lambda: None,
+    files: FileStore | None = None,
 ) -> Starlette:
     """The public pages. Every request gets a 2xx or a 4xx with a reason (a fuzz test sends
     them all kinds), except ``/healthz`` while the collector is failing: 503 and why, which
-    is what a load balancer or a probe needs to see."""
+    is what a load balancer or a probe needs to see. ``files``: the update files boxes fetch
+    (``/fleet/files/{sha256}``, checked by the box against its signed update)."""
     keys = TicketKeys(keys_dir)
 
     def verdict(request: Request) -> Verdict:
@@ -154,8 +159,15 @@ def make_app(
             return PlainTextResponse("no such snapshot", status_code=404)
         return FileResponse(row["path"], media_type="image/jpeg")
 
+    async def fleet_file(request: Request) -> Response:
+        path = files.path(request.path_params["sha256"]) if files is not None else None
+        if path is None:
+            return PlainTextResponse("no such file", status_code=404)
+        return FileResponse(path, media_type="application/octet-stream")
+
     return Starlette(
         routes=[
+            Route("/fleet/files/{sha256}", fleet_file),
             Route("/t/{ticket_id}.json", page_json),
             Route("/t/{ticket_id}", page),
             Route("/healthz", healthz),

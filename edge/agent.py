@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -29,6 +30,10 @@ from edge.stall.service import Stall
 from edge.store.outbox import Outbox, OutboxError, Queued
 from edge.store.snapshots import SnapshotQueue
 from edge.sync.mqtt import SyncWorker
+from edge.updates.launch import RESTART
+from edge.updates.receive import Updater
+from edge.updates.state import UpdateState
+from edge.updates.trial import Trial
 from edge.vision.kitchen import Kitchen
 from shared import SCHEMA_VERSION
 from shared.models import Status
@@ -38,9 +43,17 @@ log = logging.getLogger("shian.agent")
 
 
 class Agent:
-    def __init__(self, cfg: EdgeConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        clock: Callable[[], float] = time.time,
+        config_path: Path | None = None,
+    ) -> None:
+        """``config_path``: the installer's config file, which pushed config changes are
+        checked against (without it, config and model updates are refused)."""
         self.cfg = cfg
         self.clock = clock
+        self.exit_code = 0
         self.started = time.monotonic()
         self.outbox = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox, clock=clock)
         self.snapshots = SnapshotQueue(self.outbox)
@@ -56,6 +69,10 @@ class Agent:
             self.add_counters(self.stall.counters)
             catalog = self.stall.catalog
             self.sync.handlers["catalog"] = lambda _rest, payload: catalog.on_command(payload)
+        self.updates = UpdateState(cfg.data_dir)
+        self.updater = Updater(cfg, config_path, self.outbox, self.request_restart)
+        self.sync.handlers["update"] = self.updater.on_command
+        self.trial: Trial | None = None
         self.notices = Notices(self.outbox)
         self.sync.handlers["notice"] = self.notices.on_notice
         self.sync.handlers["reply"] = self.notices.on_reply
@@ -98,7 +115,14 @@ class Agent:
             self.emit("device_started", {"version": __version__, "pending": pending})
         except OutboxError as exc:  # a full disk: run anyway, send the backlog, say so
             log.error("%s; running with what is queued", exc)
+        self._report_updates()
         self.sync.start()
+        self.updater.start()
+        trial = self.updates.trial()
+        if trial is not None:
+            fail = lambda: self.request_exit(1)  # noqa: E731
+            self.trial = Trial(self.updates, trial, self._healthy, self.updater.record, fail)
+            self.trial.start()
         if self.stall is not None:
             self.stall.start()
         if self.kitchen is not None:
@@ -155,8 +179,27 @@ class Agent:
         sync_ok = self.sync.running and now - self.sync.alive_at < stale_s
         return stall_ok and kitchen_ok and sync_ok
 
+    def _report_updates(self) -> None:
+        """Outcomes decided before the agent ran (a rollback at start, by the installed
+        package's code) become events, once, with the version of the agent now running."""
+        reports = self.updates.reports()
+        for r in reports:
+            sql = "SELECT 1 FROM updates WHERE id = ? AND outcome = ?"
+            if not self.outbox.read(sql, (r["update"], r["outcome"])):
+                self.updater.record({**r, "version": __version__})  # the code running now
+        if reports:
+            self.updates.clear_reports(reports)
+
+    def _healthy(self) -> bool:
+        """For an update on trial: workers alive, a session up, and the collector confirming."""
+        confirmed = self.sync.counters["sync_confirmed_events"] > 0
+        return self.sync.connected and confirmed and self.alive()
+
     def stop(self) -> None:
         self._stop.set()
+        if self.trial is not None:
+            self.trial.stop()
+        self.updater.stop()
         if self.web is not None:
             self.web.stop()
         if self.stall is not None:
@@ -187,4 +230,12 @@ class Agent:
             self.stop()
 
     def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_restart(self) -> None:
+        """Stop to apply a staged update: the next start applies it (``edge.updates.launch``)."""
+        self.request_exit(RESTART)
+
+    def request_exit(self, code: int) -> None:
+        self.exit_code = code
         self._stop.set()

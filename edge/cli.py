@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,18 +51,30 @@ def run(config_path: Path, log_level: str) -> None:
     Example: shian-edge run --config /etc/shian/edge.toml
     """
     from edge.agent import Agent
+    from edge.updates.launch import RELEASE_ENV, exec_release, prepare
+    from edge.updates.overlay import load_edge
     from edge.vision.detector import ModelError
     from shared.clikit import on_stop_signals, setup_logging
+    from shared.config import ConfigError
 
     setup_logging(log_level)
-    cfg = load_config(config_path, EdgeConfig)
+    base = load_config(config_path, EdgeConfig)
+    if not os.environ.get(RELEASE_ENV):  # a release's process: run did this before it
+        prepare(base.data_dir)  # a staged update applied, or a failed one rolled back
+        exec_release(base.data_dir, ["run", "--config", str(config_path), "--log-level", log_level])
     try:
-        agent = Agent(cfg)
+        cfg = load_edge(config_path)  # with the config the cloud pushed over it
+        agent = Agent(cfg, config_path=config_path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(f"config error: {line}", err=True)
+        sys.exit(2)
     except (OSError, ValueError, ModelError) as exc:  # a missing key, a bad model or profile
         click.echo(f"error: cannot start: {exc}", err=True)
         sys.exit(2)
     on_stop_signals(agent.request_stop)
     agent.run_forever()
+    sys.exit(agent.exit_code)
 
 
 @main.group()

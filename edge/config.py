@@ -292,6 +292,20 @@ class DisplaySettings(StrictModel):
         return self
 
 
+class FleetSettings(StrictModel):
+    """Over-the-air updates from the cloud (docs/fleet.md)."""
+
+    public_key: str = Field(
+        default="",
+        max_length=64,
+        description="The cloud's fleet key (base64 of an Ed25519 public key, from the bundle): "
+        "only updates it signed are taken. Empty: every update is refused.",
+    )
+    max_download_mb: float = Field(
+        default=200, gt=0, description="The largest file an update may bring."
+    )
+
+
 class EdgeConfig(StrictModel):
     """Top level of edge.toml."""
 
@@ -310,6 +324,7 @@ class EdgeConfig(StrictModel):
     stall: StallSettings | None = Field(default=None, description="Set on a market-stall box.")
     kitchen: KitchenSettings | None = Field(default=None, description="Set on a kitchen box.")
     display: DisplaySettings = Field(default_factory=DisplaySettings, description="Screens.")
+    fleet: FleetSettings = Field(default_factory=FleetSettings, description="Updates.")
 
     @model_validator(mode="after")
     def _client_id(self) -> EdgeConfig:

@@ -158,6 +158,8 @@ def provision(
     if b["mqtt"].get("ca_pem"):
         _write(conf_dir / "ca.pem", b["mqtt"]["ca_pem"], 0o644, who)
         lines.append(f"ca_file = {_toml(str(conf_dir / 'ca.pem'))}")
+    if b.get("fleet_public_key"):
+        lines += ["", "[fleet]", f"public_key = {_toml(b['fleet_public_key'])}"]
     if b["role"] == "stall":
         _write(conf_dir / "ticket.key", b["ticket_key"] + "\n", 0o600, who)
         s = b.get("stall") or {}

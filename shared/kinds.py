@@ -159,6 +159,21 @@ class MorningCheck(KindData):
     fit: bool = Field(description="Fit to work (no symptom, temperature below 37.3).")
 
 
+class UpdateOutcome(KindData):
+    """What became of an over-the-air update (docs/fleet.md)."""
+
+    update: str = Field(pattern=r"^[0-9a-f]{32}$", description="The update's id.")
+    rollout: str = Field(default="", max_length=32, description="Its rollout.")
+    n: int = Field(ge=0, description="The box's update number.")
+    kind: Literal["config", "model", "software"] = Field(description="What it changed.")
+    outcome: Literal["applied", "rolled_back", "refused"] = Field(
+        description="applied (healthy for its set time), rolled_back (by the box itself), "
+        "or refused (bad signature, wrong box, a file or config that does not check)."
+    )
+    detail: str = Field(default="", max_length=1000, description="Why, in words.")
+    version: str = Field(default="", max_length=64, description="The agent's version now.")
+
+
 class Disinfection(KindData):
     """A disinfection run (by hand now; a sensor later)."""
 
@@ -175,6 +190,7 @@ KINDS: dict[str, type[KindData]] = {
     "scale_fault": ScaleFault,
     "printer_fault": PrinterFault,
     "violation": ViolationData,
+    "update": UpdateOutcome,
     "camera_offline": CameraState,
     "camera_online": CameraState,
     "camera_tampered": CameraTampered,

@@ -18,6 +18,7 @@ from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
 from cloud.config import AlertSettings
 from cloud.db.base import Conn
 from cloud.evidence import Evidence
+from cloud.outbox import queue_message
 from shared.alerts import (
     SEVERITY_RANK,
     AlertMessage,
@@ -429,10 +430,4 @@ class AlertEngine:
 
     @staticmethod
     def _outbox(conn: Conn, topic: str, payload: str, now: float, retain: bool = False) -> None:
-        # under the lock, so outbox rows commit in the order of their seq (the publisher
-        # reads past the last seq it sent)
-        conn.lock("alerts")
-        conn.execute(
-            "INSERT INTO alert_outbox (topic, payload, retain, created) VALUES (?, ?, ?, ?)",
-            (topic, payload, int(retain), now),
-        )
+        queue_message(conn, topic, payload, now, retain)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from cloud.alerts import certs, incidents
 from cloud.alerts.tables import fetch, history, iso
 from cloud.db.base import Conn
+from cloud.outbox import queue_message
 from shared.alerts import escalations_topic
 
 if TYPE_CHECKING:
@@ -115,5 +116,5 @@ def _escalate(engine: AlertEngine, conn: Conn, alert_id: str, now: float, why: s
         (now, json.dumps(steps), alert_id),
     )
     msg = engine.publish(conn, alert_id, now)
-    engine._outbox(conn, escalations_topic(msg["district"]), json.dumps(msg), now)
+    queue_message(conn, escalations_topic(msg["district"]), json.dumps(msg), now)
     log.warning("alert %s escalated: %s", alert_id, why)

@@ -104,12 +104,27 @@ ALTER TABLE devices ADD COLUMN clock_skew_s REAL;
 ALTER TABLE devices ADD COLUMN status_received REAL;
 """
 
+FLEET = """
+CREATE TABLE IF NOT EXISTS fleet_rollouts (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, part TEXT NOT NULL, targets TEXT NOT NULL,
+    stages TEXT NOT NULL, stage INTEGER NOT NULL, max_failures INTEGER NOT NULL,
+    health_s REAL NOT NULL, state TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS fleet_updates (
+    id TEXT PRIMARY KEY, rollout TEXT NOT NULL, device TEXT NOT NULL, n INTEGER NOT NULL,
+    kind TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+    version TEXT NOT NULL DEFAULT '', sent REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS fleet_updates_device ON fleet_updates(device, n);
+CREATE INDEX IF NOT EXISTS fleet_updates_rollout ON fleet_updates(rollout)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
     (3, "leases: one collector of a group publishes alerts and posts to bots", LEASES),
     (4, "untrusted boxes: stall identity and key ids, dead-letter repeats, evidence", UNTRUSTED),
     (5, "box clocks: statuses ordered by run, the clock's drift kept", CLOCKS),
+    (6, "over-the-air updates: rollouts and each box's update", FLEET),
 ]
 
 _PG_TYPES = [

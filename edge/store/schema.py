@@ -137,6 +137,18 @@ class Migration:
 MIGRATIONS = [
     Migration(1, "the schema before versions", _statements(OUTBOX + OTHERS)),
     Migration(2, "tickets printed again are marked copies", _ticket_copies),
+    Migration(
+        3,
+        "over-the-air updates the box has handled",
+        _statements(
+            """
+-- edge.updates: each update taken (staged), refused, applied or rolled back
+CREATE TABLE IF NOT EXISTS updates (
+    id TEXT NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '', at REAL NOT NULL, PRIMARY KEY (id, outcome));
+"""
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -1,0 +1,56 @@
+"""An update on trial: the agent commits it once healthy for the update's set time, or
+exits to have it rolled back (``edge.updates.launch``).
+
+Healthy means: every worker alive (as for systemd's watchdog), a broker session up, and the
+collector has confirmed events since the start (the whole path works, not only the box).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from edge.updates.receive import outcome
+from edge.updates.state import UpdateState
+
+log = logging.getLogger("shian.updates")
+
+
+class Trial:
+    def __init__(
+        self,
+        state: UpdateState,
+        trial: dict[str, Any],
+        healthy: Callable[[], bool],
+        report: Callable[[dict[str, Any]], None],
+        fail: Callable[[], None],
+    ) -> None:
+        self.state, self.trial = state, trial
+        self.healthy, self.report, self.fail = healthy, report, fail
+        self.health_s = float(trial["update"]["health_s"])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shian-trial", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        if self._stop.wait(self.health_s):
+            return  # stopped first: the next start rolls it back
+        update = self.trial["update"]
+        if not self.healthy():
+            log.error(
+                "not healthy %g s after update %s: exiting to roll back",
+                self.health_s,
+                update["id"],
+            )
+            self.fail()
+            return
+        self.state.set_trial(None)
+        self.report(outcome(update, "applied", f"healthy for {self.health_s:g} s"))
+        log.info("update %s applied for good", update["id"])
