@@ -29,6 +29,7 @@ from typing import Any
 
 import click
 
+from cloud.demo_fleet import story as fleet_story
 from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
 from shared.config import MqttSettings
@@ -99,8 +100,11 @@ class Demo:
         self.ticket: dict[str, Any] | None = None
         self.alert_id: str | None = None
         from cloud.demo_city import District
+        from cloud.demo_fleet import Keeper
 
         self.district = District(self)
+        self.keeper = Keeper(self)  # Restart=always, as systemd does for a real box
+        self.fleet_ok: bool | None = None
 
     def cli(self, module: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -115,6 +119,7 @@ class Demo:
 
     def edge(self, device: str) -> None:
         self.procs[device] = self.cli("edge.cli", "run", "--config", str(self.w / f"{device}.toml"))
+        self.keeper.keep(device)
 
     def outbox(self, device: str) -> dict[str, Any]:
         out = self.run_cli(
@@ -194,6 +199,7 @@ class Demo:
 
     def power_cut(self) -> None:
         _say(f"power cut at {KITCHEN}: SIGKILL, then 5 events queued while it is down")
+        self.keeper.hold(KITCHEN)
         self.procs[KITCHEN].send_signal(signal.SIGKILL)
         self.procs[KITCHEN].wait()
         conf = str(self.w / f"{KITCHEN}.toml")
@@ -368,6 +374,7 @@ class Demo:
                     )
 
     def stop(self) -> None:
+        self.keeper.stop()
         self.district.stop()
         for name in (KITCHEN, STALL, "scale", "phone", "phone-li"):
             if name in self.procs:
@@ -447,12 +454,17 @@ class Demo:
             f"http://127.0.0.1:{self.s.stall_api_port}/stall  (while it runs: "
             "make demo DEMO_SECONDS=0)"
         )
+        updates = {True: "a good update applied, a broken one rolled back by the box itself"}
+        click.echo(f"updates over the air: {updates.get(bool(self.fleet_ok), 'MISMATCH')}")
+        ok = ok and bool(self.fleet_ok)
         cli = Path(sys.executable).parent / "shian-cloud"
         click.echo(f"\nLook around: {cli} events list --config {self.w}/cloud.toml")
+        click.echo(f"            {cli} fleet status --config {self.w}/cloud.toml")
         return ok
 
 
 def run_demo(workdir: Path, seconds: float) -> int:
+    workdir = workdir.resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     demo = Demo(workdir)
@@ -481,6 +493,11 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 demo.alert_loop(store)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 _say(f"the alert loop did not complete: {exc}")
+            try:
+                demo.fleet_ok = fleet_story(demo, store, _say, _wait)
+            except RuntimeError as exc:
+                demo.fleet_ok = False
+                _say(f"the updates did not complete: {exc}")
     except KeyboardInterrupt:
         pass
     finally:
@@ -488,6 +505,7 @@ def run_demo(workdir: Path, seconds: float) -> int:
         if store is not None:
             ok = demo.summary(store)
             store.close()
-        demo.procs["cloud"].send_signal(signal.SIGTERM)
-        demo.procs["cloud"].wait(20)
+        if "cloud" in demo.procs:
+            demo.procs["cloud"].send_signal(signal.SIGTERM)
+            demo.procs["cloud"].wait(20)
     return 0 if ok else 1

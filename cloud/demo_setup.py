@@ -95,6 +95,7 @@ class DemoSetup:
             f'data_dir = "{w}"  # the database, keys, broker files and bundles\n\n'
             f"[embedded_broker]\nport = {self.broker_port}\n\n"
             f"[web]\nport = {self.web_port}\n\n"
+            f'[fleet]\nfiles_url = "http://127.0.0.1:{self.web_port}/fleet/files"\n\n'
             f"[provisioning]\n"
             f'device_broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
             f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
@@ -120,7 +121,8 @@ class DemoSetup:
                 f'username = "{device}"\npassword_file = "{w / device / "mqtt_password"}"\n'
                 '# the embedded broker speaks MQTT 3.1.1 only; "auto" would find that out in 3 s\n'
                 'protocol = "3.1.1"\n\n'
-                f"[sync]\nheartbeat_s = 5\n\n[demo]\nsample_every_s = {SAMPLE_EVERY[device]}\n"
+                f"[sync]\nheartbeat_s = 5\n\n[demo]\nsample_every_s = {SAMPLE_EVERY[device]}\n\n"
+                f'[fleet]\npublic_key = "{b["fleet_public_key"]}"  # updates signed by the cloud\n'
             )
             if device == STALL:
                 write_key(w / STALL / "ticket.key", bytes.fromhex(b["ticket_key"]))

@@ -58,7 +58,7 @@ def test_demo_runs_and_proves_exactly_once(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "every event made on a box is in the cloud exactly once" in out.stdout
@@ -67,3 +67,4 @@ def test_demo_runs_and_proves_exactly_once(tmp_path: Path) -> None:
         r in dead for r in ("not_json 1", "site_mismatch 1", "unknown_device 1")
     ), dead
     assert "the public page says genuine" in out.stdout
+    assert "a good update applied, a broken one rolled back by the box itself" in out.stdout
