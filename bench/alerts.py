@@ -43,7 +43,7 @@ def one_run(rate: float, seconds: float) -> dict[str, Any]:
         broker = Mosquitto(work / "mosquitto").start()
         ccfg = cloud_config(work, broker.url)
         store = Store(ccfg.store.path)
-        store.set_site("canteen-001", "xianan")
+        store.sites.set("canteen-001", "xianan")
         register(store, "kitchen-1", "canteen-001", district="xianan")
         store.close()
         conf = write_toml(

@@ -57,7 +57,7 @@ def wait_until(check: Any, timeout: float, what: str, every: float = 0.2) -> flo
 
 def register_sites(store: Store, boxes: int, districts: int) -> None:
     """Every simulated box's site and registry entry, as an operator's imports make them."""
-    store.set_sites([(site_of(n), district_of(n, districts), "", "") for n in range(boxes)])
+    store.sites.set_many([(site_of(n), district_of(n, districts), "", "") for n in range(boxes)])
     store.registry.put_many([identity(n, districts) for n in range(boxes)])
 
 

@@ -90,7 +90,7 @@ def collector_rate(target: str | Path, incoming: list[Incoming], snaps: Path) ->
         events, statuses, dead, _ = classify(incoming[i : i + PER_TX])
         store.write(events, statuses, dead)
     elapsed = time.perf_counter() - t0
-    n = store.count_events()
+    n = store.events.count()
     store.close()
     assert n == len(incoming) * PER_MESSAGE, "every event stored"
     return n / elapsed

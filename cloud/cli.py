@@ -104,7 +104,7 @@ def events_list(
 
     Example: shian-cloud events list --kind test --limit 20
     """
-    rows = _store(config_path).events(device=device, kind=kind, limit=limit)
+    rows = _store(config_path).events.list(device=device, kind=kind, limit=limit)
     print_rows(rows, ["device", "seq", "kind", "ts", "data"], as_json)
 
 
@@ -124,7 +124,7 @@ def devices_list(config_path: Path | None, as_json: bool) -> None:
 
     Example: shian-cloud devices list --json
     """
-    rows = _store(config_path).devices()
+    rows = _store(config_path).devices.list()
     for r in rows:
         outbox = (r.get("last_status") or {}).get("outbox") or {}
         r["outbox_depth"] = outbox.get("depth")
@@ -152,7 +152,7 @@ def deadletters_list(config_path: Path | None, limit: int, as_json: bool) -> Non
 
     Example: shian-cloud deadletters list --limit 10
     """
-    rows = _store(config_path).deadletters(limit)
+    rows = _store(config_path).dead.list(limit)
     for r in rows:
         raw: bytes = r.pop("payload")
         try:

@@ -290,7 +290,11 @@ class Demo:
             return
         alert = _wait(
             lambda: next(
-                (a for a in store.alerts(district="xianan") if a["type"] == "animal_in_kitchen"),
+                (
+                    a
+                    for a in store.alerts.list(district="xianan")
+                    if a["type"] == "animal_in_kitchen"
+                ),
                 None,
             ),
             40,
@@ -343,7 +347,7 @@ class Demo:
             "--config",
             kconf,
         )
-        _wait(lambda: (store.alert(aid) or {}).get("state") == "rectified", 30, "rectified")
+        _wait(lambda: (store.alerts.get(aid) or {}).get("state") == "rectified", 30, "rectified")
         out = self.run_cli(
             "cloud.cli",
             "alerts",
@@ -363,7 +367,7 @@ class Demo:
         self.edge(KITCHEN)
 
     def progress(self, store: Store) -> None:
-        for e in reversed(store.events(limit=200)):
+        for e in reversed(store.events.list(limit=200)):
             if e["id"] not in self.shown:
                 self.shown.add(e["id"])
                 if len(self.shown) % 5 == 1 or e["kind"] != "test":
@@ -389,7 +393,7 @@ class Demo:
         devices: dict[str, dict[str, Any]] = {}
 
         def all_in() -> bool:
-            devices.update({d["device"]: d for d in store.devices()})
+            devices.update({d["device"]: d for d in store.devices.list()})
             return all(devices.get(d, {}).get("events", 0) >= made[d] for d in SITES)
 
         with contextlib.suppress(RuntimeError):
@@ -404,7 +408,7 @@ class Demo:
                 f"{d:<11} {made[d]:>4}  {stored:>6}  {missing:>7}  "
                 f"{row.get('duplicates', 0):>19}  {row.get('state', '?')}"
             )
-        dead = store.deadletters()
+        dead = store.dead.list()
         reasons = Counter(r["reason"].split(":")[0] for r in dead)
         click.echo(
             f"dead letters: {len(dead)} ({', '.join(f'{k} {n}' for k, n in reasons.items())})"
@@ -415,7 +419,7 @@ class Demo:
             if ok
             else f"MISMATCH: see {self.w}/processes.log"
         )
-        violations = store.events(kind="violation")
+        violations = store.events.list(kind="violation")
         if has_kitchen_data():
             ok = ok and bool(violations)
             if not violations:
@@ -428,7 +432,7 @@ class Demo:
                     f"{d['score']:.2f}); evidence: {snap}"
                 )
         if has_kitchen_data():
-            a = store.alert(self.alert_id) if self.alert_id else None
+            a = store.alerts.get(self.alert_id) if self.alert_id else None
             ok = ok and a is not None and a["state"] == "closed"
             click.echo("\nthe alert's loop:" if a else "MISMATCH: the alert loop did not run")
             for step in (a or {}).get("history", []):

@@ -172,9 +172,9 @@ class District:
         self.proc.wait()
 
         def incident() -> dict[str, Any] | None:
-            found = store.alerts(district=self.district)
+            found = store.alerts.list(district=self.district)
             a = next((x for x in found if x["type"] == "district_outage"), None)
-            full = store.alert(a["id"]) if a else None
+            full = store.alerts.get(a["id"]) if a else None
             return full if full and len(full["boxes"]) == self.boxes else None
 
         a = _wait(incident, 30, "the district incident")
@@ -185,13 +185,13 @@ class District:
         )
 
     def report(self, store: Store) -> bool:
-        a = store.alert(self.incident) if self.incident else None
+        a = store.alerts.get(self.incident) if self.incident else None
         if a is None:
             click.echo(f"MISMATCH: no incident for the power cut in {self.district}")
             return False
         singles = [
             x
-            for x in store.alerts(district=self.district)
+            for x in store.alerts.list(district=self.district)
             if x["type"] == "device_offline" and x["state"] != "closed"
         ]
         phone = (self.demo.w / "supervisor-li-phone.log").read_text(errors="replace")
@@ -201,7 +201,7 @@ class District:
             f"{len(phone.splitlines())} messages, not {self.boxes} alerts"
         )
         fast = f"{self.district}-stall-00"
-        skew = [x for x in store.alerts(district=self.district) if x["type"] == "clock_skew"]
+        skew = [x for x in store.alerts.list(district=self.district) if x["type"] == "clock_skew"]
         if not skew:
             click.echo(f"MISMATCH: no clock_skew alert for {fast}, whose clock is 2 h fast")
         else:

@@ -106,7 +106,7 @@ class Registry:
                 key_id, keys[ident.name] = self._stall_key(ident.name, rotate_key)
                 idents[n] = replace(ident, key_id=key_id)
         passwords = self._put(idents)
-        self.store.set_districts([(i.site, i.district) for i in idents])
+        self.store.sites.set_districts([(i.site, i.district) for i in idents])
         self.sync_files()
         return [self._bundle(i, passwords[i.name], keys.get(i.name)) for i in idents]
 
@@ -172,7 +172,7 @@ class Registry:
 
     def add_supervisor(self, name: str, district: str) -> str:
         password = self._put([Identity(name=name, kind="supervisor", district=district)])[name]
-        self.store.add_supervisor(name, district)
+        self.store.sites.add_supervisor(name, district)
         self.sync_files()
         return password
 

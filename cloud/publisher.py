@@ -82,7 +82,7 @@ class AlertPublisher:
                         sent.append(seq)
             try:
                 if sent:  # written even between sessions: what the broker took is not resent
-                    self.store.mark_alert_messages_sent(sent)
+                    self.store.outgoing.mark_sent(sent)
                     sent = []
                 if client is not None:
                     cursor = self._publish(client, inflight, cursor)
@@ -101,7 +101,7 @@ class AlertPublisher:
         """At stop: what the broker took is marked, so a restart does not send it again."""
         try:
             if sent:
-                self.store.mark_alert_messages_sent(sent)
+                self.store.outgoing.mark_sent(sent)
         except Exception as exc:
             log.warning("alert messages %s may be sent again after the restart: %s", sent, exc)
 
@@ -110,14 +110,16 @@ class AlertPublisher:
         renewed every third of its length)."""
         now = time.monotonic()
         if now >= self._lease_check:
-            self._is_publisher = self.store.hold_lease("alert-publisher", self.holder, self.lease_s)
+            self._is_publisher = self.store.outgoing.hold_lease(
+                "alert-publisher", self.holder, self.lease_s
+            )
             self._lease_check = now + self.lease_s / 3
         return self._is_publisher
 
     def _publish(self, client: Any, inflight: dict[int, int], cursor: int) -> int:
         if len(inflight) >= 50 or not self._lease():
             return cursor
-        for seq, topic, payload, retain in self.store.pending_alert_messages(cursor, 100):
+        for seq, topic, payload, retain in self.store.outgoing.pending(cursor, 100):
             info = client.publish(topic, payload, qos=1, retain=bool(retain))
             if info.rc != 0:
                 break

@@ -35,7 +35,7 @@ def test_bad_snapshots_are_dead_letters(topic: str, payload: bytes, reason: str)
 
 def test_a_box_cannot_rectify_another_sites_alert(store) -> None:
     feed(store, [ev("violation", violation(), 1)])
-    (a,) = store.alerts()
+    (a,) = store.alerts.list()
     feed(
         store,
         [
@@ -52,11 +52,11 @@ def test_a_box_cannot_rectify_another_sites_alert(store) -> None:
     )
     replies = [
         json.loads(p)
-        for _, t, p, _ in store.pending_alert_messages(0, 100)
+        for _, t, p, _ in store.outgoing.pending(0, 100)
         if t == "shian/v1/dev/k9/cmd/reply"
     ]
     assert replies and not replies[-1]["ok"] and "no alert" in replies[-1]["reason"]
-    assert store.alert(a["id"])["state"] == "open"
+    assert store.alerts.get(a["id"])["state"] == "open"
 
 
 def test_bad_commands_on_the_box_are_counted_and_ignored(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def test_sites_import_registers_a_city_or_names_the_bad_row(tmp_path: Path) -> N
     late.write_text("site,district,morning_check_by\nk1,chibi,25:00\n")
     r = CliRunner().invoke(cloud_main, ["sites", "import", str(late), "--config", str(conf)])
     assert r.exit_code == 1 and "row 2: morning_check_by '25:00'" in r.output
-    sites = Store(tmp_path / "cloud.db").table("sites")
+    sites = Store(tmp_path / "cloud.db").sites.table("sites")
     assert len(sites) == 1500 and "new-site" not in {s["site"] for s in sites}
 
 

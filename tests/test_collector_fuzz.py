@@ -78,8 +78,8 @@ def test_a_camera_reason_from_an_old_box_reaches_no_alert_with_its_password(stor
     """The edge strips credentials; the cloud strips them again from what a box sends."""
     reason = "cannot open rtsp://admin:Pa55@10.0.0.64:554/Streaming/Channels/102"
     feed(store, [ev("camera_offline", {"camera": "cam2", "reason": reason}, 1)], now=T0)
-    (alert,) = store.alerts()
+    (alert,) = store.alerts.list()
     assert "Pa55" not in json.dumps(alert) and "rtsp://***@10.0.0.64" in alert["title"]
-    sent = [p for _, _, p, _ in store.pending_alert_messages(0, 100)]
+    sent = [p for _, _, p, _ in store.outgoing.pending(0, 100)]
     assert sent and not any("Pa55" in p for p in sent)
     assert not any("Pa55" in r["text"] for r in store.db.query("SELECT text FROM webhook_queue"))

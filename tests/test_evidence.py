@@ -54,10 +54,10 @@ def test_another_box_cannot_replace_a_snapshot(store_target: str | Path, tmp_pat
     assert [s.id for s in res.snapshots] == [sid]
     res = store.write([], [], [], [Snapshot("k2", sid, theirs)])
     assert res.snapshots == [] and res.deadletters == 1
-    assert store.deadletters()[0]["reason"].startswith("snapshot_conflict")
+    assert store.dead.list()[0]["reason"].startswith("snapshot_conflict")
     again = store.write([], [], [], [Snapshot("k1", sid, theirs)])  # its own id again
     assert [s.id for s in again.snapshots] == [sid], "a resend is confirmed"
-    row = store.snapshot(sid)
+    row = store.evidence.get(sid)
     assert row["device"] == "k1" and Path(row["path"]).read_bytes() == mine
 
 
@@ -82,12 +82,12 @@ def test_quotas_delete_the_oldest_never_an_open_alerts(
     v["snapshot"] = ids[0]
     msgs = [Incoming(None, 1, 1, "shian/v1/dev/k1/events", batch_payload([ev("violation", v, 1)]))]
     store.write(*classify(msgs), received=T0 + 10)
-    files = {sid: Path(store.snapshot(sid)["path"]) for sid in ids}
+    files = {sid: Path(store.evidence.get(sid)["path"]) for sid in ids}
     assert store.evidence.prune(T0 + 20) == 3
     kept = snap_rows(store)
     assert kept == {ids[0], ids[4], ids[5]}, "oldest first, the open alert's kept"
     assert all(files[s].exists() == (s in kept) for s in ids)
-    (alert,) = store.alerts()
+    (alert,) = store.alerts.list()
     store.in_transaction(lambda c: engine.act(c, T0 + 30, alert["id"], "close", "supervisor:w"))
     late = str(uuid7())
     store.write([], [], [], [Snapshot("k1", late, jpeg(64, seed=9))], received=T0 + 35)
@@ -120,5 +120,5 @@ def test_dead_letters_are_bounded(tmp_path: Path) -> None:
         store.write([], [], [DeadLetter("t", json.dumps({"n": n}).encode(), "schema: x")])
     store.write([], [], [DeadLetter("t", b'{"n": 149}', "schema: x")])  # a repeat
     assert store.dead.prune() == 50
-    rows = store.deadletters(1000)
+    rows = store.dead.list(1000)
     assert len(rows) == 100 and max(r["repeats"] for r in rows) == 1

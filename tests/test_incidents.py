@@ -23,7 +23,7 @@ def store(store_target: str | Path, tmp_path: Path) -> Store:
     settings = AlertSettings(storm_devices=5, storm_window_s=300, incident_update_s=10)
     s = Store(store_target, tmp_path / "snaps", engine=AlertEngine(settings, "http://web"))
     for i in range(40):
-        s.set_site(f"s{i}", "xianan" if i < 30 else "chibi")
+        s.sites.set(f"s{i}", "xianan" if i < 30 else "chibi")
         register(s, f"b{i}", f"s{i}", district="xianan" if i < 30 else "chibi")
     return s
 
@@ -39,7 +39,7 @@ def send(store: Store, payloads: list[tuple[str, bytes]], now: float) -> None:
 
 
 def messages(store: Store) -> list[dict[str, Any]]:
-    return [json.loads(p) for _, t, p, _ in store.pending_alert_messages(0, 100_000)]
+    return [json.loads(p) for _, t, p, _ in store.outgoing.pending(0, 100_000)]
 
 
 def test_a_power_cut_is_one_incident_per_district_with_every_box(store: Store) -> None:
@@ -50,7 +50,7 @@ def test_a_power_cut_is_one_incident_per_district_with_every_box(store: Store) -
         send(store, [(d, status(d, s, "offline", "will")) for d, s in boxes[n : n + 3]], T0 + 60)
     for t in range(0, 31, 1):
         store.in_transaction(lambda c, t=t: store.engine.tick(c, T0 + 61 + t))  # type: ignore[union-attr]
-    open_ = [a for a in store.alerts() if a["state"] != "closed"]
+    open_ = [a for a in store.alerts.list() if a["state"] != "closed"]
     assert sorted((a["type"], a["district"]) for a in open_) == [
         ("district_outage", "chibi"),
         ("district_outage", "xianan"),
@@ -75,12 +75,12 @@ def test_a_power_cut_is_one_incident_per_district_with_every_box(store: Store) -
     assert latest["title"].startswith("1 of 30 boxes offline") and latest["state"] != "closed"
     assert sum(b["back"] is None for b in latest["boxes"]) == 1
     send(store, [("b29", status("b29", "s29", "online", ts="05:00:01"))], T0 + 630)
-    assert store.alert(xianan["id"])["state"] == "closed"  # type: ignore[index]
+    assert store.alerts.get(xianan["id"])["state"] == "closed"  # type: ignore[index]
 
 
 def test_a_few_boxes_offline_are_still_alerts_of_their_own(store: Store) -> None:
     send(store, [(f"b{i}", status(f"b{i}", f"s{i}", "offline", "will")) for i in range(4)], T0)
-    alerts = store.alerts()
+    alerts = store.alerts.list()
     assert len(alerts) == 4 and {a["type"] for a in alerts} == {"device_offline"}
 
 
@@ -88,7 +88,7 @@ def test_the_same_status_from_two_collectors_is_taken_once(store: Store) -> None
     will = status("b1", "s1", "offline", "will")
     send(store, [("b1", will)], T0)
     send(store, [("b1", will)], T0 + 1)  # the other collector's copy of the same message
-    (a,) = store.alerts()
+    (a,) = store.alerts.list()
     assert a["count"] == 1
 
 
@@ -98,25 +98,25 @@ def test_silence_is_not_called_while_the_collector_cannot_hear(store: Store) -> 
     send(store, [("b1", status("b1", "s1", "online"))], T0)
     engine.connected_since = None  # the collector lost the broker
     store.in_transaction(lambda c: engine.tick(c, T0 + 1000))
-    assert store.alerts() == []
+    assert store.alerts.list() == []
     engine.connected_since = T0 + 1000  # back; the boxes get heartbeat_timeout_s to reconnect
     store.in_transaction(lambda c: engine.tick(c, T0 + 1060))
-    assert store.alerts() == []
+    assert store.alerts.list() == []
     store.in_transaction(lambda c: engine.tick(c, T0 + 1121))
-    (a,) = store.alerts()
+    (a,) = store.alerts.list()
     assert a["type"] == "device_offline" and "silent" in a["title"]
 
 
 def test_an_incident_closed_by_hand_stays_closed_when_its_boxes_return(store: Store) -> None:
     send(store, [(f"b{i}", status(f"b{i}", f"s{i}", "offline", "will")) for i in range(6)], T0)
-    (inc,) = [a for a in store.alerts() if a["type"] == "district_outage"]
-    store.add_supervisor("wang", "xianan")
+    (inc,) = [a for a in store.alerts.list() if a["type"] == "district_outage"]
+    store.sites.add_supervisor("wang", "xianan")
     store.in_transaction(
         lambda c: store.engine.act(c, T0 + 5, inc["id"], "close", "supervisor:wang", "known cut")  # type: ignore[union-attr]
     )
-    versions = store.alert(inc["id"])["version"]  # type: ignore[index]
+    versions = store.alerts.get(inc["id"])["version"]  # type: ignore[index]
     send(store, [("b0", status("b0", "s0", "online", ts="05:00:00"))], T0 + 60)
-    after = store.alert(inc["id"])
+    after = store.alerts.get(inc["id"])
     assert after is not None and after["state"] == "closed" and after["version"] == versions
 
 
@@ -135,13 +135,13 @@ def test_a_status_taken_late_by_another_collector_is_not_applied_over_a_newer_on
         return "b1", json.dumps({**body, **more}).encode()
 
     def state() -> str:
-        return str(next(d for d in store.devices() if d["device"] == "b1")["state"])
+        return str(next(d for d in store.devices.list() if d["device"] == "b1")["state"])
 
     send(store, [st("online", "", run1, 1, 2, 10)], T0)
     send(store, [st("offline", "will", run1, 1, 1, 10)], T0 + 100)  # the session ended
     send(store, [st("online", "", run1, 1, 3, 12)], T0 + 101)  # its heartbeat, late
     assert state() == "offline"
-    assert [a["type"] for a in store.alerts() if a["state"] != "closed"] == ["device_offline"]
+    assert [a["type"] for a in store.alerts.list() if a["state"] != "closed"] == ["device_offline"]
     send(store, [st("online", "", run1, 2, 5, 12)], T0 + 400)  # a new session
     assert state() == "online"
     send(store, [st("offline", "will", run1, 1, 1, 10)], T0 + 401)  # the old will, late
@@ -151,4 +151,4 @@ def test_a_status_taken_late_by_another_collector_is_not_applied_over_a_newer_on
     assert state() == "online"
     send(store, [st("online", "", run1, 2, 6, 12)], T0 + 502)  # the old run, late
     assert state() == "online"
-    assert [a for a in store.alerts() if a["state"] != "closed"] == []
+    assert [a for a in store.alerts.list() if a["state"] != "closed"] == []

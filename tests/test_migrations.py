@@ -35,7 +35,7 @@ def test_a_database_from_before_migrations_keeps_its_data(tmp_path: Path) -> Non
             conn.execute(stmt)
         conn.execute("INSERT INTO sites VALUES ('s1', 'xianan', 'canteen', '')")
     store = Store(path)
-    assert store.table("sites")[0]["district"] == "xianan"
+    assert store.sites.table("sites")[0]["district"] == "xianan"
     assert version(store.db) == MIGRATIONS[-1][0]
     assert store.db.query("SELECT count(*) AS n FROM incident_devices")[0]["n"] == 0
 

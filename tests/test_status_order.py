@@ -72,7 +72,7 @@ def test_the_last_status_written_wins_in_any_delivery_order(
         for i, x in enumerate(delivered):
             msg = Incoming(None, 1, 1, "shian/v1/dev/b1/status", payload(x, rng))
             store.write(*classify([msg]), received=NOW + i)
-        (dev,) = store.devices()
+        (dev,) = store.devices.list()
         last = dev["last_status"]
         store.close()
     assert (last["run"], last["sess"], last["n"]) == (
@@ -90,7 +90,7 @@ def _send(store: Store, at: float, **fields: Any) -> None:
 
 
 def _state(store: Store) -> tuple[str, str, str]:
-    (dev,) = store.devices()
+    (dev,) = store.devices.list()
     return dev["state"], dev["state_reason"], dev["last_status"]["run"]
 
 
@@ -105,7 +105,7 @@ def test_runs_with_the_same_sequence_and_a_late_will(tmp_path: Path) -> None:
     _send(store, NOW + 6, state="offline", reason="will", run=a, sess=1, n=1, last_seq=7)
     assert _state(store) == ("online", "", b)
     _send(store, NOW + 30, state="online", run=b, sess=1, n=3, last_seq=7)
-    assert _state(store) == ("online", "", b) and store.devices()[0]["last_status"]["n"] == 3
+    assert _state(store) == ("online", "", b) and store.devices.list()[0]["last_status"]["n"] == 3
     _send(store, NOW + 40, state="offline", reason="stop", run=b, sess=1, n=4, last_seq=7)
     assert _state(store) == ("offline", "stop", b)
 

@@ -44,9 +44,9 @@ def test_writes_are_idempotent_and_gaps_are_reported(store_target: str | Path) -
     assert (res.inserted, res.duplicates) == (0, 3)
     more, _, _, _ = classify(msgs(batch_payload([event(3), event(4)])))
     store.write(more, [], [])
-    dev = store.devices()[0]
+    dev = store.devices.list()[0]
     assert dev["events"] == 5 and dev["duplicates"] == 3 and dev["gaps"] == []
-    assert dev["max_seq"] == 5 and store.count_events() == 5
+    assert dev["max_seq"] == 5 and store.events.count() == 5
 
 
 def test_bad_messages_become_dead_letters(store_target: str | Path) -> None:
@@ -58,14 +58,14 @@ def test_bad_messages_become_dead_letters(store_target: str | Path) -> None:
     assert not events and not statuses
     assert [d.reason.split(":")[0] for d in dead] == ["not_json", "not_json", "schema", "topic"]
     store.write(events, statuses, dead)
-    rows = store.deadletters()
+    rows = store.dead.list()
     assert {r["payload"] for r in rows} >= {b"garbage", b"{}"}
 
 
 def test_dead_letters_keep_a_bounded_prefix_of_a_huge_payload(store_target: str | Path) -> None:
     store = Store(store_target)
     store.write([], [], [DeadLetter("t", b"x" * 10_000_000, "oversize: ...")])
-    (row,) = store.deadletters()
+    (row,) = store.dead.list()
     assert 0 < len(row["payload"]) <= 256 * 1024
 
 
@@ -86,6 +86,6 @@ def test_a_nul_from_a_box_is_stored_on_both_backends(store_target: str | Path) -
     events, statuses, dead, _ = classify(msgs(batch_payload([bad_key, cam])))
     res = store.write(events, statuses, dead)
     assert res.inserted == 1 and res.deadletters == 1
-    assert "x" in store.deadletters()[0]["reason"]
-    (alert,) = store.alerts()
+    assert "x" in store.dead.list()[0]["reason"]
+    (alert,) = store.alerts.list()
     assert alert["title"].startswith("no_mask on cam1 (fa") and alert["type"] == "no_mask"

@@ -75,8 +75,8 @@ def test_another_stall_cannot_take_a_ticket_id(cloud: tuple[Registry, Store]) ->
     forged = sale(b, ticket_id=t["ticket_id"])
     res = sell(store, "s-b", forged)
     assert res.inserted == 0 and res.deadletters == 1 and res.accepted == []
-    assert store.deadletters()[0]["reason"].startswith("ticket_conflict")
-    assert store.ticket(t["ticket_id"])["device"] == "s-a"
+    assert store.dead.list()[0]["reason"].startswith("ticket_conflict")
+    assert store.tickets.get(t["ticket_id"])["device"] == "s-a"
     assert verdict(registry, store, t) == "genuine"
     assert verdict(registry, store, forged) == "not_genuine"
 

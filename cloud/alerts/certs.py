@@ -72,30 +72,36 @@ def stage_of(days_left: int) -> tuple[str, str] | None:
     return None
 
 
-def check(engine: AlertEngine, conn: Conn, today: date, now: float) -> None:
-    """Raise, upgrade or close the expiry alert of every certificate."""
-    for number, site, kind, holder, expires, stage in conn.execute(
-        "SELECT number, site, kind, holder, expires, stage FROM certs"
-    ).fetchall():
-        days = (date.fromisoformat(expires) - today).days
-        found = stage_of(days)
-        atype = f"{kind}_expiring"
-        if found is None:
-            if stage is not None:  # renewed
-                engine.clear(conn, now, site, atype, number, "renewed")
-                conn.execute("UPDATE certs SET stage = NULL WHERE number = ?", (number,))
-            continue
-        new_stage, severity = found
-        if new_stage == stage:
-            continue
-        when = "expired" if days < 0 else "expires today" if days == 0 else f"in {days} days"
-        engine.raise_(
-            conn,
-            now,
-            site=site,
-            type=atype,
-            source=number,
-            severity=severity,
-            title=f"{KINDS[kind]} of {holder} (No. {number}) {expires}: {when}",
-        )
-        conn.execute("UPDATE certs SET stage = ? WHERE number = ?", (new_stage, number))
+class Certificates:
+    """The engine's certificate checks (handed the engine, which holds one)."""
+
+    def __init__(self, engine: AlertEngine) -> None:
+        self.engine = engine
+
+    def check(self, conn: Conn, today: date, now: float) -> None:
+        """Raise, upgrade or close the expiry alert of every certificate."""
+        for number, site, kind, holder, expires, stage in conn.execute(
+            "SELECT number, site, kind, holder, expires, stage FROM certs"
+        ).fetchall():
+            days = (date.fromisoformat(expires) - today).days
+            found = stage_of(days)
+            atype = f"{kind}_expiring"
+            if found is None:
+                if stage is not None:  # renewed
+                    self.engine.clear(conn, now, site, atype, number, "renewed")
+                    conn.execute("UPDATE certs SET stage = NULL WHERE number = ?", (number,))
+                continue
+            new_stage, severity = found
+            if new_stage == stage:
+                continue
+            when = "expired" if days < 0 else "expires today" if days == 0 else f"in {days} days"
+            self.engine.raise_(
+                conn,
+                now,
+                site=site,
+                type=atype,
+                source=number,
+                severity=severity,
+                title=f"{KINDS[kind]} of {holder} (No. {number}) {expires}: {when}",
+            )
+            conn.execute("UPDATE certs SET stage = ? WHERE number = ?", (new_stage, number))

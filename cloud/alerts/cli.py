@@ -151,7 +151,7 @@ def register(
         Example: shian-cloud alerts list --district xianan --json
         """
         store = get_store(config_path)
-        rows = [r for r in store.alerts(district=district, state=state)]
+        rows = [r for r in store.alerts.list(district=district, state=state)]
         print_rows(
             rows, ["id", "state", "severity", "type", "site", "source", "count", "due"], as_json
         )
@@ -165,7 +165,7 @@ def register(
 
         Example: shian-cloud alerts show 01a2163b-7bee-7102-8423-f30d289971eb
         """
-        a = get_store(config_path).alert(alert_id)
+        a = get_store(config_path).alerts.get(alert_id)
         if a is None:
             click.echo(f"error: no alert {alert_id}", err=True)
             sys.exit(1)
@@ -317,7 +317,7 @@ def register(
         if morning_check_by and not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", morning_check_by):
             raise click.BadParameter("HH:MM", param_hint="--morning-check-by")
         try:
-            get_store(config_path, create=True).set_site(site, district, name, morning_check_by)
+            get_store(config_path, create=True).sites.set(site, district, name, morning_check_by)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{site}: district {district}")
@@ -337,7 +337,7 @@ def register(
             rows = parse_sites(csv_file.read_text(encoding="utf-8-sig"))
         except (SiteError, UnicodeDecodeError) as exc:
             raise click.ClickException(f"{csv_file}: {exc}") from None
-        get_store(config_path, create=True).set_sites(rows)
+        get_store(config_path, create=True).sites.set_many(rows)
         districts = len({r[1] for r in rows})
         click.echo(f"{len(rows)} sites registered in {districts} district(s)")
 
@@ -349,7 +349,9 @@ def register(
 
         Example: shian-cloud sites list --json
         """
-        print_rows(get_store(config_path).table("sites"), ["site", "district", "name"], as_json)
+        print_rows(
+            get_store(config_path).sites.table("sites"), ["site", "district", "name"], as_json
+        )
 
     @main.group()
     def supervisors() -> None:
@@ -381,7 +383,7 @@ def register(
         store = get_store(config_path, create=True)
         if not credentials:
             try:
-                store.add_supervisor(name, district)
+                store.sites.add_supervisor(name, district)
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"supervisor {name}: district {district}")
@@ -414,7 +416,7 @@ def register(
 
         Example: shian-cloud supervisors list
         """
-        print_rows(get_store(config_path).table("supervisors"), ["name", "district"], as_json)
+        print_rows(get_store(config_path).sites.table("supervisors"), ["name", "district"], as_json)
 
     @main.group()
     def certs() -> None:
@@ -435,7 +437,7 @@ def register(
         from cloud.alerts.certs import CertError
 
         try:
-            n = get_store(config_path, create=True).import_certs(
+            n = get_store(config_path, create=True).sites.import_certs(
                 csv_file.read_text(encoding="utf-8-sig")
             )
         except CertError as exc:
@@ -452,7 +454,7 @@ def register(
         Example: shian-cloud certs list --json
         """
         print_rows(
-            get_store(config_path).table("certs"),
+            get_store(config_path).sites.table("certs"),
             ["number", "site", "kind", "holder", "expires", "stage"],
             as_json,
         )

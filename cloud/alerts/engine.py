@@ -13,8 +13,11 @@ import logging
 from datetime import date, timedelta, timezone
 from typing import Any
 
-from cloud.alerts import incidents, timed
+from cloud.alerts import incidents
+from cloud.alerts.certs import Certificates
+from cloud.alerts.incidents import Incidents
 from cloud.alerts.tables import devices_of, district_of, fetch, history, iso
+from cloud.alerts.timed import TimedChecks
 from cloud.config import AlertSettings
 from cloud.db.base import Conn
 from cloud.evidence import Evidence
@@ -56,6 +59,10 @@ class AlertEngine:
         called silent while the collector itself cannot hear them."""
         self._batch: set[str] | None = None
         """Alerts raised while a batch is being taken in: each is published once, at its end."""
+        # its parts, each handed the engine: what they raise, close and publish goes through it
+        self.incidents = Incidents(self)
+        self.certificates = Certificates(self)
+        self.timed = TimedChecks(self)
 
     # -- from stored events --------------------------------------------------------------------
     def on_batch(
@@ -113,8 +120,7 @@ class AlertEngine:
 
     def on_status(self, conn: Conn, now: float, st: Status) -> None:
         if st.state == "offline" and st.reason == "will":
-            incidents.device_offline(
-                self,
+            self.incidents.device_offline(
                 conn,
                 now,
                 site=st.site,
@@ -123,7 +129,7 @@ class AlertEngine:
             )
         elif st.state == "online":
             self.clear(conn, now, st.site, "device_offline", st.device, "device online")
-            incidents.device_online(self, conn, now, st.device)
+            self.incidents.device_online(conn, now, st.device)
         if st.reason != "will":  # a will carries its session's start, not the time now
             self._clock(conn, now, st.site, st.device, st.ts.timestamp() - now)
         if st.outbox is None:
@@ -255,7 +261,7 @@ class AlertEngine:
         conn.lock("alerts")
         sql = "SELECT id, state FROM alerts WHERE key = ? AND state != 'closed'"
         for a in fetch(conn, sql, (f"{site}|{type}|{source}",)):
-            self._step(conn, a["id"], "closed", "system", why, now)
+            self.step(conn, a["id"], "closed", "system", why, now)
 
     # -- the lifecycle -------------------------------------------------------------------------
     def act(
@@ -284,9 +290,9 @@ class AlertEngine:
             due = now + (due_s or rule.plan_due_s)
         elif target == "rectified":
             due = now + rule.recheck_due_s
-        return self._step(conn, alert_id, target, actor, note, now, due=due, action=action)
+        return self.step(conn, alert_id, target, actor, note, now, due=due, action=action)
 
-    def _step(
+    def step(
         self,
         conn: Conn,
         alert_id: str,
@@ -374,7 +380,7 @@ class AlertEngine:
 
     def tick(self, conn: Conn, now: float) -> None:
         """Escalations, deadlines, silent boxes, certificates, morning checks (once a second)."""
-        timed.tick(self, conn, now)
+        self.timed.tick(conn, now)
 
     # -- output --------------------------------------------------------------------------------
     def message(

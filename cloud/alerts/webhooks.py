@@ -166,7 +166,7 @@ class WebhookForwarder:
         renew_at, holding = 0.0, False
         while not self._stop.is_set():
             if time.monotonic() >= renew_at:
-                holding = self.store.hold_lease("webhooks", self.holder, self.lease_s)
+                holding = self.store.outgoing.hold_lease("webhooks", self.holder, self.lease_s)
                 renew_at = time.monotonic() + self.lease_s / 3
             if not holding:
                 self._stop.wait(0.5)
@@ -189,7 +189,7 @@ class WebhookForwarder:
         now = self.clock()
         if not self.may_send(bot, now):
             return False
-        rows = self.store.pending_webhooks(bot.name, 200)
+        rows = self.store.webhooks.pending(bot.name, 200)
         if not rows:
             return False
         latest: dict[str, dict[str, Any]] = {}
@@ -205,12 +205,12 @@ class WebhookForwarder:
             self.counters["webhook_failures"] += 1
             delay = min(300.0, 2.0 ** self.failures[bot.name])
             self.retry_at[bot.name] = now + delay
-            self.store.webhooks_failed(ids)
+            self.store.webhooks.failed(ids)
             log.warning("webhook %s failed (%s); retry in %.0f s", bot.name, exc, delay)
             return False
         self.failures[bot.name] = 0
         self.sent_at[bot.name].append(now)
-        self.store.webhooks_sent(ids)
+        self.store.webhooks.sent(ids)
         self.counters["webhook_messages"] += 1
         if len(ids) > 1:
             self.counters["webhook_merged"] += len(ids)

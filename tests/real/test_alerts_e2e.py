@@ -64,9 +64,9 @@ class Supervisor:
 def test_the_loop_from_a_box_to_a_supervisor_and_back(tmp_path: Path, mosquitto: Mosquitto) -> None:
     ccfg = cloud_config(tmp_path, mosquitto.url)
     cloud = CloudService(ccfg)
-    cloud.store.set_site("canteen-001", "xianan")
+    cloud.store.sites.set("canteen-001", "xianan")
     register(cloud.store, "kitchen-1", "canteen-001", district="xianan")
-    cloud.store.add_supervisor("wang", "xianan")
+    cloud.store.sites.add_supervisor("wang", "xianan")
     cloud.start()
     phone = Supervisor(mosquitto.url, "xianan")
     agent = Agent(edge_config(tmp_path, mosquitto.url))
@@ -105,7 +105,7 @@ def test_the_loop_from_a_box_to_a_supervisor_and_back(tmp_path: Path, mosquitto:
 
 def test_a_box_lost_is_reported_through_its_last_will(tmp_path: Path, mosquitto: Mosquitto) -> None:
     cloud = CloudService(cloud_config(tmp_path, mosquitto.url))
-    cloud.store.set_site("canteen-001", "xianan")
+    cloud.store.sites.set("canteen-001", "xianan")
     register(cloud.store, "kitchen-1", "canteen-001", district="xianan")
     cloud.start()
     phone = Supervisor(mosquitto.url, "xianan")
@@ -117,7 +117,9 @@ def test_a_box_lost_is_reported_through_its_last_will(tmp_path: Path, mosquitto:
     proc = spawn("edge.cli", "run", "--config", str(conf), log=tmp_path / "edge.log")
     try:
         wait_for(
-            lambda: cloud.store.devices() and cloud.store.devices()[0]["state"] == "online",
+            lambda: (
+                cloud.store.devices.list() and cloud.store.devices.list()[0]["state"] == "online"
+            ),
             what="the box online",
         )
         proc.send_signal(signal.SIGKILL)
@@ -137,7 +139,7 @@ def test_alerts_are_neither_lost_nor_doubled_across_a_collector_restart(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     ccfg = cloud_config(tmp_path, mosquitto.url)
-    Store(ccfg.store.path).set_site("canteen-001", "xianan")
+    Store(ccfg.store.path).sites.set("canteen-001", "xianan")
     register(Store(ccfg.store.path), "kitchen-1", "canteen-001", district="xianan")
     conf = write_toml(
         tmp_path / "cloud.toml",
@@ -167,7 +169,7 @@ def test_alerts_are_neither_lost_nor_doubled_across_a_collector_restart(
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
         phone.close()
-    alerts = store.alerts()
+    alerts = store.alerts.list()
     assert len(alerts) == 20 and all(a["count"] == 3 for a in alerts), "none doubled"
     got = {(m["id"], m["version"]) for _, m in phone.messages()}
     every = {(a["id"], v) for a in alerts for v in (1, 2, 3)}
@@ -178,8 +180,8 @@ def test_alerts_are_neither_lost_nor_doubled_across_a_collector_restart(
 
 def test_a_district_sees_only_its_own(tmp_path: Path, mosquitto: Mosquitto) -> None:
     cloud = CloudService(cloud_config(tmp_path, mosquitto.url))
-    cloud.store.set_site("canteen-001", "xianan")
-    cloud.store.set_site("canteen-900", "chibi")
+    cloud.store.sites.set("canteen-001", "xianan")
+    cloud.store.sites.set("canteen-900", "chibi")
     register(cloud.store, "kitchen-1", "canteen-001", district="xianan")
     register(cloud.store, "kitchen-9", "canteen-900", district="chibi")
     cloud.start()

@@ -74,7 +74,7 @@ def test_a_name_that_would_change_the_acl_is_refused(city: City, district: str) 
         assert r.exit_code != 0 and "not a valid name" in r.output, (args, r.output)
     assert (city.tmp / "broker" / "acl").read_text() == before
     store = Store(city.cfg.store.path)
-    assert store.registry.get("eve") is None and store.table("sites") == []
+    assert store.registry.get("eve") is None and store.sites.table("sites") == []
     os.kill(city.broker.proc.pid, signal.SIGHUP)  # type: ignore[union-attr]
     c, q = city.client("shian-collector", (city.tmp / "collector_password").read_text().strip())
     assert not until(q, "connack")[1].is_failure, "the broker still serves"

@@ -52,13 +52,13 @@ def cloud(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[CloudService]:
 
 
 def device(service: CloudService) -> dict[str, Any]:
-    return next(d for d in service.store.devices() if d["device"] == "kitchen-1")
+    return next(d for d in service.store.devices.list() if d["device"] == "kitchen-1")
 
 
 def skew_alerts(service: CloudService, state: str = "open") -> list[dict[str, Any]]:
     return [
         a
-        for a in service.store.alerts()
+        for a in service.store.alerts.list()
         if a["type"] == "clock_skew" and (a["state"] != "closed") == (state == "open")
     ]
 
@@ -73,7 +73,7 @@ def test_a_box_two_hours_fast_is_stored_as_received_and_alerted_until_put_right(
         for n in range(5):
             agent.emit("test", {"note": "from a fast clock", "n": n})
         wait_for(lambda: stored(cloud.store, "kitchen-1") == 6, what="the events")
-        for e in cloud.store.events(device="kitchen-1"):
+        for e in cloud.store.events.list(device="kitchen-1"):
             ahead = datetime.fromisoformat(e["ts"]).timestamp() - e["received"]
             assert HOURS_2 - 60 < ahead < HOURS_2 + 60, "its time kept, the receive time beside"
         (alert,) = wait_for(lambda: skew_alerts(cloud), what="a clock_skew alert")

@@ -109,9 +109,9 @@ def test_a_message_the_store_refuses_is_its_own_dead_letter(
         assert service.collector.connected.wait(10)
         good = [batch_payload([event(n)]) for n in range(1, 6)]
         publish(mosquitto.url, "shian/v1/dev/d1/events", [*good[:2], poison, *good[2:]])
-        wait_for(lambda: service.store.count_events() == 5, what="the five good events")
-        wait_for(lambda: service.store.deadletters(), what="the poison's dead letter")
-        (dead,) = service.store.deadletters()
+        wait_for(lambda: service.store.events.count() == 5, what="the five good events")
+        wait_for(lambda: service.store.dead.list(), what="the poison's dead letter")
+        (dead,) = service.store.dead.list()
         assert (
             dead["reason"].startswith("store: internal: ValueError") and dead["payload"] == poison
         )

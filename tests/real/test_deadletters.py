@@ -58,9 +58,9 @@ def test_every_bad_payload_is_dead_lettered_and_service_goes_on(
         for topic, payload, _ in BAD:
             client.publish(topic, payload, qos=1).wait_for_publish(5)
         client.publish(DEV, batch_payload([event(1)]), qos=1).wait_for_publish(5)
-        wait_for(lambda: service.store.count_events() == 1, what="the good event after the bad")
-        wait_for(lambda: len(service.store.deadletters()) == len(BAD), what="all dead letters")
-        rows = sorted(service.store.deadletters(), key=lambda r: r["id"])
+        wait_for(lambda: service.store.events.count() == 1, what="the good event after the bad")
+        wait_for(lambda: len(service.store.dead.list()) == len(BAD), what="all dead letters")
+        rows = sorted(service.store.dead.list(), key=lambda r: r["id"])
     finally:
         client.disconnect()
         client.loop_stop()

@@ -35,7 +35,7 @@ def test_agent_falls_back_to_mqtt_311_on_the_embedded_broker(tmp_path: Path) -> 
     try:
         for i in range(50):
             agent.emit("test", {"n": i})
-        wait_for(lambda: service.store.count_events() == 51, what="51 events via amqtt")
+        wait_for(lambda: service.store.events.count() == 51, what="51 events via amqtt")
         wait_for(lambda: agent.outbox.stats().depth == 0, what="confirmations via amqtt")
         assert agent.sync.protocol == 4  # MQTT 3.1.1
     finally:

@@ -33,7 +33,7 @@ def cloud(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[CloudService]:
 
 
 def device(service: CloudService) -> dict[str, Any]:
-    return next((d for d in service.store.devices() if d["device"] == "kitchen-1"), {})
+    return next((d for d in service.store.devices.list() if d["device"] == "kitchen-1"), {})
 
 
 def test_a_locked_collector_database_leaves_its_mqtt_session_up(

@@ -135,7 +135,7 @@ def test_a_good_config_sticks_and_a_broken_one_rolls_back(fleet: Fleet, tmp_path
 
 def test_a_tampered_or_misaddressed_update_is_refused(fleet: Fleet, tmp_path: Path) -> None:
     fleet.box("k2").start()
-    wait_for(lambda: fleet.service.store.count_events() >= 1, what="the box online")
+    wait_for(lambda: fleet.service.store.events.count() >= 1, what="the box online")
     update = Update(
         id="a" * 32,
         rollout="b" * 32,

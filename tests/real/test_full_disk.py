@@ -52,7 +52,7 @@ def test_the_write_ahead_log_alone_cannot_fill_the_card(card: SmallDisk) -> None
 
 
 def _outbox_of(service: CloudService, device: str) -> dict[str, Any]:
-    dev = next((d for d in service.store.devices() if d["device"] == device), None)
+    dev = next((d for d in service.store.devices.list() if d["device"] == device), None)
     return ((dev or {}).get("last_status") or {}).get("outbox") or {}
 
 
@@ -90,7 +90,7 @@ def test_an_agent_started_on_a_full_disk_runs_and_reports_it(
             ),
             what="the refusals counted in a heartbeat",
         )
-        (alert,) = [a for a in cloud.store.alerts() if a["type"] == "outbox_overflow"]
+        (alert,) = [a for a in cloud.store.alerts.list() if a["type"] == "outbox_overflow"]
         assert "disk full" in alert["title"] and "refused" in alert["title"]
         assert agent.sync.counters["sync_sessions"] == 1, "the full disk did not end the session"
         card.free()

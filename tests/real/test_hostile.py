@@ -127,7 +127,7 @@ def test_hostile_corpus_then_good_events(tmp_path: Path, mosquitto: Mosquitto) -
     try:
         for topic, payload in first:
             client.publish(topic, payload, qos=1).wait_for_publish(5)
-        wait_for(lambda: service.store.count_events() == 1, what="the first ticket")
+        wait_for(lambda: service.store.events.count() == 1, what="the first ticket")
         for topic, payload, _ in bad:
             client.publish(topic, payload, qos=1).wait_for_publish(5)
             assert service.collector.health() is None
@@ -135,23 +135,23 @@ def test_hostile_corpus_then_good_events(tmp_path: Path, mosquitto: Mosquitto) -
         client.publish(EV, batch_payload(good[:10]), qos=1).wait_for_publish(5)
         mixed = b'{"v":1,"events":[' + ",".join(good[10:]).encode() + b',{"kind":"x"},7]}'
         client.publish(EV, mixed, qos=1).wait_for_publish(5)
-        wait_for(lambda: service.store.count_events() == 21, what="the 20 good events after")
+        wait_for(lambda: service.store.events.count() == 21, what="the 20 good events after")
         wait_for(
-            lambda: len(service.store.deadletters(500)) >= len(bad) + 2,
-            what=f"dead letters: {[r['reason'][:30] for r in service.store.deadletters(500)]}",
+            lambda: len(service.store.dead.list(500)) >= len(bad) + 2,
+            what=f"dead letters: {[r['reason'][:30] for r in service.store.dead.list(500)]}",
         )
         again = bad[1]  # the same bytes again: a repeat, not another row
         client.publish(again[0], again[1], qos=1).wait_for_publish(5)
         wait_for(
-            lambda: any(r["repeats"] == 1 for r in service.store.deadletters(500)),
+            lambda: any(r["repeats"] == 1 for r in service.store.dead.list(500)),
             what="the repeat counted",
         )
         assert service.collector.health() is None
-        rows = service.store.deadletters(500)
-        (d1,) = [d for d in service.store.devices() if d["device"] == "d1"]
-        snap = service.store.snapshot(first[0][0].rsplit("/", 1)[1])
+        rows = service.store.dead.list(500)
+        (d1,) = [d for d in service.store.devices.list() if d["device"] == "d1"]
+        snap = service.store.evidence.get(first[0][0].rsplit("/", 1)[1])
         sold = json.loads(first[1][1])["events"][0]["data"]["ticket_id"]
-        owner = (service.store.ticket(sold) or {}).get("device")
+        owner = (service.store.tickets.get(sold) or {}).get("device")
     finally:
         client.disconnect()
         client.loop_stop()

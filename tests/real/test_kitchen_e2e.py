@@ -52,12 +52,12 @@ def test_violation_and_snapshot_reach_the_cloud(tmp_path: Path, mosquitto: Mosqu
     agent.start()
     try:
         (v,) = wait_for(
-            lambda: cloud.store.events(kind="violation"),
+            lambda: cloud.store.events.list(kind="violation"),
             timeout=60,
             what="the violation in the cloud",
         )
         snap_id = v["data"]["snapshot"]
-        row = wait_for(lambda: cloud.store.snapshot(snap_id), timeout=30, what="its snapshot")
+        row = wait_for(lambda: cloud.store.evidence.get(snap_id), timeout=30, what="its snapshot")
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/snap/{snap_id}.jpg") as r:
             body = r.read()
             assert r.headers["content-type"] == "image/jpeg"
@@ -68,7 +68,7 @@ def test_violation_and_snapshot_reach_the_cloud(tmp_path: Path, mosquitto: Mosqu
         )
         wait_for(lambda: agent.snapshots.depth() == 0, what="the snapshot confirmed")
         wait_for(
-            lambda: any(e["kind"] == "camera_online" for e in cloud.store.events()),
+            lambda: any(e["kind"] == "camera_online" for e in cloud.store.events.list()),
             what="camera_online in the cloud",
         )
     finally:

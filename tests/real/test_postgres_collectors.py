@@ -57,12 +57,12 @@ def test_a_collector_killed_midstream_loses_nothing(
         for a, p in zip(agents, producers, strict=True):
             a.start()
             p.start()
-        wait_for(lambda: store.count_events() > 1000, what="stream under way")
+        wait_for(lambda: store.events.count() > 1000, what="stream under way")
         procs["a"].send_signal(signal.SIGKILL)
         procs["a"].wait(10)
         for p in producers:
             p.done.wait(60)
-        wait_for(lambda: store.count_events() >= 3 * 1501, timeout=90, what="every event")
+        wait_for(lambda: store.events.count() >= 3 * 1501, timeout=90, what="every event")
         wait_for(lambda: all(a.outbox.stats().depth == 0 for a in agents), what="confirmed")
     finally:
         for a in agents:
@@ -73,7 +73,7 @@ def test_a_collector_killed_midstream_loses_nothing(
                 proc.wait(20)
     for i in range(3):
         assert_exactly_once(store, f"box-{i}", 1501)
-    assert all(d["missing"] == 0 for d in store.devices())
+    assert all(d["missing"] == 0 for d in store.devices.list())
 
 
 def test_gaps_stay_right_when_one_device_reaches_two_collectors(
@@ -98,16 +98,16 @@ def test_gaps_stay_right_when_one_device_reaches_two_collectors(
         for info in infos:
             info.wait_for_publish(10)
         store = services[0].store
-        wait_for(lambda: store.count_events() == 200 - len(missing), what="the events")
-        (dev,) = store.devices()
+        wait_for(lambda: store.events.count() == 200 - len(missing), what="the events")
+        (dev,) = store.devices.list()
         assert dev["gaps"] == [[50, 59], [120, 120]] and dev["missing"] == 11
         assert all(s.collector.counters["events"] > 0 for s in services), "both took a share"
         for seq in sorted(missing):  # the missing ones arrive late: the gaps close
             client.publish(
                 "shian/v1/dev/gappy/events", batch_payload([event(seq, "gappy")]), qos=1
             ).wait_for_publish(10)
-        wait_for(lambda: store.devices()[0]["missing"] == 0, what="gaps closed")
-        assert store.devices()[0]["events"] == 200
+        wait_for(lambda: store.devices.list()[0]["missing"] == 0, what="gaps closed")
+        assert store.devices.list()[0]["events"] == 200
     finally:
         client.loop_stop()
         client.disconnect()
@@ -129,12 +129,12 @@ def test_a_database_outage_loses_nothing(tmp_path: Path, mosquitto: Mosquitto) -
         producer = Producer(agent.outbox, 1500, batch=5, every=0.02)  # about 6 s of events
         try:
             producer.start()
-            wait_for(lambda: service.store.count_events() > 100, what="stream under way")
+            wait_for(lambda: service.store.events.count() > 100, what="stream under way")
             server.halt()
             producer.done.wait(60)
             assert agent.outbox.stats().depth > 0, "events wait on the box while the store is down"
             server.start()
-            wait_for(lambda: service.store.count_events() >= 1501, timeout=90, what="every event")
+            wait_for(lambda: service.store.events.count() >= 1501, timeout=90, what="every event")
             wait_for(lambda: agent.outbox.stats().depth == 0, what="confirmed")
         finally:
             agent.stop()
@@ -157,7 +157,7 @@ def test_two_collectors_publish_each_alert_change_once(
     for s in services:
         s.start()
         assert s.collector.connected.wait(10)
-    services[0].store.set_site("s1", "xianan")
+    services[0].store.sites.set("s1", "xianan")
     register(services[0].store, "k1", "s1", district="xianan")
     phone = Supervisor(mosquitto.url, "xianan")
     settings = MqttSettings(url=mosquitto.url, client_id="k1")

@@ -193,7 +193,7 @@ def test_register_provision_doctor_flow_acl_and_revoke(city: City) -> None:
     agent.start()
     try:
         agent.emit("test", {"note": "provisioned"})
-        wait_for(lambda: cloud.store.count_events() >= 2, what="events over TLS with the ACL")
+        wait_for(lambda: cloud.store.events.count() >= 2, what="events over TLS with the ACL")
     finally:
         agent.stop()
         cloud.stop()

@@ -35,13 +35,13 @@ def test_two_collectors_split_the_events(tmp_path: Path, mosquitto: Mosquitto) -
         for i in range(200):
             for a in agents:
                 a.emit("test", {"n": i})
-        wait_for(lambda: services[0].store.count_events() == 4 * 201, what="all events")
+        wait_for(lambda: services[0].store.events.count() == 4 * 201, what="all events")
         wait_for(lambda: all(a.outbox.stats().depth == 0 for a in agents), what="confirmed")
     finally:
         for a in agents:
             a.stop()
         counts = [s.collector.counters["events"] for s in services]
-        devices = services[0].store.devices()
+        devices = services[0].store.devices.list()
         for s in services:
             s.stop()
     assert all(c > 0 for c in counts), f"both collectors took a share: {counts}"

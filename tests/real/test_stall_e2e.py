@@ -106,7 +106,9 @@ def test_a_sale_from_scale_to_the_buyers_phone(
             what="the printed ticket",
         )
         assert decode(printer_file.read_bytes()).qr_native == [url.encode()]
-        wait_for(lambda: cloud.store.ticket(ticket["ticket_id"]), what="the ticket in the cloud")
+        wait_for(
+            lambda: cloud.store.tickets.get(ticket["ticket_id"]), what="the ticket in the cloud"
+        )
 
         ARTIFACTS.mkdir(exist_ok=True)
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
@@ -143,7 +145,7 @@ def test_a_sale_from_scale_to_the_buyers_phone(
         assert status == 200 and j["status"] == "genuine" and j["ticket"] == ticket
 
         def heartbeat_counters() -> dict[str, int] | None:
-            st = cloud.store.devices()[0]["last_status"] or {}
+            st = cloud.store.devices.list()[0]["last_status"] or {}
             c = st.get("counters", {})
             return c if c.get("printer_jobs") else None
 

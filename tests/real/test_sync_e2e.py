@@ -32,7 +32,7 @@ def assert_exactly_once(store: Store, device: str, expected: int) -> None:
     seqs = sorted(r["seq"] for r in rows)
     assert len({r["id"] for r in rows}) == len(rows) == expected
     assert seqs == list(range(1, expected + 1)), "every sequence number once, no gaps"
-    dev = next(d for d in store.devices() if d["device"] == device)
+    dev = next(d for d in store.devices.list() if d["device"] == device)
     assert dev["missing"] == 0 and dev["events"] == expected
 
 
@@ -80,8 +80,10 @@ def test_events_arrive_once_over_mqtt5(
     finally:
         agent.stop()
     assert_exactly_once(cloud.store, "kitchen-1", 501)
-    wait_for(lambda: cloud.store.devices()[0]["state"] == "offline", what="offline status at stop")
-    assert cloud.store.devices()[0]["state_reason"] == "stop"
+    wait_for(
+        lambda: cloud.store.devices.list()[0]["state"] == "offline", what="offline status at stop"
+    )
+    assert cloud.store.devices.list()[0]["state_reason"] == "stop"
 
 
 def test_broker_restart_midstream_loses_nothing(
@@ -125,7 +127,7 @@ def test_edge_killed_midstream_resends_after_restart(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         # the killed agent's last will marks it offline
-        wait_for(lambda: cloud.store.devices()[0]["state_reason"] == "will", what="last will")
+        wait_for(lambda: cloud.store.devices.list()[0]["state_reason"] == "will", what="last will")
         proc = spawn("edge.cli", "run", "--config", str(conf), log=tmp_path / "edge.log")
         producer.done.wait(60)
         # two device_started events: one per agent start
@@ -184,7 +186,7 @@ def test_heartbeat_reports_outbox_and_counters(
     try:
 
         def heartbeat() -> dict | None:
-            devs = cloud.store.devices()
+            devs = cloud.store.devices.list()
             st = devs[0]["last_status"] if devs else None
             return st if st and st["state"] == "online" and "outbox" in st else None
 

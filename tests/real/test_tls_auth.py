@@ -67,7 +67,7 @@ def test_tls_with_password_from_a_credential_file(
     try:
         assert cloud.collector.connected.wait(10)
         agent.emit("test", {"note": "over TLS"})
-        wait_for(lambda: cloud.store.count_events() == 2, what="events over TLS")
+        wait_for(lambda: cloud.store.events.count() == 2, what="events over TLS")
         wait_for(lambda: agent.outbox.stats().depth == 0, what="confirmation over TLS")
     finally:
         agent.stop()

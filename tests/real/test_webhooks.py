@@ -74,7 +74,7 @@ class Clock:
 def setup(tmp_path: Path, bots: list[WebhookSettings]) -> Store:
     settings = AlertSettings(webhooks=bots)
     store = Store(tmp_path / "c.db", engine=AlertEngine(settings, "http://web"))
-    store.set_site("s1", "xianan")
+    store.sites.set("s1", "xianan")
     register(store, "k1", "s1", district="xianan")
     return store
 
@@ -103,7 +103,7 @@ def test_a_burst_keeps_the_limit_and_drops_nothing(tmp_path: Path) -> None:
     assert all(n <= 5 for n in sent_per_minute), sent_per_minute
     text = bot.alerts_received()
     assert all(f"cam{i} " in text for i in range(40)), "every alert forwarded, none dropped"
-    assert store.pending_webhooks("wecom1", 100) == []
+    assert store.webhooks.pending("wecom1", 100) == []
     assert len(bot.requests) < 40 and fw.counters["webhook_merged"] > 0, "merged, not queued"
     assert all(len(r["body"]["markdown"]["content"].encode()) <= 4096 for r in bot.requests)
 
@@ -149,7 +149,7 @@ def test_bots_filter_by_severity_and_district(tmp_path: Path) -> None:
             ev("violation", violation("cam2"), 2),
         ],
     )  # critical
-    assert [a for _, a, _ in store.pending_webhooks("c", 10)] and len(
-        store.pending_webhooks("c", 10)
+    assert [a for _, a, _ in store.webhooks.pending("c", 10)] and len(
+        store.webhooks.pending("c", 10)
     ) == 1
-    assert store.pending_webhooks("d", 10) == []
+    assert store.webhooks.pending("d", 10) == []

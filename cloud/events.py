@@ -1,0 +1,100 @@
+"""Events stored once each: what a batch brings that is new, the insert, the per-device counts
+and the sequence ranges (``cloud.ranges``), and what the CLI reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cloud.batch import WriteResult
+from cloud.db import Conn, Db
+from cloud.ranges import add_seqs, select_in
+from shared.models import Envelope
+
+
+class Events:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    @staticmethod
+    def new(conn: Conn, events: list[Envelope]) -> list[Envelope]:
+        """The events of a batch not stored before, once each (a redelivery raises no alert
+        twice and is not inserted again)."""
+        if not events:
+            return []
+        ids = [str(e.id) for e in events]
+        seen = {r[0] for r in select_in(conn, "SELECT id FROM events", "id", ids)}
+        fresh: dict[str, Envelope] = {}
+        for e in events:
+            if str(e.id) not in seen:
+                fresh.setdefault(str(e.id), e)
+        return list(fresh.values())
+
+    def add(
+        self, conn: Conn, events: list[Envelope], new: list[Envelope], now: float, res: WriteResult
+    ) -> None:
+        """Insert ``new`` (the events of ``events`` not stored before) and count the rest as
+        duplicates; the devices' rows exist already (``Devices.touch``)."""
+        if not events:
+            return
+        by_device: dict[str, list[Envelope]] = {}
+        for env in events:
+            by_device.setdefault(env.device, []).append(env)
+        conn.executemany(
+            "INSERT INTO events (id, device, site, seq, ts, kind, data, received)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            [
+                (
+                    str(e.id),
+                    e.device,
+                    e.site,
+                    e.seq,
+                    e.ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    e.kind,
+                    json.dumps(e.data, ensure_ascii=False, separators=(",", ":")),
+                    now,
+                )
+                for e in new
+            ],
+        )
+        fresh: dict[str, int] = {}
+        for e in new:
+            fresh[e.device] = fresh.get(e.device, 0) + 1
+        counts = []
+        for device, envs in by_device.items():
+            inserted = fresh.get(device, 0)
+            res.inserted += inserted
+            res.duplicates += len(envs) - inserted
+            top = max(e.seq for e in envs)
+            counts.append((inserted, len(envs) - inserted, top, top, device))
+        conn.executemany(
+            "UPDATE devices SET events = events + ?, duplicates = duplicates + ?,"
+            " max_seq = CASE WHEN max_seq > ? THEN max_seq ELSE ? END WHERE device = ?",
+            counts,
+        )
+        res.new_gaps = add_seqs(conn, {d: [e.seq for e in envs] for d, envs in by_device.items()})
+
+    def list(
+        self, device: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if device:
+            where.append("device = ?")
+            params.append(device)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY received DESC, device, seq DESC LIMIT ?"
+        rows = self.db.query(sql, (*params, limit))
+        for r in rows:
+            r["data"] = json.loads(r["data"])
+        return rows
+
+    def count_events(self) -> int:
+        return int(self.db.query("SELECT count(*) AS n FROM events")[0]["n"])
+
+    def count(self) -> int:
+        return int(self.db.query("SELECT count(*) AS n FROM events")[0]["n"])
