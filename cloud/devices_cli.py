@@ -164,6 +164,34 @@ def register(
             click.echo(f"broker user {user}, password (shown once; no [mqtt] password_file):")
             click.echo(password)
 
+    @broker.command("config")
+    @config_option
+    @click.option(
+        "--dest",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write it here (e.g. /etc/mosquitto/conf.d/shian.conf) instead of printing it.",
+    )
+    def broker_config(config_path: Path | None, dest: Path | None) -> None:
+        """Mosquitto's config for this collector: no anonymous access, the password and ACL
+        files of broker_dir, TLS from <data_dir>/tls (broker certs), the collector's own
+        listener on 127.0.0.1.
+
+        Example: shian-cloud broker config --dest /etc/mosquitto/conf.d/shian.conf
+        """
+        from shared.units import render_unit
+
+        cfg = get_config(config_path)
+        text = render_unit(
+            "mosquitto/shian.conf",
+            broker_dir=str(cfg.provisioning.broker_dir),
+            tls_dir=str(cfg.data_dir / "tls"),
+        )
+        if dest is None:
+            click.echo(text, nl=False)
+            return
+        dest.write_text(text)
+        click.echo(f"{dest} written; next: systemctl restart mosquitto")
+
     @broker.command("certs")
     @config_option
     @click.option(

@@ -9,15 +9,19 @@ import re
 import signal
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tomli_w
+from paho.mqtt.enums import MQTTProtocolVersion
 
-from tests.conftest import wait_for, write_toml
+from shared import topics
+from shared.config import MqttSettings
+from shared.ids import uuid7
+from shared.mqtt import make_client
+from tests.conftest import wait_for
 from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.wheel import ROOT, Install, build_wheel, install
 
@@ -144,66 +148,94 @@ def test_the_installers_commands_on_a_box(
     assert f"ExecStart={edge.bin / 'shian-edge'} run --config {conf}" in unit
 
 
-@pytest.fixture
-def collector_conf(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Path, int]]:
-    port = free_port()
-    yield (
-        write_toml(
-            tmp_path / "cloud.toml",
+def test_the_installers_path_on_the_cloud(cloud: Install, tmp_path: Path) -> None:
+    """docs/installing.md's cloud steps from the installed package, in a shell elsewhere:
+    the TLS files, the collector's broker login, Mosquitto's config (run here as written,
+    on free ports), the service units, a box registered, the collector started; a box's event
+    over TLS with its own login reaches the store."""
+    data, web, tls_port, local = tmp_path / "cloud", free_port(), free_port(), free_port()
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(
+        tomli_w.dumps(
             {
-                "data_dir": str(tmp_path / "cloud"),
-                "mqtt": {"url": mosquitto.url},
-                "web": {"port": port},
-            },
-        ),
-        port,
+                "data_dir": str(data),
+                "mqtt": {
+                    "url": f"mqtt://127.0.0.1:{local}",
+                    "username": "shian-collector",
+                    "password_file": str(data / "collector_password"),
+                },
+                "web": {"port": web},
+                "provisioning": {
+                    "device_broker_url": f"mqtts://127.0.0.1:{tls_port}",
+                    "ca_file": str(data / "tls" / "ca.pem"),
+                },
+            }
+        )
     )
-
-
-def test_the_installers_commands_on_the_cloud(
-    cloud: Install, tmp_path: Path, collector_conf: tuple[Path, int]
-) -> None:
-    conf, port = collector_conf
     site = tmp_path / "elsewhere"
     site.mkdir()
-    r = cloud.run("shian-cloud", "broker", "init", "--config", str(conf), cwd=site)
-    assert (tmp_path / "cloud" / "broker" / "acl").exists(), "in data_dir, not the cwd"
-    r = cloud.run(
-        "shian-cloud", "broker", "certs", "--host", "127.0.0.1", "--config", str(conf), cwd=site
+
+    def shian(*args: str) -> str:
+        return cloud.run("shian-cloud", *args, "--config", str(conf), cwd=site).stdout
+
+    shian("broker", "certs", "--host", "127.0.0.1")
+    assert "(0600)" in shian("broker", "init")
+    shian("broker", "config", "--dest", str(tmp_path / "shian.conf"))
+    mosquitto_conf = (tmp_path / "shian.conf").read_text()
+    assert f"password_file {data}/broker/passwd" in mosquitto_conf
+    # the config as written, on this test's ports and without the system's persistence
+    ours = (
+        mosquitto_conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1")
+        .replace("listener 1883 127.0.0.1", "")
+        .replace("persistence true", "")
+        .replace("persistence_location /var/lib/mosquitto/", "")
     )
-    assert (tmp_path / "cloud" / "tls" / "server.pem").exists(), r.stdout
-    r = cloud.run(
-        "shian-cloud",
-        "install-service",
-        "--dest",
-        str(tmp_path / "units"),
-        "--no-enable",
-        "--user",
-        "nobody",
-        "--config",
-        str(conf),
-        cwd=site,
-    )
-    assert (tmp_path / "units" / "shian-broker-reload.path").exists()
+    broker = Mosquitto(tmp_path / "mosquitto", port=local, anonymous=False, extra=ours).start()
+    shian("install-service", "--dest", str(tmp_path / "units"), "--no-enable", "--user", "nobody")
     text = (tmp_path / "units" / "shian-cloud.service").read_text()
     assert not re.search(r"@[A-Z_]+@", text), "every placeholder filled"
+    shian("devices", "add", "k1", "--site", "canteen-001", "--district", "x", "--role", "kitchen")
+    bundle = json.loads((data / "bundles" / "k1.json").read_text())
+    assert broker.proc is not None  # what shian-broker-reload.path does on a real machine:
+    broker.proc.send_signal(signal.SIGHUP)  # Mosquitto re-reads the password and ACL files
+    log = (tmp_path / "collector.log").open("wb")  # a pipe nobody reads could block it
     proc = subprocess.Popen(
         [str(cloud.bin / "shian-cloud"), "run", "--config", str(conf)],
         cwd=site,
         env=cloud.env(),
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     try:
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as rsp:
-                    return bool(rsp.status == 200)
-            except OSError:
-                return False
-
-        wait_for(healthy, what="the installed collector's /healthz")
+        settings = MqttSettings(
+            url=bundle["mqtt"]["url"],
+            username="k1",
+            password=bundle["mqtt"]["password"],
+            ca_file=data / "tls" / "ca.pem",
+        )
+        event = {
+            "v": 1, "id": str(uuid7()), "device": "k1", "site": "canteen-001", "seq": 1,
+            "ts": "2026-11-30T08:00:00.000Z", "kind": "test", "data": {"note": "installed"},
+        }  # fmt: skip
+        client = make_client(settings, "k1", MQTTProtocolVersion.MQTTv5)
+        client.connect("127.0.0.1", tls_port)
+        client.loop_start()
+        wait_for(lambda: healthy(web), what="the installed collector's /healthz")
+        wait_for(client.is_connected, what="the box's TLS session with its own login")
+        batch = json.dumps({"v": 1, "events": [event]})
+        client.publish(topics.events("k1"), batch, qos=1).wait_for_publish(10)
+        wait_for(lambda: "installed" in shian("events", "list", "--json"), what="the event")
+        client.disconnect()
+        client.loop_stop()
         assert not list(site.iterdir()), "nothing made in the directory it was started from"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+        broker.stop()
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as rsp:
+            return bool(rsp.status == 200)
+    except OSError:
+        return False
