@@ -79,8 +79,10 @@ def test_every_installing_command_exists() -> None:
         for block in re.findall(r"```sh\n(.*?)```", text, re.S)
         for ln in block.splitlines()
     ]
+    # as the installer types them, with or without sudo
+    lines = [ln.removeprefix("sudo -u shian ").removeprefix("sudo ") for ln in lines]
     commands = [ln.split("#")[0].strip() for ln in lines if ln.startswith("shian-")]
-    assert len(commands) >= 10
+    assert len(commands) >= 15
     for line in commands:
         argv = shlex.split(line)
         main = edge_main if argv[0] == "shian-edge" else cloud_main
@@ -94,7 +96,7 @@ def test_every_installing_command_exists() -> None:
         assert words, f"{line}: no such command"
         r = CliRunner().invoke(main, [*words, "--help"])
         assert r.exit_code == 0, line
-        opts = {o for p in group.params for o in getattr(p, "opts", [])}
+        opts = {o for p in group.params for o in [*p.opts, *getattr(p, "secondary_opts", [])]}
         for word in argv[1:]:
             if word.startswith("--"):
                 assert word in opts, f"{line}: {word} is not an option of {' '.join(words)}"

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.real
 
 
 def assert_exactly_once(store: Store, device: str, expected: int) -> None:
-    rows = store._rows("SELECT id, seq FROM events WHERE device = ?", (device,))
+    rows = store.db.query("SELECT id, seq FROM events WHERE device = ?", (device,))
     seqs = sorted(r["seq"] for r in rows)
     assert len({r["id"] for r in rows}) == len(rows) == expected
     assert seqs == list(range(1, expected + 1)), "every sequence number once, no gaps"
