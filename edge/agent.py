@@ -121,7 +121,14 @@ class Agent:
         trial = self.updates.trial()
         if trial is not None:
             fail = lambda: self.request_exit(1)  # noqa: E731
-            self.trial = Trial(self.updates, trial, self._healthy, self.updater.record, fail)
+            self.trial = Trial(
+                self.updates,
+                trial,
+                self._healthy,
+                self.updater.record,
+                fail,
+                self.updater.settled.set,
+            )
             self.trial.start()
         if self.stall is not None:
             self.stall.start()

@@ -17,6 +17,7 @@ from edge.updates.launch import prepare
 from edge.updates.overlay import load_edge, merge, patched
 from edge.updates.state import UpdateState
 from shared.updates import Update, UpdateRefused, public_key, sign, verify
+from tests.conftest import wait_for
 
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = public_key(base64.b64encode(KEY.public_key().public_bytes_raw()).decode())
@@ -121,3 +122,36 @@ def test_a_staged_update_is_put_on_trial_and_rolled_back_if_the_agent_stops(
     (report,) = state.reports()
     assert report["outcome"] == "rolled_back" and report["update"] == "a" * 32
     assert prepare(tmp_path) == "", "nothing more to do"
+
+
+def test_an_update_that_comes_during_a_trial_waits_for_its_end(tmp_path: Path) -> None:
+    """Staging it would restart the agent and so roll the trial back."""
+    from edge.config import EdgeConfig
+    from edge.store.outbox import Outbox
+    from edge.updates.receive import Updater
+
+    conf = box(tmp_path)
+    cfg = EdgeConfig.model_validate(
+        {
+            "device": "k1",
+            "site": "s1",
+            "data_dir": str(tmp_path / "var"),
+            "fleet": {"public_key": base64.b64encode(KEY.public_key().public_bytes_raw()).decode()},
+        }
+    )
+    state = UpdateState(cfg.data_dir)
+    state.set_trial({"update": update().model_dump(mode="json"), "previous": {}})
+    restarts: list[int] = []
+    outbox = Outbox(cfg.outbox_path, "k1", "s1")
+    updater = Updater(cfg, conf, outbox, lambda: restarts.append(1))
+    updater.start()
+    try:
+        updater.on_command("update", sign(KEY, update(id="c" * 32, n=2)))
+        assert not updater.settled.wait(1.0) and state.staged() is None and not restarts
+        updater.settled.set()  # the trial's update applied for good
+        wait_for(lambda: restarts, what="the update staged once the trial ended")
+        assert state.staged() is not None
+        assert state.staged()["update"]["id"] == "c" * 32
+    finally:
+        updater.stop()
+        outbox.close()

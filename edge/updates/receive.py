@@ -61,6 +61,12 @@ class Updater:
         self.state = UpdateState(cfg.data_dir)
         self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._seen_forged: set[str] = set()
+        self.settled = threading.Event()
+        """Set while no update is on trial: one that comes meanwhile waits for the trial's end
+        (staging it would restart the agent, and so roll the trial back)."""
+        if self.state.trial() is None:
+            self.settled.set()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shian-updates", daemon=True)
 
     # -- the thread ---------------------------------------------------------------------------
@@ -71,11 +77,15 @@ class Updater:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._q.put(None)
         self._thread.join(5)
 
     def _run(self) -> None:
         while (payload := self._q.get()) is not None:
+            while not self.settled.wait(0.5):
+                if self._stopping.is_set():
+                    return
             try:
                 self.take(payload)
             except Exception:  # never let an update stop the box
@@ -97,8 +107,8 @@ class Updater:
                 log.warning("update refused: %s", exc)
                 self.outbox.enqueue("update", self._unverified(payload, str(exc)))
             return "refused"
-        if update.n <= self.last_n():
-            return "ignored"
+        if update.n <= self.last_n() or self.state.staged() is not None:
+            return "ignored"  # handled already, or one is staged: it comes again after restart
         doc = update.model_dump(mode="json")
         try:
             staged = self.stage(update)

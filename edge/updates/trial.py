@@ -26,9 +26,13 @@ class Trial:
         healthy: Callable[[], bool],
         report: Callable[[dict[str, Any]], None],
         fail: Callable[[], None],
+        settled: Callable[[], None],
     ) -> None:
+        """``settled``: called once the update is applied for good (the updater may take the
+        next one)."""
         self.state, self.trial = state, trial
         self.healthy, self.report, self.fail = healthy, report, fail
+        self.settled = settled
         self.health_s = float(trial["update"]["health_s"])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shian-trial", daemon=True)
@@ -53,4 +57,5 @@ class Trial:
             return
         self.state.set_trial(None)
         self.report(outcome(update, "applied", f"healthy for {self.health_s:g} s"))
+        self.settled()
         log.info("update %s applied for good", update["id"])
