@@ -10,6 +10,7 @@ existing CA is kept: run it again to renew the server certificate or add a name.
 from __future__ import annotations
 
 import datetime as dt
+import grp
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ def _ca(folder: Path, days: int) -> tuple[x509.Certificate, ec.EllipticCurvePriv
         .sign(key, hashes.SHA256())
     )
     write_secret(key_path, _key_pem(key))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_secret(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert, key
 
 
@@ -78,6 +79,7 @@ def make_broker_certs(
     if not names:
         raise ValueError("give the broker's host name or address (--host)")
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # Mosquitto, as its own user, must reach its files here
     ca, ca_key = _ca(folder, max(days, 3650))
     alt: list[x509.GeneralName] = []
     for n in names:
@@ -105,5 +107,14 @@ def make_broker_certs(
     )
     # Mosquitto runs as its own user: its group may read the key, nobody else
     write_secret(out.server_key, _key_pem(key), 0o640, group)
-    out.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_secret(out.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return out  # no such group here (a test machine): the key stays its owner's
+    if out.server_key.stat().st_gid != gid:
+        raise PermissionError(
+            f"{out.server_key} could not be given to group {group}, so Mosquitto could not "
+            f"read it: run broker certs as root, or add this user to group {group}"
+        )
     return out

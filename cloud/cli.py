@@ -34,7 +34,13 @@ def _config(path: Path | None) -> CloudConfig:
         if not DEFAULT_PATH.exists():
             return CloudConfig()
         path = DEFAULT_PATH
-    return load_config(path, CloudConfig)
+    cfg = load_config(path, CloudConfig)
+    if cfg.mqtt is not None:  # a relative broker file is the config file's neighbour
+        for name in ("ca_file", "cert_file", "key_file", "password_file"):
+            value = getattr(cfg.mqtt, name)
+            if value is not None and not value.is_absolute():
+                setattr(cfg.mqtt, name, path.parent / value)
+    return cfg
 
 
 def _store(path: Path | None, create: bool = False) -> Any:

@@ -14,6 +14,7 @@ import click
 
 from edge.config import EdgeConfig
 from shared.clikit import json_option, load_config, print_rows
+from shared.redact import redact
 from shared.units import service_options
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -118,7 +119,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
         if done.backup is not None:
             click.echo(f"{path} changed; the one it replaces is kept as {done.backup}:")
             for line in done.diff:
-                click.echo(f"  {line}")
+                click.echo(f"  {redact(line)}")  # a camera URL's password stays off screen
         click.echo(f"{path} written; next: shian-edge doctor --config {path}")
         if not owner and os.geteuid() == 0:
             click.echo(

@@ -95,7 +95,11 @@ def _replace_config(path: Path, text: str, owner: tuple[int, int] | None) -> Pro
     backup = None
     diff: list[str] = []
     if old is not None and old != text:
-        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        stamp, n = time.strftime("%Y%m%d-%H%M%S"), 0
+        backup = path.with_name(f"{path.name}.{stamp}.bak")
+        while backup.exists():  # provisioned twice in one second: keep both
+            n += 1
+            backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
         _write(backup, old, 0o600, owner)
         diff = list(
             difflib.unified_diff(

@@ -11,6 +11,8 @@ fsync per transaction, whose cost batching amortises (see docs/durability.md).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -22,6 +24,10 @@ def open_db(path: Path | str, *, busy_timeout_ms: int = 10_000) -> sqlite_utils.
     usable from several threads under the caller's own lock."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # made 0600 whatever the umask (an operator's command run by hand): it holds people's
+        # names and health checks; SQLite gives its -wal and -shm files the same mode
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(
         str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
     )

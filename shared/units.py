@@ -27,7 +27,7 @@ def render_unit(
         raise click.ClickException(
             f"no unit template {name} in {units_dir()}: reinstall the shian package"
         ) from None
-    values = {"EXECUTABLE": executable, "CONFIG": config, "USER": user}
+    values = {"EXECUTABLE": executable, "CONFIG": config, "USER": user, "GROUP": _group_of(user)}
     values.update({k.upper(): v for k, v in extra.items()})
     for key, value in values.items():
         if "\n" in value:
@@ -42,12 +42,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 def ensure_user(user: str, groups: list[str], create: bool) -> str:
     """The service's user: checked, or made (a system user with no login) when ``create``.
     Returns what was done, for the installer to read."""
+    known = [g for g in groups if _group_exists(g)]
     try:
         pwd.getpwnam(user)
-        return f"user {user} exists"
     except KeyError:
         pass
-    known = [g for g in groups if _group_exists(g)]
+    else:
+        lacking = [g for g in known if user not in grp.getgrnam(g).gr_mem]
+        if not lacking:
+            return f"user {user} exists"
+        # an existing user is the installer's to change: say what it lacks, change nothing
+        return (
+            f"user {user} exists, but is not in {', '.join(lacking)}, which the service "
+            f"needs: sudo usermod -aG {','.join(lacking)} {user}"
+        )
     cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
     cmd += ["--groups", ",".join(known)] if known else []
     cmd.append(user)
@@ -58,6 +66,14 @@ def ensure_user(user: str, groups: list[str], create: bool) -> str:
         )
     subprocess.run(cmd, check=True, capture_output=True)
     return f"user {user} created ({' '.join(cmd)})"
+
+
+def _group_of(user: str) -> str:
+    """The user's own group (Debian's nobody has nogroup), or a group of its name."""
+    try:
+        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    except KeyError:
+        return user
 
 
 def _group_exists(name: str) -> bool:

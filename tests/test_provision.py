@@ -121,8 +121,11 @@ def test_provisioning_again_keeps_the_hand_edited_config_and_shows_the_change(
     assert "# the installer's note" in backup.read_text()
     assert oct(backup.stat().st_mode & 0o777) == "0o600"
     assert "-# the installer's note" in r.output and str(backup) in r.output
-    r = CliRunner().invoke(main, ["provision", *args])  # the same again: nothing to keep
-    assert len(list(etc.glob("edge.toml.*.bak"))) == 1 and "changed" not in r.output
+    camera = ["--camera-template", "hikvision", "--camera-host", "10.0.0.9", "--channels", "1"]
+    r = CliRunner().invoke(main, ["provision", *args, *camera, "--camera-password", "S3cret"])
+    assert "+source" in r.output and "S3cret" not in r.output, "the diff hides the password"
+    r = CliRunner().invoke(main, ["provision", *args, *camera, "--camera-password", "S3cret"])
+    assert len(list(etc.glob("edge.toml.*.bak"))) == 2 and "changed" not in r.output
 
 
 def test_provision_gives_the_files_to_the_service_user(tmp_path: Path) -> None:

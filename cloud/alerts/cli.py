@@ -27,10 +27,10 @@ def connect_client(cfg: Any, role: str) -> Any:
     from shared.mqtt import make_client, protocols
 
     s = cfg.broker()
-    client = make_client(s, f"{role}-{uuid.uuid4().hex[:8]}", protocols(s)[-1])
     try:
+        client = make_client(s, f"{role}-{uuid.uuid4().hex[:8]}", protocols(s)[-1])
         client.connect(s.host, s.port, s.keepalive_s)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # unreachable, or a CA or password file missing
         click.echo(f"error: cannot reach the broker at {s.url}: {exc}", err=True)
         sys.exit(1)
     client.loop_start()
@@ -75,9 +75,11 @@ def write_supervisor_config(cfg: Any, name: str, district: str, password: str) -
         f"username = {json.dumps(name)}",
         f"password = {json.dumps(password)}",
     ]
-    if p.ca_file is not None:
-        lines.append(f"ca_file = {json.dumps(str(p.ca_file))}")
-    path = cfg.data_dir / "supervisors" / f"{name}.toml"
+    folder = cfg.data_dir / "supervisors" / name
+    if p.ca_file is not None:  # theirs to keep beside it: the broker's CA, not a path here
+        write_secret(folder / "ca.pem", Path(p.ca_file).read_bytes(), 0o644)
+        lines.append('ca_file = "ca.pem"  # beside this file')
+    path = folder / f"{name}.toml"
     write_secret(path, "\n".join(lines) + "\n")
     return Path(path)
 
