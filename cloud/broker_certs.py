@@ -45,6 +45,12 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _ca(folder: Path, days: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     cert_path, key_path = folder / "ca.pem", folder / "ca.key"
+    if cert_path.exists() != key_path.exists():
+        raise ValueError(
+            f"{cert_path if cert_path.exists() else key_path} is here without its other half: "
+            "put the CA's key (or certificate) back to renew the broker's certificate (a new "
+            "CA would cut off every box that trusts the old one)"
+        )
     if cert_path.exists() and key_path.exists():
         key = serialization.load_pem_private_key(key_path.read_bytes(), None)
         assert isinstance(key, ec.EllipticCurvePrivateKey), "ca.key is not an EC key"

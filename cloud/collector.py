@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cloud.batch import DeadLetter, Snapshot, WriteResult
 from cloud.config import CloudConfig
@@ -254,11 +256,16 @@ class Collector:
         self._heard(time.time())
         self.publisher.attach(client)
         try:  # this thread never touches the database: a locked store must not end the session
-            next_clock = 0.0
+            next_clock, expiry = 0.0, None
+            if protocol == MQTTProtocolVersion.MQTTv5:  # a stopped collector's time expires
+                expiry = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                expiry.MessageExpiryInterval = int(3 * self.cfg.collector.clock_every_s)
             while not self._stop.is_set():
                 if time.monotonic() >= next_clock:  # boxes' doctor compares its clock with it
                     clock = json.dumps({"v": 1, "ts": round(time.time(), 3)})
-                    client.publish(topics.COLLECTOR_CLOCK, clock, qos=0, retain=True)
+                    client.publish(
+                        topics.COLLECTOR_CLOCK, clock, qos=0, retain=True, properties=expiry
+                    )
                     next_clock = time.monotonic() + self.cfg.collector.clock_every_s
                 try:
                     ev = events.get(timeout=0.2)
@@ -357,10 +364,13 @@ class Collector:
         try:
             if engine is not None:
                 self.store.in_transaction(lambda conn: engine.tick(conn, time.time()))
+        except Exception:
+            log.exception("alert tick failed")
+        try:  # apart: a rollout that fails never holds up the alerts, nor they it
             if fleet is not None:
                 self.store.in_transaction(lambda conn: fleet.tick(conn, time.time()))
         except Exception:
-            log.exception("alert or rollout tick failed")
+            log.exception("rollout tick failed")
         self.wake_publisher()
 
     def _write(self, batch: list[Incoming]) -> WriteResult | None:

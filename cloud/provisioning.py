@@ -144,7 +144,7 @@ class Registry:
                 "ca_pem": p.ca_file.read_text() if p.ca_file else None,
             },
             # updates the box will take are signed with this (docs/fleet.md)
-            "fleet_public_key": FleetKey(self.cfg.data_dir / "fleet").public_b64(),
+            "fleet_public_key": FleetKey(self.cfg.data_dir / "fleet").public_b64(create=True),
         }
         if key is not None:
             bundle["ticket_key"], bundle["ticket_key_id"] = key.hex(), ident.key_id

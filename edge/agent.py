@@ -115,10 +115,16 @@ class Agent:
             self.emit("device_started", {"version": __version__, "pending": pending})
         except OutboxError as exc:  # a full disk: run anyway, send the backlog, say so
             log.error("%s; running with what is queued", exc)
-        self._report_updates()
+        try:
+            self._report_updates()
+        except (OutboxError, sqlite3.Error) as exc:  # a full disk: they wait in report.json
+            log.error("update outcomes not queued yet: %s", exc)
         self.sync.start()
         self.updater.start()
         trial = self.updates.trial()
+        if trial is None and self.updates.staged() is not None:
+            log.warning("an update is staged but not applied: restarting to apply it")
+            self.request_restart()
         if trial is not None:
             fail = lambda: self.request_exit(1)  # noqa: E731
             self.trial = Trial(

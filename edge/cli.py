@@ -93,7 +93,9 @@ def config_validate(config_path: Path) -> None:
 
     Example: sudo -u shian shian-edge config validate --config /etc/shian/edge.toml
     """
-    cfg = load_config(config_path, EdgeConfig)
+    from edge.updates.overlay import load_or_exit
+
+    cfg = load_or_exit(config_path)  # with what the cloud pushed over it
     problems = unreadable_files(cfg)
     for line in problems:
         click.echo(f"config error: {config_path}: {line}", err=True)

@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from edge.config import EdgeConfig
-from shared.clikit import json_option, load_config, print_rows
+from shared.clikit import json_option, print_rows
 from shared.redact import redact
 from shared.units import service_options
 
@@ -144,8 +143,9 @@ def register(main: click.Group, config_option: Decorator) -> None:
         Example: shian-edge doctor --config /etc/shian/edge.toml
         """
         from edge.doctor import run
+        from edge.updates.overlay import load_or_exit
 
-        cfg = load_config(config_path, EdgeConfig)
+        cfg = load_or_exit(config_path)  # as the agent runs it
         checks = run(cfg, lambda what: click.echo(f"checking {what} ...", err=True), print_ticket)
         rows = [c.as_json() for c in checks]
         if as_json:

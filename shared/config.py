@@ -166,6 +166,14 @@ def validate(raw: dict[str, object], model: type[M], source: str = "<config>", t
         raise ConfigError(problems) from None
 
 
+ENV_OVERRIDES = {
+    "password_file": "SHIAN_MQTT_PASSWORD",
+    "ticket_key_file": "SHIAN_TICKET_KEY",
+    "token_file": "SHIAN_DISPLAY_TOKEN",
+}
+"""A file field's variable: set, the file is not read."""
+
+
 def unreadable_files(cfg: BaseModel, where: str = "") -> list[str]:
     """Each ``*_file`` the config names that does not exist or this user cannot read (a pid
     file is the broker's to write, so it is left out): a missing CA is found by ``config
@@ -180,6 +188,8 @@ def unreadable_files(cfg: BaseModel, where: str = "") -> list[str]:
                 if isinstance(item, BaseModel):
                     problems += unreadable_files(item, f"{at}[{i}].")
         elif isinstance(value, Path) and name.endswith("_file") and not name.endswith("pid_file"):
+            if os.environ.get(ENV_OVERRIDES.get(name, "-")) or "%d" in str(value):
+                continue  # given by the environment, or a systemd credential (%d/...)
             if not value.is_file():
                 problems.append(f"{at}: {value} does not exist (or is not a file)")
             elif not os.access(value, os.R_OK):

@@ -155,3 +155,23 @@ def test_an_update_that_comes_during_a_trial_waits_for_its_end(tmp_path: Path) -
     finally:
         updater.stop()
         outbox.close()
+
+
+def test_a_committed_trial_is_reported_applied_and_a_stale_stage_is_dropped(
+    tmp_path: Path,
+) -> None:
+    state = UpdateState(tmp_path)
+    doc = update().model_dump(mode="json")
+    # healthy, then the disk refused its report: the next start sends it, rolls nothing back
+    state.set_trial({"update": doc, "previous": {"overlay": None, "release": None},
+                     "committed": True})  # fmt: skip
+    state.set_overlay("[sync]\nheartbeat_s = 9\n")
+    assert prepare(tmp_path) == ""
+    assert state.overlay_text() == "[sync]\nheartbeat_s = 9\n" and state.trial() is None
+    assert [r["outcome"] for r in state.reports()] == ["applied"]
+    # a power cut inside a start, after the trial was written but before the stage was
+    # cleared: the rollback drops that stage too, so it is not applied a second time
+    state.set_staged({"update": doc, "overlay": "[sync]\nheartbeat_s = 3\n"})
+    state.set_trial({"update": doc, "previous": {"overlay": None, "release": None}})
+    assert prepare(tmp_path) == "rolled back"
+    assert state.staged() is None and prepare(tmp_path) == ""

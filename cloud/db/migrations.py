@@ -114,7 +114,7 @@ CREATE TABLE IF NOT EXISTS fleet_updates (
     id TEXT PRIMARY KEY, rollout TEXT NOT NULL, device TEXT NOT NULL, n INTEGER NOT NULL,
     kind TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
     version TEXT NOT NULL DEFAULT '', sent REAL NOT NULL, updated REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS fleet_updates_device ON fleet_updates(device, n);
+CREATE UNIQUE INDEX IF NOT EXISTS fleet_updates_device ON fleet_updates(device, n);
 CREATE INDEX IF NOT EXISTS fleet_updates_rollout ON fleet_updates(rollout)
 """
 

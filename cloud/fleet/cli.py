@@ -13,7 +13,7 @@ from typing import Any, cast
 import click
 
 from shared.clikit import json_option, print_rows
-from shared.updates import Kind
+from shared.updates import Kind, SoftwareUpdate
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 WHEEL = re.compile(r"^shian-([0-9][0-9A-Za-z.+]*)-py3-none-any\.whl$")
@@ -68,13 +68,14 @@ def register(
     @fleet.command("key")
     @config_option
     def fleet_key(config_path: Path | None) -> None:
-        """Print the fleet's public key (boxes get it in their bundles).
+        """Print the fleet's public key (made if there is none; boxes get it in their
+        bundles).
 
         Example: shian-cloud fleet key
         """
         from cloud.fleet.keys import FleetKey
 
-        click.echo(FleetKey(get_config(config_path).data_dir / "fleet").public_b64())
+        click.echo(FleetKey(get_config(config_path).data_dir / "fleet").public_b64(create=True))
 
     @fleet.command("push")
     @config_option
@@ -164,6 +165,10 @@ def register(
                 m = WHEEL.match(software.name)
                 if m is None:
                     raise click.BadParameter(f"{software.name} is not a shian wheel")
+                SoftwareUpdate.model_validate(  # its version checked before its file is kept
+                    {"version": m.group(1), "wheel": {"name": software.name, "sha256": "0" * 64,
+                                                      "size": 0}}
+                )  # fmt: skip
                 part = {"version": m.group(1), "wheel": files.add(software).model_dump()}
         except (tomllib.TOMLDecodeError, FileNotFoundError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -178,6 +183,26 @@ def register(
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"rollout {rid}: {kind} for {len(targets)} boxes, stages {stages}")
+
+    @fleet.command("halt")
+    @click.argument("rollout")
+    @config_option
+    def fleet_halt(rollout: str, config_path: Path | None) -> None:
+        """Stop a rollout: boxes that have not taken its update yet will not.
+
+        Example: shian-cloud fleet halt 28c9e1cf4cac44bba276cee72bc68b29
+        """
+        from cloud.fleet.rollouts import Rollouts
+
+        store = get_store(config_path)
+        fleet_ = Rollouts(get_config(config_path))
+        try:
+            store.in_transaction(
+                lambda conn: fleet_.halt(conn, rollout, "halted by hand", time.time())
+            )
+        except ValueError:
+            raise click.ClickException(f"no rollout {rollout}") from None
+        click.echo(f"rollout {rollout}: halted")
 
     @fleet.command("status")
     @config_option

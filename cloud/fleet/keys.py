@@ -18,7 +18,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.secretfiles import write_secret
 from shared.updates import FileRef
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -28,22 +27,42 @@ class FleetKey:
     def __init__(self, fleet_dir: Path) -> None:
         self.path = fleet_dir / "signing.key"
 
-    def private(self) -> Ed25519PrivateKey:
-        """The key, made on first use."""
-        if not self.path.exists():
-            key = Ed25519PrivateKey.generate()
-            raw = key.private_bytes(
-                serialization.Encoding.Raw,
-                serialization.PrivateFormat.Raw,
-                serialization.NoEncryption(),
-            )
-            write_secret(self.path, base64.b64encode(raw).decode() + "\n")
-        raw = base64.b64decode(self.path.read_text().strip())
+    def private(self, create: bool = False) -> Ed25519PrivateKey:
+        """The key. Made only when ``create`` (registering a box, ``fleet key``): one made
+        anywhere else would replace a lost key silently, and every box would then refuse
+        every update."""
+        if create:
+            self._create()
+        try:
+            raw = base64.b64decode(self.path.read_text().strip())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"no fleet key at {self.path}: the boxes hold one that is not here; restore it "
+                "from a backup (or make one with shian-cloud fleet key, then provision every "
+                "box again)"
+            ) from None
         return Ed25519PrivateKey.from_private_bytes(raw)
 
-    def public_b64(self) -> str:
+    def _create(self) -> None:
+        """Once: a second process that races here keeps the first one's key."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        raw = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(raw).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def public_b64(self, create: bool = False) -> str:
         raw = (
-            self.private()
+            self.private(create)
             .public_key()
             .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         )

@@ -28,7 +28,8 @@ from shared import topics
 from shared.models import Envelope
 from shared.updates import Kind, Update, sign
 
-FINAL = ("applied", "rolled_back", "refused")
+FINAL = ("applied", "rolled_back", "refused", "superseded", "withdrawn")
+"""A box whose update is in one of these is done with it; the stage may move on."""
 FAILED = ("rolled_back", "refused")
 
 
@@ -56,6 +57,7 @@ class Rollouts:
         ``targets``; its first stage is queued at once. Returns its id."""
         if not targets:
             raise ValueError("no box to update")
+        conn.lock("fleet")  # collectors sharing a database: one at a time
         if not stages or stages != sorted(stages) or stages[-1] > 100 or stages[0] < 1:
             raise ValueError(f"stages must rise from 1 to at most 100 per cent, not {stages}")
         order = list(targets)
@@ -81,7 +83,10 @@ class Rollouts:
         return rid
 
     def _rollout(self, conn: Conn, rid: str) -> dict[str, Any]:
-        (r,) = fetch(conn, "SELECT * FROM fleet_rollouts WHERE id = ?", (rid,))
+        found = fetch(conn, "SELECT * FROM fleet_rollouts WHERE id = ?", (rid,))
+        if not found:
+            raise ValueError(f"no rollout {rid}")
+        r = found[0]
         for k in ("part", "targets", "stages"):
             r[k] = json.loads(r[k])
         return r
@@ -107,6 +112,13 @@ class Rollouts:
             (last,) = conn.execute(
                 "SELECT coalesce(max(n), 0) FROM fleet_updates WHERE device = ?", (device,)
             ).fetchone()
+            # an older update the box has not taken is replaced by this one (retained: the
+            # box only ever sees the newest, and takes only a higher number)
+            conn.execute(
+                "UPDATE fleet_updates SET state = 'superseded', updated = ?"
+                " WHERE device = ? AND state = 'sent'",
+                (now, device),
+            )
             update = Update(
                 id=uuid.uuid4().hex,
                 rollout=r["id"],
@@ -147,6 +159,7 @@ class Rollouts:
     def tick(self, conn: Conn, now: float) -> None:
         """Move running rollouts on: halt one with too many failures, else send its next
         stage once every box reached so far has applied the update."""
+        conn.lock("fleet")
         running = conn.execute("SELECT id FROM fleet_rollouts WHERE state = 'running'").fetchall()
         for (rid,) in running:
             r = self._rollout(conn, rid)
@@ -160,7 +173,7 @@ class Rollouts:
                 self._halt(
                     conn, r, states, f"{len(failed)} boxes failed: {', '.join(failed[:5])}", now
                 )
-            elif all(states.get(d) == "applied" for d in self._reached(r)):
+            elif all(states.get(d) in FINAL for d in self._reached(r)):
                 if r["stage"] + 1 < len(r["stages"]):
                     conn.execute(
                         "UPDATE fleet_rollouts SET stage = stage + 1, updated = ? WHERE id = ?",
@@ -173,11 +186,21 @@ class Rollouts:
                         (now, rid),
                     )
 
+    def halt(self, conn: Conn, rid: str, why: str, now: float) -> None:
+        """Stop a rollout by hand (``fleet halt``): what boxes have not taken is withdrawn."""
+        conn.lock("fleet")
+        r = self._rollout(conn, rid)
+        states = dict(
+            conn.execute("SELECT device, state FROM fleet_updates WHERE rollout = ?", (rid,))
+        )
+        self._halt(conn, r, states, why, now)
+
     def _halt(
         self, conn: Conn, r: dict[str, Any], states: dict[str, str], why: str, now: float
     ) -> None:
         for device, state in states.items():
-            if state == "sent":  # not taken yet: withdrawn
+            if state == "sent":  # not taken yet: withdrawn (a later update would be 'superseded'
+                # this one, so the box's retained message is still this rollout's)
                 queue_message(conn, update_topic(device), "", now, retain=True)
                 conn.execute(
                     "UPDATE fleet_updates SET state = 'withdrawn', updated = ?"

@@ -34,7 +34,14 @@ def prepare(data_dir: Path) -> str:
     """Roll back a failed trial, or apply a staged update; returns what it did."""
     st = UpdateState(data_dir)
     trial = st.trial()
+    if trial is not None and trial.get("committed"):  # healthy, its report not yet sent
+        st.add_report(outcome(trial["update"], "applied", "healthy for its set time"))
+        st.set_trial(None)
+        trial = None
     if trial is not None:
+        staged = st.staged()
+        if staged is not None and staged["update"]["id"] == trial["update"]["id"]:
+            st.set_staged(None)  # a power cut inside the last start: applied, not cleared
         previous = trial["previous"]
         st.set_overlay(previous["overlay"])
         st.set_release(previous["release"])

@@ -61,3 +61,21 @@ def patched(path: Path, overlay: str | None, patch: dict[str, Any]) -> str:
     except ConfigError as exc:
         raise ValueError("; ".join(exc.problems)) from None
     return text
+
+
+def load_or_exit(path: Path) -> EdgeConfig:
+    """For the commands: the config as the agent runs it, or exit 2 with one line per problem
+    (the installer's file checked first, so its own lines are named)."""
+    import sys
+
+    import click
+
+    from shared.clikit import load_config
+
+    load_config(path, EdgeConfig)
+    try:
+        return load_edge(path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(f"config error: {line}", err=True)
+        sys.exit(2)

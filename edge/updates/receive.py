@@ -49,6 +49,14 @@ def outcome(update: dict[str, Any], what: str, detail: str = "") -> dict[str, An
     }
 
 
+class FetchFailed(UpdateRefused):
+    """The network failed, not the update: it is tried again later."""
+
+
+RETRIES_S = (5.0, 15.0, 60.0, 300.0)
+"""Waits before each new try of an update whose files could not be fetched."""
+
+
 class Updater:
     def __init__(
         self,
@@ -61,6 +69,7 @@ class Updater:
         self.state = UpdateState(cfg.data_dir)
         self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._seen_forged: set[str] = set()
+        self._tries: dict[str, int] = {}
         self.settled = threading.Event()
         """Set while no update is on trial: one that comes meanwhile waits for the trial's end
         (staging it would restart the agent, and so roll the trial back)."""
@@ -112,6 +121,17 @@ class Updater:
         doc = update.model_dump(mode="json")
         try:
             staged = self.stage(update)
+        except FetchFailed as exc:
+            tries = self._tries.get(update.id, 0)
+            if tries < len(RETRIES_S):
+                self._tries[update.id] = tries + 1
+                log.warning("update %s: %s; trying again in %g s", update.id, exc, RETRIES_S[tries])
+                timer = threading.Timer(RETRIES_S[tries], self._q.put, [payload])
+                timer.daemon = True
+                timer.start()
+                return "retrying"
+            self.record(outcome(doc, "refused", str(exc)))
+            return "refused"
         except (UpdateRefused, ValueError, OSError, subprocess.CalledProcessError) as exc:
             log.warning("update %s refused: %s", update.id, exc)
             self.record(outcome(doc, "refused", str(exc)))
@@ -204,9 +224,12 @@ class Updater:
     def _release(self, version: str, wheel: Path) -> str:
         """The release's wheel installed beside the others (its own dependencies are the
         installed package's: a release that needs new ones comes as a package)."""
-        target = self.state.releases / version
+        # named by its wheel too: a release rebuilt under the same version is another one
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:12]
+        name = f"{version}-{digest}"
+        target = self.state.releases / name
         if not target.is_dir():
-            part = self.state.releases / f".{version}.part"
+            part = self.state.releases / f".{name}.part"
             shutil.rmtree(part, ignore_errors=True)
             pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index"]
             subprocess.run(
@@ -216,7 +239,7 @@ class Updater:
                 timeout=300,
             )
             os.replace(part, target)
-        return version
+        return name
 
     def fetch(self, base: str, ref: FileRef, work: Path) -> Path:
         """``{base}/{sha256}`` into ``work``, no larger than it says and checked by sha256."""
@@ -235,7 +258,7 @@ class Updater:
                     h.update(block)
                     f.write(block)
         except OSError as exc:
-            raise UpdateRefused(f"cannot fetch {ref.name}: {exc}") from None
+            raise FetchFailed(f"cannot fetch {ref.name}: {exc}") from None
         if h.hexdigest() != ref.sha256:
             raise UpdateRefused(f"{ref.name}: its sha256 is not the update's")
         return dest

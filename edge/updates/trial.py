@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,15 +48,22 @@ class Trial:
         if self._stop.wait(self.health_s):
             return  # stopped first: the next start rolls it back
         update = self.trial["update"]
-        if not self.healthy():
-            log.error(
-                "not healthy %g s after update %s: exiting to roll back",
-                self.health_s,
-                update["id"],
-            )
-            self.fail()
-            return
-        self.state.set_trial(None)
-        self.report(outcome(update, "applied", f"healthy for {self.health_s:g} s"))
-        self.settled()
+        # a moment's reconnect at the end of the set time is not a failed update: it gets
+        # as long again (at most 30 s) to be healthy once more
+        deadline = time.monotonic() + min(30.0, self.health_s)
+        while not self.healthy():
+            if time.monotonic() >= deadline or self._stop.wait(1.0):
+                if not self._stop.is_set():
+                    log.error("not healthy after update %s: exiting to roll back", update["id"])
+                    self.fail()
+                return
+        # committed first, in one write: a crash from here on reports it applied (at start)
+        self.state.set_trial({**self.trial, "committed": True})
+        try:
+            self.report(outcome(update, "applied", f"healthy for {self.health_s:g} s"))
+            self.state.set_trial(None)
+        except Exception as exc:  # a full disk: the next start reports it
+            log.error("update %s applied; its report waits: %s", update["id"], exc)
+        finally:
+            self.settled()
         log.info("update %s applied for good", update["id"])
