@@ -24,6 +24,52 @@ pytestmark = pytest.mark.real
 needs_data = pytest.mark.skipif(not TESTDATA.exists(), reason="shared test data missing")
 
 
+WHOLE = """[...document.querySelectorAll('#wall .view')].map(v => {
+  const img = v.querySelector('img'), box = img.getBoundingClientRect();
+  const frame = img.naturalWidth / img.naturalHeight, tile = box.width / box.height;
+  return getComputedStyle(img).objectFit === 'contain' && Math.abs(tile / frame - 1) < 0.05;
+})"""
+"""Each view: the frame whole (contain, not cover) in a tile of the frame's own shape."""
+
+
+@needs_data
+@pytest.mark.parametrize("cameras", [1, 3])
+def test_the_hall_screen_shows_every_view_whole(
+    tmp_path: Path, mosquitto: Mosquitto, browser: Any, cameras: int
+) -> None:
+    still = write_video(tmp_path / "still.avi", empty_scene(IMAGES / "hot_dog.jpg"))
+    port = free_port()
+    agent = Agent(
+        edge_config(
+            tmp_path,
+            mosquitto.url,
+            kitchen={
+                "model": "ssd_oidv4",
+                "models_dir": str(MODELS),
+                "cameras": [{"name": f"cam{i}", "source": str(still)} for i in range(cameras)],
+            },
+            display={"port": port},
+        )
+    )
+    agent.start()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/hall")
+        page.wait_for_function(
+            f"[...document.querySelectorAll('#wall img')].filter(i => i.naturalWidth).length"
+            f" === {cameras}",
+            timeout=15_000,
+        )
+        # laid out again for the first frame's own shape, then every view whole
+        page.wait_for_function(f"({WHOLE}).every(Boolean)", timeout=5_000)
+        assert page.evaluate(WHOLE) == [True] * cameras
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"hall-screen-{cameras}.png"))
+    finally:
+        page.close()
+        agent.stop()
+
+
 @needs_data
 def test_hall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None:
     cat = write_video(
@@ -58,6 +104,7 @@ def test_hall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None
             "[...document.querySelectorAll('#wall img')].every(i => i.naturalWidth > 0)",
             timeout=15_000,
         )
+        page.wait_for_function(f"({WHOLE}).every(Boolean)", timeout=5_000)  # every view whole
         sent = agent.web.config.app.state.frames_sent  # type: ignore[union-attr]
         first = dict(sent)
         wait_for(
