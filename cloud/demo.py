@@ -251,6 +251,13 @@ class Demo:
             )
         self.supervisor("wang", "xianan", "phone")
         _say("sites registered in district xianan; supervisor wang is watching its alerts")
+        site = SITES[KITCHEN]
+        self.run_cli("cloud.cli", "sites", "describe", site, "--kind", "school_canteen",
+                     "--grade", "good", "--config", conf)  # fmt: skip
+        out = self.run_cli("cloud.cli", "sites", "qr", site, "--out",
+                           str(self.w / f"{site}.png"), "--config", conf)  # fmt: skip
+        _say(f"the canteen's public page (its QR code at the door: {self.w / site}.png): "
+             f"{out.splitlines()[0]}")  # fmt: skip
 
     def supervisor(self, name: str, district: str, proc: str) -> None:
         """Register a supervisor and start their phone: ``alerts watch`` into a log file."""

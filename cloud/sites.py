@@ -11,6 +11,19 @@ from cloud.db import Db
 from cloud.registry import check_text
 from shared.topics import check_name
 
+KINDS = {
+    "school_canteen": ("学校食堂", "School canteen"),
+    "canteen": ("单位食堂", "Canteen"),
+    "restaurant": ("餐馆", "Restaurant"),
+    "market_stall": ("农贸市场摊位", "Market stall"),
+}
+GRADES = {
+    # the national quantified grading of food-safety (餐饮服务食品安全量化分级), as faces
+    "good": ("优秀", "Good"),
+    "fair": ("良好", "Fair"),
+    "poor": ("一般", "Poor"),
+}
+
 
 class Sites:
     def __init__(self, db: Db) -> None:
@@ -30,7 +43,8 @@ class Sites:
                 raise ValueError(f"morning_check_by {by!r} is not HH:MM")
         with self.db.tx(locks=["alerts"]) as conn:
             conn.executemany(
-                "INSERT INTO sites VALUES (?, ?, ?, ?) ON CONFLICT (site) DO UPDATE SET"
+                "INSERT INTO sites (site, district, name, morning_check_by) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (site) DO UPDATE SET"
                 " district = excluded.district, name = excluded.name,"
                 " morning_check_by = excluded.morning_check_by",
                 rows,
@@ -48,6 +62,22 @@ class Sites:
             old = known.get(site, {})
             rows.append((site, district, old.get("name", ""), old.get("morning_check_by", "")))
         self.set_many(rows)
+
+    def describe(self, site: str, kind: str | None, grade: str | None, now: float) -> None:
+        """A site's kind (the operator's) and its food-safety grade (the regulator's)."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        if grade is not None and grade not in GRADES:
+            raise ValueError(f"grade {grade!r} is not one of {', '.join(GRADES)}")
+        with self.db.tx() as conn:
+            if conn.execute("SELECT 1 FROM sites WHERE site = ?", (site,)).fetchone() is None:
+                raise ValueError(f"no site {site!r} (shian-cloud sites set first)")
+            if kind is not None:
+                conn.execute("UPDATE sites SET kind = ? WHERE site = ?", (kind, site))
+            if grade is not None:
+                conn.execute(
+                    "UPDATE sites SET grade = ?, grade_set = ? WHERE site = ?", (grade, now, site)
+                )
 
     def add_supervisor(self, name: str, district: str) -> None:
         check_name(name, "supervisor")

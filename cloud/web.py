@@ -3,6 +3,7 @@
     GET /t/{ticket_id}?s={sig}        the ticket page (mobile first, Chinese with English)
     GET /t/{ticket_id}.json?s={sig}   the same as JSON
     GET /snap/{id}.jpg                a violation's evidence snapshot
+    GET /k/{site}[.json]              a site's public page (cloud.site_page)
     GET /healthz                      "ok"
 
 A ticket is *genuine* when the collector holds it and the signature in the link is the HMAC,
@@ -13,6 +14,7 @@ signature or an altered ticket is *not genuine*. The pages load nothing from els
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,6 +31,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from cloud import site_page
 from cloud.fleet.keys import FileStore
 from cloud.store import Store
 from cloud.tickets import TicketKeys, Verdict, check_ticket
@@ -159,6 +162,16 @@ def make_app(
             return PlainTextResponse("no such snapshot", status_code=404)
         return FileResponse(row["path"], media_type="image/jpeg")
 
+    async def site(request: Request) -> Response:
+        name = request.path_params["site"]
+        as_json = name.endswith(".json")
+        r = site_page.record(store.db, name.removesuffix(".json"), time.time())
+        if r is None:
+            return PlainTextResponse("no such site 没有这个单位", status_code=404)
+        if as_json:
+            return JSONResponse(r)
+        return HTMLResponse(site_page.render(r))
+
     async def fleet_file(request: Request) -> Response:
         path = files.path(request.path_params["sha256"]) if files is not None else None
         if path is None:
@@ -168,6 +181,7 @@ def make_app(
     return Starlette(
         routes=[
             Route("/fleet/files/{sha256}", fleet_file),
+            Route("/k/{site}", site),
             Route("/t/{ticket_id}.json", page_json),
             Route("/t/{ticket_id}", page),
             Route("/healthz", healthz),

@@ -118,6 +118,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS fleet_updates_device ON fleet_updates(device, 
 CREATE INDEX IF NOT EXISTS fleet_updates_rollout ON fleet_updates(rollout)
 """
 
+SITE_PAGES = """
+ALTER TABLE sites ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE sites ADD COLUMN grade TEXT NOT NULL DEFAULT '';
+ALTER TABLE sites ADD COLUMN grade_set REAL
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -125,6 +131,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "untrusted boxes: stall identity and key ids, dead-letter repeats, evidence", UNTRUSTED),
     (5, "box clocks: statuses ordered by run, the clock's drift kept", CLOCKS),
     (6, "over-the-air updates: rollouts and each box's update", FLEET),
+    (7, "public site pages: a site's kind and its food-safety grade", SITE_PAGES),
 ]
 
 _PG_TYPES = [

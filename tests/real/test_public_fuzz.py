@@ -34,6 +34,7 @@ pytestmark = pytest.mark.real
 class Site:
     def __init__(self, root: Path) -> None:
         self.store = Store(root / "c.db")
+        self.store.sites.set("m1", "d1", "<b>市场</b>")  # a site with a public page
         register(self.store, "stall-1", "m1", "stall", market="m", stall_no="1", retailer="r")
         key = bytes(range(32))
         (root / "keys").mkdir()
@@ -94,6 +95,10 @@ def targets(site: Site) -> st.SearchStrategy[str]:
         f"/t/{t['ticket_id']}",
         f"/snap/{site.snap}.jpg",
         "/healthz",
+        "/k/m1",
+        "/k/m1.json",
+        "/k/",
+        "/fleet/files/" + "0" * 64,
         "/t/",
         "/snap/.jpg",
     ]
