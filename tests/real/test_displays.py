@@ -32,26 +32,23 @@ WHOLE = """[...document.querySelectorAll('#wall .view')].map(v => {
 """Each view: the frame whole (contain, not cover) in a tile of the frame's own shape."""
 
 
+def hall(tmp_path: Path, url: str, sources: list[Path], **kitchen: Any) -> tuple[Agent, int]:
+    """A kitchen box with a camera per source and its screens on a free port, started."""
+    port = free_port()
+    cameras = [{"name": f"cam{i}", "source": str(s)} for i, s in enumerate(sources, 1)]
+    kitchen = {"model": "ssd_oidv4", "models_dir": str(MODELS), "cameras": cameras, **kitchen}
+    agent = Agent(edge_config(tmp_path, url, kitchen=kitchen, display={"port": port}))
+    agent.start()
+    return agent, port
+
+
 @needs_data
 @pytest.mark.parametrize("cameras", [1, 3])
 def test_the_hall_screen_shows_every_view_whole(
     tmp_path: Path, mosquitto: Mosquitto, browser: Any, cameras: int
 ) -> None:
     still = write_video(tmp_path / "still.avi", empty_scene(IMAGES / "hot_dog.jpg"))
-    port = free_port()
-    agent = Agent(
-        edge_config(
-            tmp_path,
-            mosquitto.url,
-            kitchen={
-                "model": "ssd_oidv4",
-                "models_dir": str(MODELS),
-                "cameras": [{"name": f"cam{i}", "source": str(still)} for i in range(cameras)],
-            },
-            display={"port": port},
-        )
-    )
-    agent.start()
+    agent, port = hall(tmp_path, mosquitto.url, [still] * cameras)
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     try:
         page.goto(f"http://127.0.0.1:{port}/hall")
@@ -77,24 +74,12 @@ def test_hall_screen(tmp_path: Path, mosquitto: Mosquitto, browser: Any) -> None
         intruder_scene(IMAGES / "hot_dog.jpg", IMAGES / "cat_720p.jpg", (140, 100, 910, 720)),
     )
     still = write_video(tmp_path / "still.avi", empty_scene(IMAGES / "hot_dog.jpg"))
-    port = free_port()
-    agent = Agent(
-        edge_config(
-            tmp_path,
-            mosquitto.url,
-            kitchen={
-                "model": "ssd_oidv4",
-                "models_dir": str(MODELS),
-                "cameras": [
-                    {"name": f"cam{i}", "source": str(cat if i == 1 else still)}
-                    for i in range(1, 10)
-                ],
-                "rules": [{"violation": "animal_in_kitchen", "labels": ["Cat"]}],
-            },
-            display={"port": port},
-        )
+    agent, port = hall(
+        tmp_path,
+        mosquitto.url,
+        [cat] + [still] * 8,
+        rules=[{"violation": "animal_in_kitchen", "labels": ["Cat"]}],
     )
-    agent.start()
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     try:
         page.goto(f"http://127.0.0.1:{port}/")
