@@ -102,7 +102,7 @@ class Updater:
 
     # -- one update ---------------------------------------------------------------------------
     def take(self, payload: bytes) -> str:
-        """``staged``, ``refused`` or ``ignored``."""
+        """``staged``, ``refused``, ``retrying`` (a download failed) or ``ignored``."""
         if not payload:
             return "ignored"  # withdrawn (a halted rollout)
         try:
