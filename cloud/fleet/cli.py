@@ -225,8 +225,8 @@ def register(
 
 
 def fleet_boxes(store: Any) -> list[dict[str, Any]]:
-    """Per box: the version it last reported (at a start or an update's outcome, whichever
-    came later) and its latest update."""
+    """Per box: the version it last reported (in its last status, or an update's outcome,
+    whichever came later) and its latest update."""
     latest = {
         r["device"]: r
         for r in store.db.query(
@@ -234,12 +234,10 @@ def fleet_boxes(store: Any) -> list[dict[str, Any]]:
         )
     }
     started = {
-        r["device"]: (json.loads(r["data"]).get("version", ""), r["received"])
-        for r in store.db.query(
-            "SELECT device, data, received FROM events WHERE kind = 'device_started'"
-            " ORDER BY received"
-        )
-    }
+        r["device"]: (json.loads(r["last_status"] or "{}").get("version", ""),
+                      r["status_received"] or 0)
+        for r in store.db.query("SELECT device, last_status, status_received FROM devices")
+    }  # fmt: skip
     rows = []
     for ident in store.registry.active("device"):
         u = dict(latest.get(ident.name, {}))
