@@ -7,6 +7,7 @@ ones (cameras, the broker, the scale) report their progress as they go.
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import time
 from collections.abc import Callable
@@ -102,7 +103,7 @@ def compare_clock(q: Any, wait_s: float = 5.0) -> Check:
     while (left := end - time.monotonic()) > 0:
         try:
             got = q.get(timeout=left)
-        except Exception:
+        except queue.Empty:
             break
         if got[0] != "clock":
             continue
@@ -125,7 +126,6 @@ def compare_clock(q: Any, wait_s: float = 5.0) -> Check:
 def check_broker(cfg: EdgeConfig, progress: Progress) -> list[Check]:
     """Connect as this box (TLS, credentials), publish on its own topic, and be refused on
     another box's topic (the ACL works)."""
-    import queue
 
     from paho.mqtt.enums import MQTTProtocolVersion
 

@@ -340,7 +340,7 @@ class AlertEngine:
             reply = Reply(id=str(e.id), ok=True, alert=alert).model_dump()
         except ValueError as exc:
             reply = Reply(id=str(e.id), ok=False, reason=str(exc)).model_dump()
-        self._outbox(conn, f"shian/v1/dev/{e.device}/cmd/reply", json.dumps(reply), now)
+        queue_message(conn, f"shian/v1/dev/{e.device}/cmd/reply", json.dumps(reply), now)
 
     def command(self, conn: Conn, now: float, supervisor: str, payload: bytes) -> None:
         """A supervisor's command; the reply (done, or refused with the reason) goes back on
@@ -376,7 +376,7 @@ class AlertEngine:
                 reply = Reply(id=cmd.id, ok=True, alert=alert).model_dump()
             except ValueError as exc:
                 reply = Reply(id=cmd.id, ok=False, reason=str(exc)).model_dump()
-        self._outbox(conn, supervisor_topic(supervisor, "reply"), json.dumps(reply), now)
+        queue_message(conn, supervisor_topic(supervisor, "reply"), json.dumps(reply), now)
 
     def tick(self, conn: Conn, now: float) -> None:
         """Escalations, deadlines, silent boxes, certificates, morning checks (once a second)."""
@@ -418,7 +418,7 @@ class AlertEngine:
         if row["type"] == incidents.INCIDENT:
             boxes = incidents.boxes(fetch(conn, incidents.MEMBERS, (alert_id,)))
         msg = self.message(row, boxes)
-        self._outbox(conn, alerts_topic(msg["district"], msg["site"]), json.dumps(msg), now)
+        queue_message(conn, alerts_topic(msg["district"], msg["site"]), json.dumps(msg), now)
         for bot in self.s.webhooks:
             if (not bot.districts or msg["district"] in bot.districts) and SEVERITY_RANK[
                 msg["severity"]
@@ -432,8 +432,4 @@ class AlertEngine:
     def _notify_site(self, conn: Conn, msg: dict[str, Any], now: float) -> None:
         """Rectification notices for the business, retained on each of its boxes."""
         for device in devices_of(conn, msg["site"]):
-            self._outbox(conn, notice_topic(device, msg["id"]), json.dumps(msg), now, retain=True)
-
-    @staticmethod
-    def _outbox(conn: Conn, topic: str, payload: str, now: float, retain: bool = False) -> None:
-        queue_message(conn, topic, payload, now, retain)
+            queue_message(conn, notice_topic(device, msg["id"]), json.dumps(msg), now, retain=True)

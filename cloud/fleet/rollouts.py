@@ -163,11 +163,7 @@ class Rollouts:
         running = conn.execute("SELECT id FROM fleet_rollouts WHERE state = 'running'").fetchall()
         for (rid,) in running:
             r = self._rollout(conn, rid)
-            states = dict(
-                conn.execute(
-                    "SELECT device, state FROM fleet_updates WHERE rollout = ?", (rid,)
-                ).fetchall()
-            )
+            states = self._states(conn, rid)
             failed = [d for d, s in states.items() if s in FAILED]
             if len(failed) > r["max_failures"]:
                 self._halt(
@@ -190,10 +186,13 @@ class Rollouts:
         """Stop a rollout by hand (``fleet halt``): what boxes have not taken is withdrawn."""
         conn.lock("fleet")
         r = self._rollout(conn, rid)
-        states = dict(
-            conn.execute("SELECT device, state FROM fleet_updates WHERE rollout = ?", (rid,))
-        )
-        self._halt(conn, r, states, why, now)
+        self._halt(conn, r, self._states(conn, rid), why, now)
+
+    @staticmethod
+    def _states(conn: Conn, rid: str) -> dict[str, str]:
+        """Each box of the rollout and where its update stands."""
+        rows = conn.execute("SELECT device, state FROM fleet_updates WHERE rollout = ?", (rid,))
+        return dict(rows.fetchall())
 
     def _halt(
         self, conn: Conn, r: dict[str, Any], states: dict[str, str], why: str, now: float

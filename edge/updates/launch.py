@@ -72,10 +72,11 @@ def prepare(data_dir: Path) -> str:
 
 def exec_release(data_dir: Path, args: list[str]) -> None:
     """Start ``edge run args`` from the release in use, if there is one (does not return)."""
-    release = UpdateState(data_dir).release()
+    st = UpdateState(data_dir)
+    release = st.release()
     if release is None or os.environ.get(RELEASE_ENV):
         return
-    folder = UpdateState(data_dir).releases / release
+    folder = st.releases / release
     # -S: no site-packages .pth files (an editable install would shadow the release);
     # -P: not the working directory first. The installed dependencies stay on the path.
     paths = [str(folder), *site.getsitepackages()]

@@ -31,7 +31,7 @@ from edge.store.outbox import Outbox
 from edge.updates.overlay import patched
 from edge.updates.state import UpdateState
 from shared.codec import CodecError, loads
-from shared.updates import FileRef, Update, UpdateRefused, public_key, verify
+from shared.updates import FileRef, SoftwareUpdate, Update, UpdateRefused, public_key, verify
 
 log = logging.getLogger("shian.updates")
 
@@ -186,9 +186,7 @@ class Updater:
         if update.model is not None:
             return {"overlay": self._model(update, files)}
         assert update.software is not None
-        return {
-            "release": self._release(update.software.version, files[update.software.wheel.name])
-        }
+        return {"release": self._release(update.software, files[update.software.wheel.name])}
 
     def _patched(self, patch: dict[str, Any]) -> str:
         if self.config_path is None:
@@ -221,12 +219,11 @@ class Updater:
                 raise UpdateRefused(f"{needed} is not the file its profile names (sha256)")
         return self._patched({"kitchen": {"model": str(profile_path), "models_dir": str(folder)}})
 
-    def _release(self, version: str, wheel: Path) -> str:
+    def _release(self, software: SoftwareUpdate, wheel: Path) -> str:
         """The release's wheel installed beside the others (its own dependencies are the
         installed package's: a release that needs new ones comes as a package)."""
         # named by its wheel too: a release rebuilt under the same version is another one
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:12]
-        name = f"{version}-{digest}"
+        name = f"{software.version}-{software.wheel.sha256[:12]}"  # checked when fetched
         target = self.state.releases / name
         if not target.is_dir():
             part = self.state.releases / f".{name}.part"

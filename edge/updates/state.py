@@ -19,15 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-def write_whole(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from shared.secretfiles import write_secret
 
 
 class UpdateState:
@@ -48,7 +40,7 @@ class UpdateState:
             with contextlib.suppress(FileNotFoundError):
                 (self.dir / name).unlink()
             return
-        write_whole(self.dir / name, json.dumps(value, ensure_ascii=False))
+        write_secret(self.dir / name, json.dumps(value, ensure_ascii=False))
 
     def staged(self) -> dict[str, Any] | None:
         return self._read("staged.json")  # type: ignore[no-any-return]
@@ -84,7 +76,7 @@ class UpdateState:
             with contextlib.suppress(FileNotFoundError):
                 self.overlay.unlink()
         else:
-            write_whole(self.overlay, text)
+            write_secret(self.overlay, text)
 
     def release(self) -> str | None:
         """The release in use (a folder of ``releases/``), or None: the installed package."""
