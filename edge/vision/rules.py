@@ -17,10 +17,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import cv2
 import numpy as np
 
-from edge.config import CameraSettings, RuleSettings, Window
+from edge.config import CameraSettings, RuleSettings
 from edge.vision.decoders.common import Detection
-
-DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+from shared.hours import in_window
 
 
 @dataclass(frozen=True)
@@ -29,23 +28,6 @@ class Violation:
     type: str
     detection: Detection
     zone: str | None
-
-
-def _minutes(hhmm: str) -> int:
-    h, m = hhmm.split(":")
-    return int(h) * 60 + int(m)
-
-
-def in_window(w: Window, local: datetime) -> bool:
-    start, end, now = _minutes(w.start), _minutes(w.end), local.hour * 60 + local.minute
-    day = DAYS[local.weekday()]
-    if start <= end:
-        return day in w.days and start <= now < end
-    # wraps past midnight: the part after midnight belongs to the previous day's window
-    if now >= start:
-        return day in w.days
-    yesterday = DAYS[(local.weekday() - 1) % 7]
-    return now < end and yesterday in w.days
 
 
 def inside(polygon: list[tuple[int, int]], x: float, y: float) -> bool:

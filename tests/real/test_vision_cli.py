@@ -22,9 +22,9 @@ def test_the_default_model_installs_from_npm_and_knows_animals(
 ) -> None:
     """A fresh box without ../shared, and without npm: the kitchen's default model and its
     labels come out of the npm registry's tarball of @mediapipe/objectron."""
-    import edge.vision.fetch
+    import shared.fetch
 
-    monkeypatch.setattr(edge.vision.fetch.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(shared.fetch.shutil, "which", lambda _name: None)
     d = tmp_path / "models"
     r = CliRunner().invoke(main, ["models", "install", "--models-dir", str(d)])
     assert r.exit_code == 0, r.output

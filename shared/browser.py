@@ -1,4 +1,5 @@
-"""Debian's Chromium for tests and benchmarks (Playwright drives it; it never downloads one)."""
+"""Debian's Chromium for the demo, tests and benchmarks (Playwright drives it; it never
+downloads one)."""
 
 from __future__ import annotations
 

