@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from edge import __version__, systemd
 from edge.config import EdgeConfig
+from edge.live.streams import LiveStreams
 from edge.notices import Notices
 from edge.stall.service import Stall
 from edge.store.outbox import Outbox, OutboxError, Queued
@@ -35,7 +36,7 @@ from edge.updates.receive import Updater
 from edge.updates.state import UpdateState
 from edge.updates.trial import Trial
 from edge.vision.kitchen import Kitchen
-from shared import SCHEMA_VERSION
+from shared import SCHEMA_VERSION, topics
 from shared.models import Status
 from shared.webserver import WebServer
 
@@ -82,6 +83,26 @@ class Agent:
                 cfg.kitchen, cfg.data_dir, self.outbox, self.emit, self.snapshots
             )
             self.add_counters(self.kitchen.all_counters)
+        self.live: LiveStreams | None = None
+        if self.kitchen is not None and cfg.kitchen is not None:
+            self.live = self._live(self.kitchen, cfg)
+            self.add_counters(self.live.all_counters)
+            self.sync.handlers["live"] = self.live.on_command
+
+    def _live(self, kitchen: Kitchen, cfg: EdgeConfig) -> LiveStreams:
+        cams = {c.name: c for c in kitchen.cameras}
+
+        def latest(name: str) -> object:
+            return cams[name].latest
+
+        def online(name: str) -> bool:
+            return cams[name].online
+
+        def publish(stream: str, jpeg: bytes) -> bool:
+            return self.sync.publish_now(topics.live_frame(cfg.device, stream), jpeg)
+
+        return LiveStreams(cfg.kitchen.cameras if cfg.kitchen else [], latest, online, publish,
+                           self.emit)  # fmt: skip
 
     def add_counters(self, source: Callable[[], dict[str, int]]) -> None:
         self._counter_sources.append(source)
@@ -140,6 +161,12 @@ class Agent:
             self.stall.start()
         if self.kitchen is not None:
             self.kitchen.start()
+        if self.live is not None and self.cfg.kitchen is not None:
+            try:  # the site's choice of public cameras, for the cloud to show and enforce
+                self.emit("live_offer", self.live.offer(self.cfg.kitchen.timezone_offset_h))
+            except OutboxError as exc:
+                log.error("live offer not queued: %s", exc)
+            self.live.start()
         if self.cfg.display.port:
             from edge.display.app import make_app
             from edge.display.guard import ScreenGuard
@@ -217,6 +244,8 @@ class Agent:
             self.web.stop()
         if self.stall is not None:
             self.stall.stop()
+        if self.live is not None:
+            self.live.stop()
         if self.kitchen is not None:
             self.kitchen.stop()
         self.sync.stop(timeout=20)  # a last session's goodbye, or the farewell: bounded

@@ -158,6 +158,16 @@ class StallSettings(StrictModel):
 Point = tuple[int, int]
 
 
+class Window(StrictModel):
+    """A daily time window (local time); to < from wraps past midnight."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default=["mon", "tue", "wed", "thu", "fri", "sat", "sun"], description="Days it applies."
+    )
+    start: str = Field(pattern=r"^\d\d:\d\d$", description="From HH:MM.")
+    end: str = Field(pattern=r"^\d\d:\d\d$", description="Until HH:MM.")
+
+
 class CameraSettings(StrictModel):
     """One kitchen camera."""
 
@@ -176,16 +186,29 @@ class CameraSettings(StrictModel):
         default_factory=dict, description="Named polygons that rules may require."
     )
     tamper: bool = Field(default=True, description="Watch for covered/blurred/turned camera.")
-
-
-class Window(StrictModel):
-    """A daily time window (local time); to < from wraps past midnight."""
-
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default=["mon", "tue", "wed", "thu", "fri", "sat", "sun"], description="Days it applies."
+    public: bool = Field(
+        default=False,
+        description="Show this camera live on the site's public page (sent only while somebody "
+        "watches; the regulator may still switch the site's views off).",
     )
-    start: str = Field(pattern=r"^\d\d:\d\d$", description="From HH:MM.")
-    end: str = Field(pattern=r"^\d\d:\d\d$", description="Until HH:MM.")
+    public_hours: list[Window] = Field(
+        default_factory=list,
+        max_length=14,
+        description="When the public may watch (the kitchen's working hours); empty means "
+        "whenever the camera is public.",
+    )
+    public_label: str = Field(
+        default="", max_length=32, description="What the public page calls it (热菜间, ...)."
+    )
+    live_source: str = Field(
+        default="",
+        description="The camera's H.264 substream (rtsp://...), copied as it is to the media "
+        "server while somebody watches; empty, or a stream that is not H.264: JPEG frames at "
+        "live_jpeg_fps instead.",
+    )
+    live_jpeg_fps: float = Field(
+        default=1, gt=0, le=5, description="Frames a second of the JPEG fallback."
+    )
 
 
 class RuleSettings(StrictModel):
@@ -212,7 +235,11 @@ class RuleSettings(StrictModel):
 class KitchenSettings(StrictModel):
     """A kitchen: cameras, detector, rules, evidence."""
 
-    model: str = Field(description="Model profile name (firmware_profiles/models) or path.")
+    model: str = Field(
+        default="",
+        description="Model profile name (firmware_profiles/models) or path; empty: no "
+        "detection (cameras for the hall screen and live views only).",
+    )
     models_dir: Path | None = Field(
         default=None, description="Where model files are; default <data_dir>/models."
     )

@@ -208,26 +208,29 @@ def check_kitchen(cfg: EdgeConfig, progress: Progress) -> list[Check]:
     assert cfg.kitchen is not None
     k = cfg.kitchen
     out = []
-    progress(f"model {k.model}")
-    try:
-        import numpy as np
+    if not k.model:
+        out.append(Check("model", True, "none: cameras only, no detection"))
+    else:
+        progress(f"model {k.model}")
+        try:
+            import numpy as np
 
-        from edge.vision.detector import Detector, find_model
-        from edge.vision.models import load_model_profile
+            from edge.vision.detector import Detector, find_model
+            from edge.vision.models import load_model_profile
 
-        p = load_model_profile(k.model)
-        det = Detector(p, find_model(p, [k.models_dir or cfg.data_dir / "models"]), 1)
-        det.detect(np.zeros((360, 640, 3), np.uint8))
-        out.append(Check("model", True, f"{k.model}: sha256 ok, loads, one inference"))
-    except Exception as exc:
-        out.append(
-            Check(
-                "model",
-                False,
-                str(exc),
-                f"shian-edge models install --model {k.model} [--from FILE]",
+            p = load_model_profile(k.model)
+            det = Detector(p, find_model(p, [k.models_dir or cfg.data_dir / "models"]), 1)
+            det.detect(np.zeros((360, 640, 3), np.uint8))
+            out.append(Check("model", True, f"{k.model}: sha256 ok, loads, one inference"))
+        except Exception as exc:
+            out.append(
+                Check(
+                    "model",
+                    False,
+                    str(exc),
+                    f"shian-edge models install --model {k.model} [--from FILE]",
+                )
             )
-        )
     from edge.vision.cameras import open_source
 
     for cam in k.cameras:

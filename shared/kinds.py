@@ -183,6 +183,48 @@ class Disinfection(KindData):
     minutes: int = Field(default=0, ge=0, le=600, description="How long.")
 
 
+class Hours(KindData):
+    """A daily window of local time, as the box's config says (``end`` before ``start``
+    wraps past midnight)."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        max_length=7, description="Days it applies."
+    )
+    start: str = Field(pattern=r"^\d\d:\d\d$", description="From HH:MM.")
+    end: str = Field(pattern=r"^\d\d:\d\d$", description="Until HH:MM.")
+
+
+class OfferedCamera(KindData):
+    camera: str = Field(pattern=CAMERA_NAME, description="Camera name.")
+    label: str = Field(default="", max_length=32, description="What the public sees it as.")
+    public: bool = Field(description="The site shows it to the public.")
+    hours: list[Hours] = Field(
+        default_factory=list, max_length=14, description="When; empty means always."
+    )
+    mode: Literal["copy", "jpeg"] = Field(
+        description="copy: its H.264 substream as is; jpeg: frames at a low rate."
+    )
+
+
+class LiveOffer(KindData):
+    """The cameras a site shows the public and when (sent at every start of the agent)."""
+
+    cameras: list[OfferedCamera] = Field(max_length=16, description="The box's cameras.")
+    timezone_offset_h: float = Field(ge=-12, le=14, description="Local time of the hours.")
+
+
+class LiveState(KindData):
+    """A live view began or ended on the box (no video leaves a box unless somebody watches:
+    this is the record of when it did)."""
+
+    camera: str = Field(pattern=CAMERA_NAME, description="Camera name.")
+    stream: str = Field(pattern=r"^[a-z0-9]{16,32}$", description="The stream's id.")
+    state: Literal["started", "stopped", "failed"] = Field(description="What happened.")
+    mode: Literal["copy", "jpeg"] = Field(description="How it was sent.")
+    reason: str = Field(default="", max_length=256, description="Why it stopped or failed.")
+    sent_bytes: int = Field(default=0, ge=0, description="Bytes sent, when stopped.")
+
+
 KINDS: dict[str, type[KindData]] = {
     "device_started": DeviceStarted,
     "test": TestEvent,
@@ -197,6 +239,8 @@ KINDS: dict[str, type[KindData]] = {
     "rectification": Rectification,
     "morning_check": MorningCheck,
     "disinfection": Disinfection,
+    "live_offer": LiveOffer,
+    "live": LiveState,
 }
 
 

@@ -4,6 +4,7 @@ shian/v1/dev/{device}/events          edge -> cloud, batches of events, QoS 1
 shian/v1/dev/{device}/status          edge -> cloud, retained; last will "offline"
 shian/v1/dev/{device}/snap/{event}    edge -> cloud, a JPEG of evidence
 shian/v1/dev/{device}/cmd/{name}      cloud -> edge, commands
+shian/v1/dev/{device}/live/{stream}   edge -> cloud, a live view's JPEG frame (QoS 0)
 shian/v1/alerts/{district}/{site}     cloud -> supervisors
 """
 
@@ -43,6 +44,11 @@ def command(device: str, name: str) -> str:
     return f"{DEV}/{check_name(device, 'device')}/cmd/{check_name(name, 'command')}"
 
 
+def live_frame(device: str, stream: str) -> str:
+    """A camera without H.264 sends its live view here as JPEG frames, QoS 0."""
+    return f"{DEV}/{check_name(device, 'device')}/live/{check_name(stream, 'stream')}"
+
+
 def commands(device: str) -> str:
     """The filter a device subscribes to for all its commands."""
     return f"{DEV}/{check_name(device, 'device')}/cmd/#"
@@ -63,6 +69,7 @@ COLLECTOR_HELLO = f"{ROOT}/collector/hello"
 ALL_EVENTS = f"{DEV}/+/events"
 ALL_STATUS = f"{DEV}/+/status"
 ALL_SNAPSHOTS = f"{DEV}/+/snap/+"
+ALL_LIVE_FRAMES = f"{DEV}/+/live/+"
 
 
 def shared(group: str | None, topic_filter: str) -> str:
@@ -75,7 +82,7 @@ def shared(group: str | None, topic_filter: str) -> str:
 @dataclass(frozen=True)
 class DeviceTopic:
     device: str
-    channel: str  # events | status | snap | cmd
+    channel: str  # events | status | snap | cmd | live
     rest: str  # what follows the channel ("" for events and status)
 
 

@@ -90,6 +90,7 @@ class SyncWorker:
             "sync_bad_commands": 0,
         }
         self.connected = False
+        self._client: Any = None  # the session's client, while connected
         self.protocol: MQTTProtocolVersion | None = None
         self.handlers: dict[str, Callable[[str, bytes], None]] = {}
         """Command name -> handler of (the rest of the topic after cmd/, payload):
@@ -112,6 +113,14 @@ class SyncWorker:
     def wake(self) -> None:
         """New events were committed: send them now rather than at the next poll."""
         self._q.put(("wake",))
+
+    def publish_now(self, topic: str, payload: bytes) -> bool:
+        """Publish at QoS 0 from any thread, outside the outbox (a live view's frame: one
+        lost is replaced by the next); False when there is no session."""
+        client = self._client
+        if client is None:
+            return False
+        return bool(client.publish(topic, payload, qos=0).rc == 0)
 
     @property
     def running(self) -> bool:
@@ -204,7 +213,7 @@ class SyncWorker:
         try:
             return self._connected_session(client, q, protocol, probing)
         finally:
-            self.connected = False
+            self.connected, self._client = False, None
             client.disconnect()
             client.loop_stop()
 
@@ -247,7 +256,7 @@ class SyncWorker:
                 self.counters["sync_connect_failures"] += 1
             return outcome
         self.protocol = protocol
-        self.connected = True
+        self.connected, self._client = True, client
         self.counters["sync_sessions"] += 1
         log.info(
             "connected to %s (MQTT %s)", redact(cfg.mqtt.url), "5" if protocol == 5 else "3.1.1"
