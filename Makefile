@@ -21,8 +21,12 @@ demo: $(STAMP)
 
 # The tests' real parts, from Debian's packages: the Mosquitto broker, the PostgreSQL server
 # (the tests start a cluster of their own with its initdb, on a free port), headless Chromium
-# (with CJK fonts) for the page tests, openssl for the TLS tests, systemd-analyze.
-SYSTEM_PACKAGES := mosquitto postgresql chromium fonts-noto-cjk openssl systemd
+# (with CJK fonts) for the page tests, openssl for the TLS tests, systemd-analyze; for live
+# views, the media server (nginx and its RTMP module), FFmpeg (the box copies a camera with
+# it) and GStreamer's RTSP server with x264 (the stand-in H.264 camera, edge/live/testcam.py).
+SYSTEM_PACKAGES := mosquitto postgresql chromium fonts-noto-cjk openssl systemd \
+	nginx libnginx-mod-rtmp ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 
 system-deps:
 	@missing=""; \

@@ -63,7 +63,8 @@ def acl_text(collector: str, devices: Iterable[Identity], supervisors: Iterable[
         out.append(
             f"\n# box ({check_name(d.role, 'role')} at {check_name(d.site, 'site')})\nuser {name}\n"
             f"topic write {base}/events\ntopic write {base}/status\n"
-            f"topic write {base}/snap/+\ntopic read {base}/cmd/#\n"
+            f"topic write {base}/snap/+\ntopic write {base}/live/+\n"
+            f"topic read {base}/cmd/#\n"
             "topic read shian/v1/collector/hello\n"
             "topic read shian/v1/collector/clock\n"
         )

@@ -127,6 +127,48 @@ class WebSettings(StrictModel):
     port: int = Field(default=8080, ge=0, le=65535, description="Port; 0 turns the server off.")
 
 
+class LiveSettings(StrictModel):
+    """Live views of public kitchen cameras, on demand, through a media server (docs/live.md)."""
+
+    rtmp_url: str = Field(
+        default="",
+        description="Where boxes push a camera while somebody watches: the media server's RTMP "
+        "application as boxes reach it, e.g. rtmp://live.example.gov.cn:1935/live. Empty: no "
+        "live views (the page shows none).",
+    )
+    media_url: str = Field(
+        default="",
+        description="Where viewers' players fetch the HLS from (the media server's /hls/ as the "
+        "public reaches it); empty: the same address as the page (nginx in front of both).",
+    )
+    lease_s: float = Field(
+        default=30, ge=5, le=600, description="A box stops a stream not renewed within this."
+    )
+    viewer_timeout_s: float = Field(
+        default=10, ge=2, description="A viewer whose player fetched nothing for this long left."
+    )
+    linger_s: float = Field(
+        default=15, ge=0, description="Keep a stream this long after its last viewer left."
+    )
+    start_timeout_s: float = Field(
+        default=20, ge=2, description="A stream that has not begun in this long failed."
+    )
+    max_viewers_per_site: int = Field(
+        default=50, ge=1, description="Concurrent viewers of a site (shian-cloud live cap)."
+    )
+    max_views_per_address: int = Field(
+        default=4,
+        ge=1,
+        description="Views one address may hold open at once, so that one client cannot make "
+        "every box of the city send (the address nginx gives in X-Forwarded-For).",
+    )
+    player_dir: Path = Field(
+        default=Path("player"),
+        description="Holds the HLS player (hls.js, from npm: shian-cloud live player); "
+        "relative: in data_dir.",
+    )
+
+
 class TicketSettings(StrictModel):
     """Verifying the tickets that buyers scan."""
 
@@ -339,6 +381,7 @@ class CloudConfig(StrictModel):
         default_factory=ProvisioningSettings, description="Device registration."
     )
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Updates.")
+    live: LiveSettings = Field(default_factory=LiveSettings, description="Live views.")
     supervisor: SupervisorLogin | None = Field(
         default=None, description="Only in a supervisor's client config: who they are."
     )
@@ -353,6 +396,7 @@ class CloudConfig(StrictModel):
         self.tickets.keys_dir = d / self.tickets.keys_dir
         self.provisioning.broker_dir = d / self.provisioning.broker_dir
         self.provisioning.bundle_dir = d / self.provisioning.bundle_dir
+        self.live.player_dir = d / self.live.player_dir
         return self
 
     def broker(self) -> MqttSettings:

@@ -31,6 +31,8 @@ ROLE_KINDS: dict[str, frozenset[str]] = {
         "camera_tampered",
         "morning_check",
         "disinfection",
+        "live_offer",
+        "live",
     },
     "stall": EVERY_ROLE | {"ticket"},
 }

@@ -12,6 +12,7 @@ from cloud.collector import Collector
 from cloud.config import CloudConfig
 from cloud.fleet.keys import FileStore
 from cloud.fleet.rollouts import Rollouts
+from cloud.live.service import LiveService
 from cloud.store import Store
 from cloud.web import make_app
 from shared.webserver import WebServer
@@ -33,6 +34,7 @@ class CloudService:
             fleet=Rollouts(cfg),
         )
         self.collector = Collector(cfg, self.store)
+        self.live = LiveService(cfg, self.store.db) if cfg.live.rtmp_url else None
         self.web: WebServer | None = None
         if cfg.web.port:
             self.web = WebServer(
@@ -41,6 +43,7 @@ class CloudService:
                     cfg.tickets.keys_dir,
                     health=self.collector.health,
                     files=FileStore(cfg.data_dir / "fleet"),
+                    live=self.live,
                 ),
                 cfg.web.host,
                 cfg.web.port,
@@ -59,6 +62,8 @@ class CloudService:
             self.broker.start()
         self.collector.start()
         self.webhooks.start()
+        if self.live is not None:
+            self.live.start()
         if self.web is not None:
             self.web.start()
         log.info("collector started; store %s", self.store.db.describe())
@@ -66,6 +71,8 @@ class CloudService:
     def stop(self) -> None:
         if self.web is not None:
             self.web.stop()
+        if self.live is not None:
+            self.live.stop()
         self.webhooks.stop()
         self.collector.stop()
         if self.broker is not None:

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cloud.db import Db
+from cloud.live.sessions import NOTICES, LiveSessions
+from cloud.live.views import views
 from cloud.sites import GRADES, KINDS
 
 CHINA = timezone(timedelta(hours=8))
@@ -123,6 +125,18 @@ def record(db: Db, site: str, now: float) -> dict[str, Any] | None:
     }
 
 
+def live_views(db: Db, sessions: LiveSessions, site: str, now: float) -> list[dict[str, Any]]:
+    """The site's public cameras as the page lists them: a number, a label, and the notice
+    that stands in for the view now (off, outside hours, offline), if any."""
+    notices = sessions.notices(site, now)
+    out = []
+    for v in views(db, site):
+        notice = notices.get(v.n, "")
+        zh, en = NOTICES[notice] if notice else ("", "")
+        out.append({"n": v.n, "label": v.label, "notice": notice, "zh": zh, "en": en})
+    return out
+
+
 FACES = {  # drawn here, not an emoji font: the same face on every phone
     "good": "M30 60 Q50 82 70 60",
     "fair": "M32 64 Q50 74 68 64",
@@ -139,7 +153,35 @@ padding:.8rem 1rem;margin:.8rem 0}.grade{display:flex;align-items:center;gap:1re
 table{width:100%;border-collapse:collapse}td{padding:.35rem .2rem;border-bottom:1px solid #eee;
 vertical-align:top}td:first-child{white-space:nowrap}
 footer{color:#888;font-size:.8rem;text-align:center;margin:1rem 0}
+.views{display:grid;gap:.6rem}.screen{background:#222;aspect-ratio:16/9;border-radius:.4rem;
+display:flex;align-items:center;justify-content:center;color:#eee;overflow:hidden}
+.screen video,.screen img{width:100%;height:100%;object-fit:contain}
+.watch{font-size:1.1rem;padding:.6rem 1.2rem;border-radius:2rem;border:0;background:#1f9d55;
+color:#fff}.watch .en,.screen .en{color:#ddd}.notice{padding:1rem;text-align:center}
+.view p{margin:.3rem 0}
 """
+
+
+def _live(r: dict[str, Any]) -> str:
+    e = html.escape
+    tiles = ""
+    for v in r.get("live") or []:
+        label = _two(v["label"], "") if v["label"] else _two(f"画面 {v['n']}", f"View {v['n']}")
+        inside = (
+            f"<div class='notice'>{_two(v['zh'], v['en'])}</div>"
+            if v["notice"]
+            else f"<button class='watch'>▶ {_two('观看', 'Watch')}</button>"
+        )
+        tiles += (
+            f"<div class='view' data-n='{int(v['n'])}' data-notice='{e(v['notice'])}'>"
+            f"<div class='screen'>{inside}</div><p>{label}</p></div>"
+        )
+    if not tiles:
+        return ""
+    return (
+        f"<section id='live' data-site='{e(r['site'])}'><h2>{_two('实时后厨', 'Live kitchen')}"
+        f"</h2><div class='views'>{tiles}</div></section><script src='/live/page.js'></script>"
+    )
 
 
 def _two(zh: str, en: str) -> str:
@@ -203,7 +245,7 @@ def render(r: dict[str, Any]) -> str:
         f"<p>{_two('晨检', 'Morning check')}: {done(t['morning_check'])}</p>"
         f"<p>{_two('消毒', 'Disinfection')}: {done(t['disinfection'])}</p></section>"
         f"<section><h2>{_two('近30天违规及整改', 'Violations, last 30 days')}</h2>"
-        f"<table>{rows}</table></section>"
+        f"<table>{rows}</table></section>{_live(r)}"
         "<footer>食安 Shian · 明厨亮灶 open kitchen, by the market regulator</footer>"
         "</main></body></html>"
     )

@@ -79,6 +79,19 @@ class Sites:
                     "UPDATE sites SET grade = ?, grade_set = ? WHERE site = ?", (grade, now, site)
                 )
 
+    def set_live(self, site: str, off: bool | None = None, cap: int | str | None = "") -> None:
+        """The regulator's switch of a site's live views, and its cap on viewers (None: the
+        collector's default; "" keeps it)."""
+        if isinstance(cap, int) and cap < 1:
+            raise ValueError("the cap must be at least 1 viewer")
+        with self.db.tx() as conn:
+            if conn.execute("SELECT 1 FROM sites WHERE site = ?", (site,)).fetchone() is None:
+                raise ValueError(f"no site {site!r} (shian-cloud sites set first)")
+            if off is not None:
+                conn.execute("UPDATE sites SET live_off = ? WHERE site = ?", (int(off), site))
+            if cap != "":
+                conn.execute("UPDATE sites SET live_cap = ? WHERE site = ?", (cap, site))
+
     def add_supervisor(self, name: str, district: str) -> None:
         check_name(name, "supervisor")
         check_name(district, "district")

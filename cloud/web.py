@@ -4,6 +4,7 @@
     GET /t/{ticket_id}.json?s={sig}   the same as JSON
     GET /snap/{id}.jpg                a violation's evidence snapshot
     GET /k/{site}[.json]              a site's public page (cloud.site_page)
+    .../live/...                      its live views, when [live] is set (cloud.live.web)
     GET /healthz                      "ok"
 
 A ticket is *genuine* when the collector holds it and the signature in the link is the HMAC,
@@ -33,6 +34,8 @@ from starlette.routing import Route
 
 from cloud import site_page
 from cloud.fleet.keys import FileStore
+from cloud.live.service import LiveService
+from cloud.live.web import routes as live_routes
 from cloud.store import Store
 from cloud.tickets import TicketKeys, Verdict, check_ticket
 
@@ -127,11 +130,13 @@ def make_app(
     keys_dir: Path,
     health: Callable[[], str | None] = lambda: None,
     files: FileStore | None = None,
+    live: LiveService | None = None,
 ) -> Starlette:
     """The public pages. Every request gets a 2xx or a 4xx with a reason (a fuzz test sends
     them all kinds), except ``/healthz`` while the collector is failing: 503 and why, which
     is what a load balancer or a probe needs to see. ``files``: the update files boxes fetch
-    (``/fleet/files/{sha256}``, checked by the box against its signed update)."""
+    (``/fleet/files/{sha256}``, checked by the box against its signed update). ``live``: the
+    live views of public cameras (``cloud.live.web``), shown on the site pages."""
     keys = TicketKeys(keys_dir)
 
     def verdict(request: Request) -> Verdict:
@@ -165,9 +170,12 @@ def make_app(
     async def site(request: Request) -> Response:
         name = request.path_params["site"]
         as_json = name.endswith(".json")
-        r = site_page.record(store.db, name.removesuffix(".json"), time.time())
+        now = time.time()
+        r = site_page.record(store.db, name.removesuffix(".json"), now)
         if r is None:
             return PlainTextResponse("no such site 没有这个单位", status_code=404)
+        if live is not None:
+            r["live"] = site_page.live_views(store.db, live.sessions, r["site"], now)
         if as_json:
             return JSONResponse(r)
         return HTMLResponse(site_page.render(r))
@@ -178,8 +186,10 @@ def make_app(
             return PlainTextResponse("no such file", status_code=404)
         return FileResponse(path, media_type="application/octet-stream")
 
+    extra = live_routes(live.sessions, live.player_dir) if live is not None else []
     return Starlette(
         routes=[
+            *extra,
             Route("/fleet/files/{sha256}", fleet_file),
             Route("/k/{site}", site),
             Route("/t/{ticket_id}.json", page_json),

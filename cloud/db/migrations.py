@@ -124,6 +124,11 @@ ALTER TABLE sites ADD COLUMN grade TEXT NOT NULL DEFAULT '';
 ALTER TABLE sites ADD COLUMN grade_set REAL
 """
 
+LIVE = """
+ALTER TABLE sites ADD COLUMN live_off INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sites ADD COLUMN live_cap INTEGER
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -132,6 +137,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "box clocks: statuses ordered by run, the clock's drift kept", CLOCKS),
     (6, "over-the-air updates: rollouts and each box's update", FLEET),
     (7, "public site pages: a site's kind and its food-safety grade", SITE_PAGES),
+    (8, "live views: the regulator's switch and a site's cap on viewers", LIVE),
 ]
 
 _PG_TYPES = [

@@ -19,6 +19,8 @@ from PIL import Image
 
 from cloud.batch import Snapshot
 from cloud.collector import Incoming, classify
+from cloud.config import CloudConfig
+from cloud.live.service import LiveService
 from cloud.store import Store
 from cloud.web import make_app
 from shared.codec import batch_payload
@@ -63,7 +65,15 @@ class Site:
         self.snap = str(uuid7())
         self.store.write([], [], [], [Snapshot("stall-1", self.snap, buf.getvalue())])
         self.ticket = t
-        self.web = WebServer(make_app(self.store, root / "keys"), "127.0.0.1", 0)
+        register(self.store, "kitchen-1", "m1")  # a box offering a public camera
+        offer = {"cameras": [{"camera": "c1", "public": True, "mode": "copy"}],
+                 "timezone_offset_h": 8}  # fmt: skip
+        body = raw_event(1, json.dumps(offer), device="kitchen-1", site="m1", kind="live_offer")
+        msgs = [Incoming(None, 1, 1, "shian/v1/dev/kitchen-1/events", batch_payload([body]))]
+        self.store.write(*classify(msgs))
+        cfg = CloudConfig(data_dir=root, live={"rtmp_url": "rtmp://127.0.0.1:9/live"})
+        live = LiveService(cfg, self.store.db)  # its broker session is not started
+        self.web = WebServer(make_app(self.store, root / "keys", live=live), "127.0.0.1", 0)
         self.web.start()
 
     def request(self, method: str, target: str, body: bytes, headers: dict[str, str]) -> int:
@@ -101,6 +111,16 @@ def targets(site: Site) -> st.SearchStrategy[str]:
         "/fleet/files/" + "0" * 64,
         "/t/",
         "/snap/.jpg",
+        "/k/m1/live/1",
+        "/k/m1/live/99",
+        "/live/auth",
+        "/live/publish",
+        "/live/publish_done",
+        "/live/page.js",
+        "/live/player.js",
+        "/live/" + "0" * 32,
+        "/live/" + "0" * 32 + "/frame.jpg",
+        "/live/" + "0" * 32 + "/leave",
     ]
     noise = st.text(max_size=60).map(lambda x: quote(x, safe="/?&=%.;:@!$'()*+,~"))
     raw = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=60)
@@ -114,7 +134,10 @@ def targets(site: Site) -> st.SearchStrategy[str]:
 header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
 headers = st.dictionaries(
     st.sampled_from(
-        ["Host", "Range", "If-Range", "Cookie", "Content-Type", "Accept", "Origin", "Referer"]
+        [
+            *("Host", "Range", "If-Range", "Cookie", "Content-Type", "Accept", "Origin"),
+            *("Referer", "X-Original-URI"),
+        ]
     ),
     header_values,
     max_size=4,
