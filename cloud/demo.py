@@ -105,6 +105,9 @@ class Demo:
         self.district = District(self)
         self.keeper = Keeper(self)  # Restart=always, as systemd does for a real box
         self.fleet_ok: bool | None = None
+        from cloud.demo_live import LiveKitchen
+
+        self.live = LiveKitchen(workdir, self.s.web_port, _say)
 
     def cli(self, module: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -393,6 +396,7 @@ class Demo:
         for name in (KITCHEN, STALL, "scale", "phone", "phone-li"):
             if name in self.procs:
                 self.procs[name].wait(20)
+        self.live.stop()
 
     def summary(self, store: Store) -> bool:
         """Wait until the cloud holds every event made on each box, then report."""
@@ -465,6 +469,9 @@ class Demo:
             f"http://127.0.0.1:{self.s.stall_api_port}/stall  (while it runs: "
             "make demo DEMO_SECONDS=0)"
         )
+        if self.live.media is not None:
+            ok = ok and bool(self.live.result)
+            click.echo(f"live view: {self.live.result or 'MISMATCH: it did not play'}")
         updates = {True: "a good update applied, a broken one rolled back by the box itself"}
         click.echo(f"updates over the air: {updates.get(bool(self.fleet_ok), 'MISMATCH')}")
         ok = ok and bool(self.fleet_ok)
@@ -479,6 +486,8 @@ def run_demo(workdir: Path, seconds: float) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     demo = Demo(workdir)
+    demo.s.live_section = demo.live.start()
+    demo.s.live_cameras = demo.live.camera_config()
     demo.s.write()
     store: Store | None = None
     ok = False
@@ -504,6 +513,10 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 demo.alert_loop(store)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 _say(f"the alert loop did not complete: {exc}")
+            try:
+                demo.live.story(store, _wait)
+            except (RuntimeError, OSError) as exc:
+                _say(f"the live view did not complete: {exc}")
             try:
                 demo.fleet_ok = fleet_story(demo, store, _say, _wait)
             except RuntimeError as exc:

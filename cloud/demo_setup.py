@@ -50,6 +50,10 @@ class DemoSetup:
     web_port: int = field(default_factory=free_port)
     stall_api_port: int = field(default_factory=free_port)
     hall_port: int = field(default_factory=free_port)
+    live_section: str = ""
+    """The collector's ``[live]`` (cloud.demo_live), when the media server runs."""
+    live_cameras: str = ""
+    """The kitchen box's public camera(s), as ``[[kitchen.cameras]]`` tables."""
 
     @property
     def scale_link(self) -> Path:
@@ -98,7 +102,7 @@ class DemoSetup:
             f'[fleet]\nfiles_url = "http://127.0.0.1:{self.web_port}/fleet/files"\n\n'
             f"[provisioning]\n"
             f'device_broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'
-            f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n'
+            f'ticket_base_url = "http://127.0.0.1:{self.web_port}"\n' + self.live_section
         )
 
     def register_args(self, device: str) -> list[str]:
@@ -147,9 +151,12 @@ class DemoSetup:
                     f'source = "{self.videos / "cam2_still.avi"}"\n\n'
                     '[[kitchen.cameras]]\nname = "cam3"\n'
                     f'source = "{self.videos / "cam3_still.avi"}"\n\n'
-                    '[[kitchen.rules]]\nviolation = "animal_in_kitchen"\n'
+                    + self.live_cameras
+                    + '[[kitchen.rules]]\nviolation = "animal_in_kitchen"\n'
                     'labels = ["Cat", "Dog"]\nmin_score = 0.5\ncooldown_s = 600\n'
                 )
+            elif device == KITCHEN and self.live_cameras:  # cameras only, no detection
+                text += "\n[kitchen]\n\n" + self.live_cameras
             port = self.stall_api_port if device == STALL else self.hall_port
             text += f"\n[display]\nport = {port}\n"
             (w / f"{device}.toml").write_text(text, encoding="utf-8")

@@ -215,11 +215,14 @@ class LiveSessions:
     def tick(self) -> None:
         """Every second: drop viewers gone quiet, end what must end, renew leases."""
         now = self.clock()
-        off = {r["site"] for r in self.db.query("SELECT site FROM sites WHERE live_off = 1")}
         with self._lock:
             for token, (_, when) in list(self._ended.items()):
                 if now - when > ENDED_KEPT_S:
                     del self._ended[token]
+            if not self.sessions:
+                return
+        off = {r["site"] for r in self.db.query("SELECT site FROM sites WHERE live_off = 1")}
+        with self._lock:
             for s in list(self.sessions.values()):
                 self._step(s, now, s.site in off)
 

@@ -258,3 +258,28 @@ def _notice(key: str) -> dict[str, str]:
 
     zh, en = NOTICES[key]
     return {"zh": zh, "en": en}
+
+
+def test_the_operators_nginx_config_is_one_nginx_accepts(tmp_path: Path) -> None:
+    why = nginx.available()
+    if why:
+        pytest.skip(f"{why}; `make test` installs it")
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(f'data_dir = "{tmp_path}"\n[web]\nport = 8080\n')
+    run, hls = tmp_path / "run", tmp_path / "hls"
+    run.mkdir()
+    args = ["live", "nginx-config", "--rtmp", f"127.0.0.1:{nginx.free_port()}", "--http",
+            f"127.0.0.1:{nginx.free_port()}", "--hls-dir", str(hls), "--run-dir", str(run),
+            "--config", str(conf)]  # fmt: skip
+    r = CliRunner().invoke(cloud_main, args)
+    assert r.exit_code == 0, r.output
+    assert "proxy_pass http://127.0.0.1:8080/live/auth;" in r.output
+    (tmp_path / "media.conf").write_text(r.output)
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    check = [exe, "-t", "-c", str(tmp_path / "media.conf"), "-p", f"{run}/", "-e", str(run / "e")]
+    got = subprocess.run(check, capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    assert "test is successful" in got.stderr
