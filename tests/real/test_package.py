@@ -61,6 +61,7 @@ def test_the_wheel_carries_what_the_code_reads_and_no_tests(wheel: Path) -> None
         "shian_units/shian-cloud.service",
         "shian_units/mosquitto/shian.conf",
         "edge/display/static/hall.html",
+        "cloud/live/static/live.js",
     ):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tests/", "bench/", "systemd/"))]
