@@ -87,7 +87,8 @@ class BrokerFiles:
         self.folder, self.group = folder, group
         self.passwd, self.acl = folder / "passwd", folder / "acl"
 
-    def _users(self) -> dict[str, str]:
+    def users(self) -> dict[str, str]:
+        """Each user's hashed password, as the passwd file holds it."""
         if not self.passwd.exists():
             return {}
         users: dict[str, str] = {}
@@ -103,13 +104,13 @@ class BrokerFiles:
 
     def set_passwords(self, passwords: dict[str, str]) -> None:
         """Set (or replace) the passwords of these users, in one write of the file."""
-        users = self._users()
+        users = self.users()
         for name, password in passwords.items():
             users[check_name(name, "user")] = hash_password(password)
         self._write_passwd(users)
 
     def remove(self, name: str) -> None:
-        users = self._users()
+        users = self.users()
         if users.pop(name, None) is not None:
             self._write_passwd(users)
 

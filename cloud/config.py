@@ -169,6 +169,25 @@ class LiveSettings(StrictModel):
     )
 
 
+class ConsoleSettings(StrictModel):
+    """The supervisors' console (/console): sessions and lockout."""
+
+    idle_timeout_s: float = Field(
+        default=1800, ge=60, description="A session unused this long must log in again."
+    )
+    max_age_s: float = Field(
+        default=12 * 3600, ge=300, description="A session ends this long after its login."
+    )
+    max_failures: int = Field(
+        default=5, ge=1, description="Failed logins in a row before the name is locked."
+    )
+    lockout_s: float = Field(default=900, ge=1, description="How long a locked name waits.")
+    secure_cookie: bool = Field(
+        default=False,
+        description="Send the session cookie over HTTPS only (set it when TLS is in front).",
+    )
+
+
 class TicketSettings(StrictModel):
     """Verifying the tickets that buyers scan."""
 
@@ -382,6 +401,9 @@ class CloudConfig(StrictModel):
     )
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Updates.")
     live: LiveSettings = Field(default_factory=LiveSettings, description="Live views.")
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings, description="The supervisors' console."
+    )
     supervisor: SupervisorLogin | None = Field(
         default=None, description="Only in a supervisor's client config: who they are."
     )

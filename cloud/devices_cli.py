@@ -229,7 +229,9 @@ def register(
         click.echo(f"key: {made.server_key} (0640, group {cfg.provisioning.broker_group})")
 
 
-def add_supervisor_credentials(cfg: Any, store: Any, name: str, district: str) -> str:
+def add_supervisor_credentials(
+    cfg: Any, store: Any, name: str, district: str, role: str = "supervisor"
+) -> str:
     from cloud.provisioning import Registry
 
-    return Registry(cfg, store).add_supervisor(name, district)
+    return Registry(cfg, store).add_supervisor(name, district, role)

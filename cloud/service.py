@@ -10,6 +10,7 @@ from cloud.alerts.webhooks import WebhookForwarder
 from cloud.broker import BrokerThread
 from cloud.collector import Collector
 from cloud.config import CloudConfig
+from cloud.console.accounts import Accounts
 from cloud.fleet.keys import FileStore
 from cloud.fleet.rollouts import Rollouts
 from cloud.live.service import LiveService
@@ -44,6 +45,7 @@ class CloudService:
                     health=self.collector.health,
                     files=FileStore(cfg.data_dir / "fleet"),
                     live=self.live,
+                    console=Accounts(self.store.db, cfg.console, cfg.provisioning.broker_dir),
                 ),
                 cfg.web.host,
                 cfg.web.port,

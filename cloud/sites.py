@@ -92,14 +92,18 @@ class Sites:
             if cap != "":
                 conn.execute("UPDATE sites SET live_cap = ? WHERE site = ?", (cap, site))
 
-    def add_supervisor(self, name: str, district: str) -> None:
+    def add_supervisor(self, name: str, district: str, role: str = "supervisor") -> None:
+        """A supervisor works their district; a leader reads the whole city (the console)."""
         check_name(name, "supervisor")
         check_name(district, "district")
+        if role not in ("supervisor", "leader"):
+            raise ValueError(f"role {role!r} is not supervisor or leader")
         with self.db.tx() as conn:
             conn.execute(
-                "INSERT INTO supervisors VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET district = excluded.district",
-                (name, district),
+                "INSERT INTO supervisors (name, district, role) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET district = excluded.district,"
+                " role = excluded.role",
+                (name, district, role),
             )
 
     def import_certs(self, text: str) -> int:

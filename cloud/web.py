@@ -5,6 +5,7 @@
     GET /snap/{id}.jpg                a violation's evidence snapshot
     GET /k/{site}[.json]              a site's public page (cloud.site_page)
     .../live/...                      its live views, when [live] is set (cloud.live.web)
+    /console/...                      the supervisors' console (cloud.console.app)
     GET /healthz                      "ok"
 
 A ticket is *genuine* when the collector holds it and the signature in the link is the HMAC,
@@ -33,6 +34,8 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from cloud import site_page
+from cloud.console.accounts import Accounts
+from cloud.console.app import routes as console_routes
 from cloud.fleet.keys import FileStore
 from cloud.live.service import LiveService
 from cloud.live.web import routes as live_routes
@@ -131,6 +134,7 @@ def make_app(
     health: Callable[[], str | None] = lambda: None,
     files: FileStore | None = None,
     live: LiveService | None = None,
+    console: Accounts | None = None,
 ) -> Starlette:
     """The public pages. Every request gets a 2xx or a 4xx with a reason (a fuzz test sends
     them all kinds), except ``/healthz`` while the collector is failing: 503 and why, which
@@ -187,6 +191,8 @@ def make_app(
         return FileResponse(path, media_type="application/octet-stream")
 
     extra = live_routes(live.sessions, live.player_dir) if live is not None else []
+    if console is not None:
+        extra += console_routes(store, console)
     return Starlette(
         routes=[
             *extra,

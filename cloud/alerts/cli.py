@@ -366,6 +366,13 @@ def register(
     @click.argument("name")
     @click.option("--district", required=True, help="The district they supervise.")
     @click.option(
+        "--role",
+        type=click.Choice(["supervisor", "leader"]),
+        default="supervisor",
+        show_default=True,
+        help="supervisor: works their district; leader: reads the whole city in the console.",
+    )
+    @click.option(
         "--credentials/--no-credentials",
         default=True,
         show_default=True,
@@ -374,7 +381,12 @@ def register(
     @config_option
     @json_option
     def supervisors_add(
-        name: str, district: str, credentials: bool, config_path: Path | None, as_json: bool
+        name: str,
+        district: str,
+        role: str,
+        credentials: bool,
+        config_path: Path | None,
+        as_json: bool,
     ) -> None:
         """Register a supervisor; their commands count only in their district, and their broker
         login reads only their district's alerts. Writes their own client config (0600, it
@@ -385,7 +397,7 @@ def register(
         store = get_store(config_path, create=True)
         if not credentials:
             try:
-                store.sites.add_supervisor(name, district)
+                store.sites.add_supervisor(name, district, role)
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"supervisor {name}: district {district}")
@@ -395,7 +407,7 @@ def register(
 
         cfg = get_config(config_path)
         try:
-            password = add_supervisor_credentials(cfg, store, name, district)
+            password = add_supervisor_credentials(cfg, store, name, district, role)
         except ProvisioningError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)

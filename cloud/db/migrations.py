@@ -129,6 +129,19 @@ ALTER TABLE sites ADD COLUMN live_off INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sites ADD COLUMN live_cap INTEGER
 """
 
+CONSOLE = """
+ALTER TABLE supervisors ADD COLUMN role TEXT NOT NULL DEFAULT 'supervisor';
+CREATE TABLE console_sessions (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL, created REAL NOT NULL,
+    seen REAL NOT NULL);
+CREATE TABLE console_logins (
+    name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, locked_until REAL);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
+    address TEXT NOT NULL DEFAULT '')
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -138,6 +151,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (6, "over-the-air updates: rollouts and each box's update", FLEET),
     (7, "public site pages: a site's kind and its food-safety grade", SITE_PAGES),
     (8, "live views: the regulator's switch and a site's cap on viewers", LIVE),
+    (9, "the supervisors' console: roles, sessions, lockout, the audit log", CONSOLE),
 ]
 
 _PG_TYPES = [

@@ -23,17 +23,11 @@ from starlette.routing import Route
 
 from cloud.live.player import PLAYER_FILE
 from cloud.live.sessions import TOKEN, LiveSessions
+from cloud.webforms import client_address, read_form
 from shared.live import STREAM_RE
 
 MAX_FORM_BYTES = 4096
 STATIC = Path(__file__).parent / "static"
-
-
-def viewer_address(request: Request) -> str:
-    """The viewer's address: as nginx gives it (it sets the header, never appends to one a
-    client sent), else the connection's."""
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
-    return forwarded[:64] or (request.client.host if request.client else "")
 
 
 def routes(sessions: LiveSessions, player_dir: Path) -> list[Route]:
@@ -41,7 +35,7 @@ def routes(sessions: LiveSessions, player_dir: Path) -> list[Route]:
         site, n = request.path_params["site"], request.path_params["n"]
         if not n.isdigit() or len(n) > 3:
             return PlainTextResponse("no such view 没有这个画面", status_code=404)
-        answer = sessions.watch(site, int(n), viewer_address(request))
+        answer = sessions.watch(site, int(n), client_address(request))
         if answer is None:
             return PlainTextResponse("no such view 没有这个画面", status_code=404)
         return JSONResponse(answer.json(), headers={"Cache-Control": "no-store"})
@@ -74,16 +68,7 @@ def routes(sessions: LiveSessions, player_dir: Path) -> list[Route]:
         return Response(status_code=204 if sessions.allowed(uri) else 403)
 
     async def form(request: Request) -> dict[str, str] | None:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return None
-        from urllib.parse import parse_qs
-
-        try:
-            fields = parse_qs(body.decode("ascii"), max_num_fields=64)
-        except (UnicodeDecodeError, ValueError):
-            return None
-        return {k: v[0] for k, v in fields.items()}
+        return await read_form(request, MAX_FORM_BYTES)
 
     async def publish(request: Request) -> Response:
         f = await form(request)

@@ -7,19 +7,23 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from cloud.alerts.engine import AlertEngine
 from cloud.batch import Snapshot
+from cloud.broker_files import BrokerFiles
 from cloud.collector import Incoming, classify
-from cloud.config import CloudConfig
+from cloud.config import AlertSettings, CloudConfig, ConsoleSettings
+from cloud.console.accounts import Accounts
 from cloud.live.service import LiveService
 from cloud.store import Store
 from cloud.web import make_app
@@ -35,7 +39,7 @@ pytestmark = pytest.mark.real
 
 class Site:
     def __init__(self, root: Path) -> None:
-        self.store = Store(root / "c.db")
+        self.store = Store(root / "c.db", engine=AlertEngine(AlertSettings()))
         self.store.sites.set("m1", "d1", "<b>市场</b>")  # a site with a public page
         register(self.store, "stall-1", "m1", "stall", market="m", stall_no="1", retailer="r")
         key = bytes(range(32))
@@ -71,9 +75,21 @@ class Site:
         body = raw_event(1, json.dumps(offer), device="kitchen-1", site="m1", kind="live_offer")
         msgs = [Incoming(None, 1, 1, "shian/v1/dev/kitchen-1/events", batch_payload([body]))]
         self.store.write(*classify(msgs))
+        seen = {"camera": "c1", "type": "rodent", "label": "Mouse", "score": 0.9,
+                "box": [1, 2, 3, 4], "frame": [640, 360], "model": "m"}  # fmt: skip
+        body = raw_event(2, json.dumps(seen), device="kitchen-1", site="m1", kind="violation")
+        msgs = [Incoming(None, 1, 1, "shian/v1/dev/kitchen-1/events", batch_payload([body]))]
+        self.store.write(*classify(msgs))
+        self.alert = self.store.alerts.list()[0]["id"]  # one the console can act on
         cfg = CloudConfig(data_dir=root, live={"rtmp_url": "rtmp://127.0.0.1:9/live"})
         live = LiveService(cfg, self.store.db)  # its broker session is not started
-        self.web = WebServer(make_app(self.store, root / "keys", live=live), "127.0.0.1", 0)
+        self.store.sites.add_supervisor("wang", "d1")
+        BrokerFiles(root / "broker").set_passwords({"wang": "pw"})
+        console = Accounts(self.store.db, ConsoleSettings(max_failures=10**6), root / "broker")
+        token, session = console.login("wang", "pw", "127.0.0.1", time.time())
+        self.cookie, self.csrf = f"shian_console={token}", session.csrf  # a logged-in browser
+        app = make_app(self.store, root / "keys", live=live, console=console)
+        self.web = WebServer(app, "127.0.0.1", 0)
         self.web.start()
 
     def request(self, method: str, target: str, body: bytes, headers: dict[str, str]) -> int:
@@ -121,6 +137,15 @@ def targets(site: Site) -> st.SearchStrategy[str]:
         "/live/" + "0" * 32,
         "/live/" + "0" * 32 + "/frame.jpg",
         "/live/" + "0" * 32 + "/leave",
+        "/console",
+        "/console/login",
+        "/console/logout",
+        "/console/rows",
+        "/console/stream",
+        "/console/export.csv",
+        "/console/alerts/x",
+        f"/console/alerts/{site.alert}",
+        "/console/console.js",
     ]
     noise = st.text(max_size=60).map(lambda x: quote(x, safe="/?&=%.;:@!$'()*+,~"))
     raw = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=60)
@@ -151,8 +176,16 @@ headers = st.dictionaries(
 def test_no_request_gets_a_5xx(site: Site, data: st.DataObject) -> None:
     method = data.draw(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "X"]))
     target = data.draw(targets(site))
-    body = data.draw(st.binary(max_size=200))
+    body = data.draw(
+        st.binary(max_size=200)
+        | st.builds(
+            lambda a, n, d: urlencode({"csrf": site.csrf, "action": a, "note": n, "due_h": d}),
+            st.text(max_size=30), st.text(max_size=30), st.text(max_size=8),
+        ).map(str.encode)
+    )  # fmt: skip
     hdrs = {"Host": "127.0.0.1", **data.draw(headers)}
+    if data.draw(st.booleans()):
+        hdrs["Cookie"] = site.cookie
     status = site.request(method, target, body, hdrs)
     assert 200 <= status < 500, (method, target, hdrs, status)
 

@@ -1,0 +1,1 @@
+"""The supervisors' console (``/console``): their district's alerts, worked from a page."""

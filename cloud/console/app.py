@@ -1,0 +1,215 @@
+"""The console's routes, under ``/console`` on the collector's web server.
+
+    GET  /console/login, POST /console/login, POST /console/logout
+    GET  /console                   the alert list (filters: state, type, site, overdue)
+    GET  /console/rows              the list's rows (what the page's script fetches)
+    GET  /console/stream            Server-Sent Events: "alerts" when any alert changed
+    GET  /console/alerts/{id}       one alert: evidence, timeline, the loop's actions
+    POST /console/alerts/{id}       an action (ack, request_rectification, verify, close, reopen)
+    GET  /console/export.csv        the list as CSV (UTF-8 with a BOM, for Excel)
+
+Every page needs a session; every POST needs the session's CSRF token and, when the browser
+sends one, an Origin of this host. A supervisor sees and acts in their district only: another
+district's alert is "not found", by the page and by a direct request alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from cloud.console import pages, queries
+from cloud.console.accounts import Accounts, LoginRefused, Session
+from cloud.store import Store
+from cloud.webforms import client_address as address
+from cloud.webforms import read_form
+
+COOKIE = "shian_console"
+MAX_FORM_BYTES = 16 * 1024
+STREAM_S = 300.0
+"""A live list's stream ends after this; the browser's EventSource opens a new one."""
+
+Handler = Callable[[Request, Session], Awaitable[Response]]
+
+
+def same_origin(request: Request) -> bool:
+    """A browser's POST names its page's origin; it must be this host (no cross-site forms)."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def form_of(request: Request) -> dict[str, str] | None:
+    return await read_form(request, MAX_FORM_BYTES)
+
+
+def routes(store: Store, accounts: Accounts) -> list[Route]:
+    secure = accounts.s.secure_cookie
+
+    def who(request: Request) -> Session | None:
+        return accounts.session(request.cookies.get(COOKIE, ""), time.time())
+
+    def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            session = who(request)
+            if session is None:
+                if request.method == "GET" and request.url.path != "/console/rows":
+                    return RedirectResponse("/console/login", status_code=303)
+                return PlainTextResponse("log in first 请先登录", status_code=401)
+            if request.method == "POST":
+                f = await form_of(request)
+                if (
+                    f is None
+                    or not same_origin(request)
+                    or not accounts.csrf_ok(session, f.get("csrf", ""))
+                ):
+                    accounts.audit(session.name, "csrf_refused", request.url.path[:64], "",
+                                   address(request), time.time())  # fmt: skip
+                    return PlainTextResponse("refused: stale or forged form", status_code=403)
+                request.state.form = f
+            return await handler(request, session)
+
+        return guarded
+
+    async def login_page(request: Request) -> Response:
+        if who(request) is not None:
+            return RedirectResponse("/console", status_code=303)
+        return HTMLResponse(pages.login())
+
+    async def login(request: Request) -> Response:
+        f = await form_of(request)
+        if f is None or not same_origin(request):
+            return HTMLResponse(pages.login("refused 拒绝"), status_code=403)
+        try:
+            token, _ = accounts.login(f.get("name", ""), f.get("password", ""),
+                                      address(request), time.time())  # fmt: skip
+        except LoginRefused as exc:
+            return HTMLResponse(pages.login(str(exc)), status_code=401)
+        r = RedirectResponse("/console", status_code=303)
+        r.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure,
+                     path="/console")  # fmt: skip
+        return r
+
+    async def logout(request: Request, session: Session) -> Response:
+        accounts.logout(request.cookies.get(COOKIE, ""))
+        accounts.audit(session.name, "logout", "", "", address(request), time.time())
+        r = RedirectResponse("/console/login", status_code=303)
+        r.delete_cookie(COOKIE, path="/console")
+        return r
+
+    async def alert_list(request: Request, session: Session) -> Response:
+        f, now = queries.Filters.of(request.query_params), time.time()
+        return HTMLResponse(pages.alert_list(session, f, queries.alerts(store.db, session, f),
+                                             now))  # fmt: skip
+
+    async def rows(request: Request, session: Session) -> Response:
+        f = queries.Filters.of(request.query_params)
+        return HTMLResponse(pages.rows(queries.alerts(store.db, session, f), time.time()))
+
+    async def stream(request: Request, session: Session) -> Response:
+        async def changes() -> AsyncIterator[str]:
+            last, began, beat = None, time.monotonic(), time.monotonic()
+            while time.monotonic() - began < STREAM_S and not await request.is_disconnected():
+                now = await anyio.to_thread.run_sync(queries.changes, store.db)
+                if now != last:
+                    if last is not None:
+                        yield f"event: alerts\ndata: {now}\n\n"
+                    last = now
+                elif time.monotonic() - beat > 15:
+                    beat = time.monotonic()
+                    yield ": still here\n\n"
+                await anyio.sleep(0.5)
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(changes(), media_type="text/event-stream", headers=headers)
+
+    async def detail(request: Request, session: Session) -> Response:
+        a = queries.alert(store.db, session, request.path_params["alert_id"])
+        if a is None:
+            return PlainTextResponse("no such alert 没有这条告警", status_code=404)
+        return HTMLResponse(pages.detail(session, a, queries.actions(a["state"])))
+
+    async def act(request: Request, session: Session) -> Response:
+        alert_id = request.path_params["alert_id"]
+        a = queries.alert(store.db, session, alert_id)
+        f: dict[str, str] = request.state.form
+        if a is None:
+            return PlainTextResponse("no such alert 没有这条告警", status_code=404)
+        if session.role != "supervisor":
+            return PlainTextResponse("a leader reads; the district's supervisor acts", 403)
+        action, note = f.get("action", ""), f.get("note", "")[:1000]
+        try:
+            due_h = float(f["due_h"]) if f.get("due_h") else None
+            if due_h is not None and not 1 <= due_h <= 720:
+                raise ValueError("the deadline must be 1 to 720 hours")
+            if action not in pages.ACTIONS:
+                raise ValueError(f"unknown action {action[:32]!r}")
+            now = time.time()
+            store.in_transaction(lambda conn: store.engine.act(  # type: ignore[union-attr]
+                conn, now, alert_id, action, session.actor, note,
+                due_h * 3600 if due_h else None, district=session.district))  # fmt: skip
+        except ValueError as exc:
+            a = queries.alert(store.db, session, alert_id) or a
+            page_ = pages.detail(session, a, queries.actions(a["state"]), f"!{exc}")
+            return HTMLResponse(page_, status_code=409)
+        accounts.audit(session.name, action, alert_id, note, address(request), now)
+        a = queries.alert(store.db, session, alert_id) or a
+        done = f"{pages.ACTIONS[action][0]} {pages.ACTIONS[action][1]}: ok"
+        return HTMLResponse(pages.detail(session, a, queries.actions(a["state"]), done))
+
+    async def export(request: Request, session: Session) -> Response:
+        f = queries.Filters.of(request.query_params)
+        out = io.StringIO()
+        w = csv.writer(out)
+        cols = queries.COLUMNS.split(", ")
+        w.writerow(cols)
+        for a in queries.alerts(store.db, session, f, limit=100_000):
+            w.writerow([_cell(a[c]) for c in cols])
+        accounts.audit(session.name, "export", "alerts.csv", f.query(), address(request),
+                       time.time())  # fmt: skip
+        return Response(
+            "\ufeff" + out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": "attachment; filename=alerts.csv"},
+        )
+
+    async def script(_: Request) -> Response:
+        return FileResponse(Path(__file__).parent / "static" / "console.js",
+                            media_type="text/javascript")  # fmt: skip
+
+    return [
+        Route("/console/login", login_page),
+        Route("/console/login", login, methods=["POST"]),
+        Route("/console/logout", page(logout), methods=["POST"]),
+        Route("/console", page(alert_list)),
+        Route("/console/rows", page(rows)),
+        Route("/console/stream", page(stream)),
+        Route("/console/export.csv", page(export)),
+        Route("/console/console.js", script),
+        Route("/console/alerts/{alert_id}", page(detail)),
+        Route("/console/alerts/{alert_id}", page(act), methods=["POST"]),
+    ]
+
+
+def _cell(value: object) -> object:
+    """A cell as text a spreadsheet will not run: a leading =, +, - or @ is quoted."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value

@@ -1,0 +1,182 @@
+"""The console's pages, drawn on the server (Chinese first, with English); a small script
+keeps the alert list live (``static/console.js``)."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cloud.console.accounts import Session
+from cloud.console.queries import STATES, Filters
+from cloud.site_page import STATES as STATE_NAMES
+from cloud.site_page import VIOLATIONS
+
+CHINA = timezone(timedelta(hours=8))
+ACTIONS = {
+    "ack": ("受理", "Acknowledge"),
+    "request_rectification": ("责令整改", "Request rectification"),
+    "verify": ("复查通过", "Verify and close"),
+    "close": ("关闭", "Close"),
+    "reopen": ("重新打开", "Reopen"),
+}
+CSS = """
+body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:0;background:#f3f4f6;color:#222}
+header{background:#1e3a5f;color:#fff;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center}
+header a{color:#fff}header button{color:#fff;background:none;border:1px solid #9ab;
+border-radius:.3rem;padding:.2rem .5rem}main{padding:1rem;max-width:72rem;margin:0 auto}
+.en{color:#777;font-size:.85em}header .en{color:#cdd}table{width:100%;border-collapse:collapse;
+background:#fff}th,td{text-align:left;padding:.4rem;border-bottom:1px solid #e5e7eb;
+vertical-align:top}tr.critical td:first-child{border-left:4px solid #c53030}
+.overdue{color:#c53030;font-weight:bold}form.inline{display:inline}.box{background:#fff;
+padding:1rem;margin:1rem 0;border-radius:.4rem}.error{background:#fde8e8;color:#9b1c1c;
+padding:.6rem;border-radius:.3rem}.ok{background:#def7ec;color:#03543f;padding:.6rem}
+img.evidence{max-width:100%;max-height:24rem}ol.timeline li{margin:.3rem 0}
+"""
+
+
+def two(zh: str, en: str) -> str:
+    return f"{html.escape(zh)} <span class='en'>{html.escape(en)}</span>"
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+def page(title: str, body: str, who: Session | None = None) -> str:
+    top = ""
+    if who is not None:
+        scope = two("全市", "city") if who.role == "leader" else html.escape(who.district)
+        top = (
+            f"<span>{html.escape(who.name)} · {scope}</span>"
+            f"<a href='/console'>{two('告警', 'Alerts')}</a>"
+            f"<form class='inline' method='post' action='/console/logout'>{csrf(who)}"
+            f"<button>{two('退出', 'Log out')}</button></form>"
+        )
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)} · 食安监管</title><style>{CSS}</style></head><body>"
+        f"<header><b>{two('食安监管平台', 'Shian supervision')}</b>{top}</header>"
+        f"<main>{body}</main></body></html>"
+    )
+
+
+def csrf(who: Session) -> str:
+    return f"<input type='hidden' name='csrf' value='{html.escape(who.csrf)}'>"
+
+
+def login(message: str = "") -> str:
+    err = f"<p class='error' id='error'>{html.escape(message)}</p>" if message else ""
+    return page(
+        "登录 Log in",
+        f"<div class='box'><h1>{two('登录', 'Log in')}</h1>{err}"
+        "<form method='post' action='/console/login'>"
+        f"<p><label>{two('用户名', 'Name')}<br><input name='name' autocomplete='username'"
+        " required></label></p>"
+        f"<p><label>{two('密码', 'Password')}<br><input name='password' type='password'"
+        " autocomplete='current-password' required></label></p>"
+        f"<button>{two('登录', 'Log in')}</button></form></div>",
+    )
+
+
+def type_name(t: str) -> str:
+    zh, en = VIOLATIONS.get(t, (t, ""))
+    return two(zh, en)
+
+
+def state_name(s: str) -> str:
+    zh, en = STATE_NAMES.get(s, (s, ""))
+    return two(zh, en)
+
+
+def rows(alerts: list[dict[str, Any]], now: float) -> str:
+    out = []
+    for a in alerts:
+        late = a["due"] is not None and a["due"] < now and a["state"] != "closed"
+        due = f"<span class='{'overdue' if late else ''}'>{when(a['due'])}</span>"
+        out.append(
+            f"<tr class='{html.escape(a['severity'])}' data-id='{html.escape(a['id'])}'>"
+            f"<td>{when(a['last_seen'])}</td><td>{html.escape(a['site'])}</td>"
+            f"<td><a href='/console/alerts/{html.escape(a['id'])}'>{type_name(a['type'])}</a>"
+            f"</td><td>{state_name(a['state'])}</td><td>{html.escape(a['severity'])}</td>"
+            f"<td>{due}</td></tr>"
+        )
+    return "".join(out) or f"<tr><td colspan='6'>{two('没有告警', 'No alerts')}</td></tr>"
+
+
+def alert_list(who: Session, f: Filters, alerts: list[dict[str, Any]], now: float) -> str:
+    opts = "".join(
+        f"<option value='{s}'{' selected' if s == f.state else ''}>{html.escape(s)}</option>"
+        for s in ("", *STATES)
+    )
+    q = f.query()
+    filters = (
+        "<form method='get' action='/console' class='box'>"
+        f"{two('状态', 'State')} <select name='state'>{opts}</select> "
+        f"{two('类型', 'Type')} <input name='type' value='{html.escape(f.type)}' size='14'> "
+        f"{two('单位', 'Site')} <input name='site' value='{html.escape(f.site)}' size='14'> "
+        f"<label><input type='checkbox' name='overdue' value='1'{' checked' if f.overdue else ''}>"
+        f" {two('已逾期', 'Overdue')}</label> <button>{two('筛选', 'Filter')}</button> "
+        f"<a href='/console/export.csv?{html.escape(q)}' id='csv'>CSV</a></form>"
+    )
+    head = "".join(
+        f"<th>{two(zh, en)}</th>"
+        for zh, en in (("时间", "Last seen"), ("单位", "Site"), ("类型", "Type"),
+                       ("状态", "State"), ("级别", "Severity"), ("期限", "Due"))
+    )  # fmt: skip
+    return page(
+        "告警 Alerts",
+        f"<h1>{two('告警', 'Alerts')}</h1>{filters}"
+        f"<table><thead><tr>{head}</tr></thead><tbody id='alerts' data-q='{html.escape(q)}'>"
+        f"{rows(alerts, now)}</tbody></table><script src='/console/console.js'></script>",
+        who,
+    )
+
+
+def detail(who: Session, a: dict[str, Any], actions: list[str], message: str = "") -> str:
+    e = html.escape
+    steps = "".join(
+        f"<li>{e(s.get('at', ''))} · {state_name(s.get('state', ''))} · {e(s.get('actor', ''))}"
+        + (f"<br>{e(s.get('note', ''))}" if s.get("note") else "")
+        + "</li>"
+        for s in json.loads(a["history"] or "[]")
+    )
+    snap = (
+        f"<img class='evidence' alt='evidence' src='/snap/{e(a['snapshot'])}.jpg'>"
+        if a["snapshot"]
+        else ""
+    )
+    forms = "".join(_action_form(who, a["id"], act) for act in actions)
+    note = f"<p class='{'error' if message.startswith('!') else 'ok'}' id='message'>" + (
+        e(message.lstrip("!")) + "</p>" if message else "</p>"
+    )
+    return page(
+        a["title"],
+        f"<h1>{type_name(a['type'])} · {e(a['site'])}</h1>{note if message else ''}"
+        f"<div class='box'><p>{e(a['title'])}</p><p>{two('状态', 'State')}: "
+        f"<b id='state'>{state_name(a['state'])}</b> · {two('期限', 'Due')}: {when(a['due'])}"
+        f"</p>{snap}</div><div class='box'><h2>{two('处置记录', 'Timeline')}</h2>"
+        f"<ol class='timeline'>{steps}</ol></div><div class='box'>{forms}</div>",
+        who,
+    )
+
+
+def _action_form(who: Session, alert_id: str, action: str) -> str:
+    zh, en = ACTIONS[action]
+    due = (
+        f" {two('期限（小时）', 'Deadline (hours)')} <input name='due_h' type='number' min='1'"
+        " max='720' value='24' size='4'>"
+        if action == "request_rectification"
+        else ""
+    )
+    return (
+        f"<form method='post' action='/console/alerts/{html.escape(alert_id)}' "
+        f"class='act' data-action='{action}'>{csrf(who)}"
+        f"<input type='hidden' name='action' value='{action}'>"
+        f"<input name='note' placeholder='说明 note' maxlength='1000' size='30'>{due} "
+        f"<button>{two(zh, en)}</button></form>"
+    )
