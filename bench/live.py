@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cloud.live import nginx  # noqa: E402
-from cloud.live.player import install as install_player  # noqa: E402
 from cloud.service import CloudService  # noqa: E402
+from cloud.webassets import HLS, install  # noqa: E402
 from edge.live import testcam  # noqa: E402
 from shared.browser import CHROMIUM_ARGS, chromium  # noqa: E402
 from tests.conftest import cloud_config, register, spawn, wait_for, write_toml  # noqa: E402
@@ -210,8 +210,8 @@ def main() -> None:
 
 
 def run(work: Path, seconds: float, taps: int) -> dict[str, Any]:
-    player = work / "player"
-    install_player(player)
+    assets = ROOT / ".cache" / "web-assets"
+    install(assets, [HLS])
     camera = testcam.TestCamera()
     camera.start()
     broker = Mosquitto(work / "mosquitto").start()
@@ -220,7 +220,8 @@ def run(work: Path, seconds: float, taps: int) -> dict[str, Any]:
     media = nginx.MediaServer(work / "media", f"127.0.0.1:{web_port}")
     media.start()
     cfg = cloud_config(work, broker.url, web_port)
-    cfg.live = cfg.live.model_validate({"rtmp_url": media.rtmp_url, "player_dir": str(player),
+    cfg.web.assets_dir = assets
+    cfg.live = cfg.live.model_validate({"rtmp_url": media.rtmp_url,
                                         "viewer_timeout_s": 3, "linger_s": 0,
                                         "max_viewers_per_site": 60,
                                         "max_views_per_address": 60})  # fmt: skip  # all local

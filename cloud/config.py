@@ -125,6 +125,11 @@ class WebSettings(StrictModel):
 
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port; 0 turns the server off.")
+    assets_dir: Path = Field(
+        default=Path("web-assets"),
+        description="The browser libraries the pages serve (hls.js, uPlot), installed from the "
+        "npm registry by shian-cloud assets (relative: in data_dir).",
+    )
 
 
 class LiveSettings(StrictModel):
@@ -161,11 +166,6 @@ class LiveSettings(StrictModel):
         ge=1,
         description="Views one address may hold open at once, so that one client cannot make "
         "every box of the city send (the address nginx gives in X-Forwarded-For).",
-    )
-    player_dir: Path = Field(
-        default=Path("player"),
-        description="Holds the HLS player (hls.js, from npm: shian-cloud live player); "
-        "relative: in data_dir.",
     )
 
 
@@ -418,7 +418,7 @@ class CloudConfig(StrictModel):
         self.tickets.keys_dir = d / self.tickets.keys_dir
         self.provisioning.broker_dir = d / self.provisioning.broker_dir
         self.provisioning.bundle_dir = d / self.provisioning.bundle_dir
-        self.live.player_dir = d / self.live.player_dir
+        self.web.assets_dir = d / self.web.assets_dir
         return self
 
     def broker(self) -> MqttSettings:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloud.demo_setup import KITCHEN, SITES
+from cloud.demo_setup import KITCHEN, SITES, DemoSetup
 
 if TYPE_CHECKING:
     from cloud.live.nginx import MediaServer
@@ -27,22 +27,21 @@ class LiveKitchen:
         self.camera: TestCamera | None = None
         self.media: MediaServer | None = None
         self.result = ""
-        self.player = workdir.parent / ".cache" / "player"
 
     def start(self) -> str:
         """Start the camera and the media server; the ``[live]`` section for the collector's
         config ("" when they cannot run here, said why)."""
         from cloud.live import nginx
-        from cloud.live.player import install
+        from cloud.webassets import install
         from edge.live import testcam
         from shared.fetch import FetchError
 
         why = testcam.available() or nginx.available()
         if why is None:
-            try:  # kept beside the demo's folder (which each run wipes), as the tests keep it
-                install(self.player)
+            try:
+                install(DemoSetup(self.w).assets_dir)
             except (FetchError, OSError) as exc:
-                why = f"the HLS player cannot be fetched from npm: {exc}"
+                why = f"the browser libraries cannot be fetched from npm: {exc}"
         if why is not None:
             self.say(f"no live views in this demo: {why}")
             return ""
@@ -55,10 +54,7 @@ class LiveKitchen:
             f"media server (nginx + RTMP module): boxes push to {self.media.rtmp_url}, viewers "
             f"watch through {self.media.http_url}; a stand-in H.264 camera at {self.camera.url}"
         )
-        return (
-            f'\n[live]\nrtmp_url = "{self.media.rtmp_url}"\nplayer_dir = "{self.player}"\n'
-            "viewer_timeout_s = 3\nlinger_s = 2\n"
-        )
+        return f'\n[live]\nrtmp_url = "{self.media.rtmp_url}"\nviewer_timeout_s = 3\nlinger_s = 2\n'
 
     def camera_config(self) -> str:
         """The kitchen box's public camera (its config's ``[[kitchen.cameras]]``)."""

@@ -56,6 +56,11 @@ class DemoSetup:
     """The kitchen box's public camera(s), as ``[[kitchen.cameras]]`` tables."""
 
     @property
+    def assets_dir(self) -> Path:
+        """Beside the demo's folder (which each run wipes), where the tests keep them too."""
+        return self.workdir.parent / ".cache" / "web-assets"
+
+    @property
     def scale_link(self) -> Path:
         return self.workdir / "ttyScale"
 
@@ -98,7 +103,8 @@ class DemoSetup:
         (w / "cloud.toml").write_text(
             f'data_dir = "{w}"  # the database, keys, broker files and bundles\n\n'
             f"[embedded_broker]\nport = {self.broker_port}\n\n"
-            f"[web]\nport = {self.web_port}\n\n"
+            f"[web]\nport = {self.web_port}\n"
+            f'assets_dir = "{self.assets_dir}"  # browser libraries, kept between runs\n\n'
             f'[fleet]\nfiles_url = "http://127.0.0.1:{self.web_port}/fleet/files"\n\n'
             f"[provisioning]\n"
             f'device_broker_url = "mqtt://127.0.0.1:{self.broker_port}"\n'

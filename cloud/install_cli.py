@@ -1,4 +1,4 @@
-"""``shian-cloud install-service``: the collector's systemd units, as the installer puts them."""
+"""``shian-cloud install-service`` and ``assets``: what the installer puts on the machine."""
 
 from __future__ import annotations
 
@@ -47,3 +47,22 @@ def register(main: click.Group, config_option: Decorator, get_config: Callable[.
             "shian-broker-reload.service": render_unit("shian-broker-reload.service"),
         }
         install_units(dest, units, ["shian-broker-reload.path", "shian-cloud.service"], enable)
+
+    @main.command("assets")
+    @config_option
+    def assets(config_path: Path | None) -> None:
+        """Install the browser libraries the pages serve (hls.js for live views, uPlot for the
+        console's plots) from the npm registry into [web] assets_dir, each checked by its
+        sha256; nothing is ever loaded from a CDN.
+
+        Example: shian-cloud assets --config /etc/shian/cloud.toml
+        """
+        from cloud.webassets import install
+        from shared.fetch import FetchError
+
+        try:
+            paths = install(get_config(config_path).web.assets_dir)
+        except (FetchError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        for path in paths:
+            click.echo(f"installed: {path}")

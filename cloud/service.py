@@ -46,6 +46,7 @@ class CloudService:
                     files=FileStore(cfg.data_dir / "fleet"),
                     live=self.live,
                     console=Accounts(self.store.db, cfg.console, cfg.provisioning.broker_dir),
+                    assets=cfg.web.assets_dir,
                 ),
                 cfg.web.host,
                 cfg.web.port,

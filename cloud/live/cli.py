@@ -65,23 +65,6 @@ def register(
         switch(site, None, viewers or None, config_path)
         click.echo(f"{site}: at most {viewers or 'the default number of'} viewers")
 
-    @live.command("player")
-    @config_option
-    def live_player(config_path: Path | None) -> None:
-        """Install the viewers' HLS player (hls.js from the npm registry, checked by sha256)
-        into [live] player_dir, where the collector serves it.
-
-        Example: shian-cloud live player --config /etc/shian/cloud.toml
-        """
-        from cloud.live.player import install
-        from shared.fetch import FetchError
-
-        try:
-            path = install(get_config(config_path).live.player_dir)
-        except (FetchError, OSError) as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(f"player: {path}")
-
     @live.command("nginx-config")
     @click.option("--rtmp", default="0.0.0.0:1935", show_default=True, help="Boxes push here.")
     @click.option("--http", default="127.0.0.1:8081", show_default=True, help="Viewers here.")

@@ -18,7 +18,6 @@ class LiveService:
     def __init__(self, cfg: CloudConfig, db: Db) -> None:
         self.relay = LiveRelay(cfg.broker(), self._frame)
         self.sessions = LiveSessions(cfg.live, db, self.relay.send)
-        self.player_dir = cfg.live.player_dir
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-tick", daemon=True)
 

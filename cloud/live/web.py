@@ -7,7 +7,6 @@
     GET  /live/auth                 nginx's auth_request for each /hls/ fetch (X-Original-URI)
     POST /live/publish              nginx-rtmp's on_publish: may this stream be published?
     POST /live/publish_done         nginx-rtmp's on_publish_done
-    GET  /live/player.js            the HLS player (hls.js, installed from npm)
     GET  /live/page.js              the page's script (tap, start, play, leave)
 
 Every answer is a 2xx or a 4xx with a reason; nothing here names a box or a camera.
@@ -21,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from cloud.live.player import PLAYER_FILE
 from cloud.live.sessions import TOKEN, LiveSessions
 from cloud.webforms import client_address, read_form
 from shared.live import STREAM_RE
@@ -30,7 +28,7 @@ MAX_FORM_BYTES = 4096
 STATIC = Path(__file__).parent / "static"
 
 
-def routes(sessions: LiveSessions, player_dir: Path) -> list[Route]:
+def routes(sessions: LiveSessions) -> list[Route]:
     async def watch(request: Request) -> Response:
         site, n = request.path_params["site"], request.path_params["n"]
         if not n.isdigit() or len(n) > 3:
@@ -87,18 +85,11 @@ def routes(sessions: LiveSessions, player_dir: Path) -> list[Route]:
     async def page_js(_: Request) -> Response:
         return FileResponse(STATIC / "live.js", media_type="text/javascript")
 
-    async def player(_: Request) -> Response:
-        path = player_dir / PLAYER_FILE
-        if not path.is_file():
-            return PlainTextResponse("the player is not installed", status_code=404)
-        return FileResponse(path, media_type="text/javascript")
-
     return [
         Route("/k/{site}/live/{n}", watch, methods=["POST"]),
         Route("/live/auth", auth),
         Route("/live/publish", publish, methods=["POST"]),
         Route("/live/publish_done", publish_done, methods=["POST"]),
-        Route("/live/player.js", player),
         Route("/live/page.js", page_js),
         Route("/live/{token}", state),
         Route("/live/{token}/leave", leave, methods=["POST"]),

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from cloud.cli import main as cloud_main
 from cloud.live import nginx
-from cloud.live.player import install as install_player
 from cloud.service import CloudService
+from cloud.webassets import install
 from edge.agent import Agent
 from edge.live import testcam
 from shared.fetch import FetchError
@@ -29,16 +29,16 @@ from tests.conftest import ARTIFACTS, ROOT, cloud_config, edge_config, running_c
 
 pytestmark = pytest.mark.real
 SITE, DEVICE = "canteen-001", "kitchen-1"
-PLAYER_CACHE = ROOT / ".cache" / "player"
+ASSETS = ROOT / ".cache" / "web-assets"
 
 
 @pytest.fixture(scope="session")
-def player_dir() -> Path:
+def assets_dir() -> Path:
     try:
-        install_player(PLAYER_CACHE)
+        install(ASSETS)
     except (FetchError, OSError) as exc:
-        pytest.skip(f"the HLS player (hls.js) cannot be fetched from npm: {exc}")
-    return PLAYER_CACHE
+        pytest.skip(f"the browser libraries cannot be fetched from npm: {exc}")
+    return ASSETS
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +82,15 @@ class Rig:
 
 @pytest.fixture
 def rig(
-    tmp_path: Path, mosquitto: Any, camera: testcam.TestCamera, player_dir: Path
+    tmp_path: Path, mosquitto: Any, camera: testcam.TestCamera, assets_dir: Path
 ) -> Iterator[Rig]:
     web_port = nginx.free_port()
     media = nginx.MediaServer(tmp_path / "media", f"127.0.0.1:{web_port}")
     cfg = cloud_config(tmp_path, mosquitto.url, web_port)
+    cfg.web.assets_dir = assets_dir
     cfg.live = cfg.live.model_validate(
         {
             "rtmp_url": media.rtmp_url,
-            "player_dir": str(player_dir),
             "viewer_timeout_s": 3,
             "linger_s": 1,
             "lease_s": 9,

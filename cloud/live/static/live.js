@@ -5,7 +5,7 @@ let player = null;
 function loadPlayer() {
   if (!player) player = new Promise((ok) => {
     const s = document.createElement('script');
-    s.src = '/live/player.js'; s.onload = ok; s.onerror = ok;
+    s.src = '/assets/hls.light.min.js'; s.onload = ok; s.onerror = ok;
     document.head.appendChild(s);
   });
   return player;
