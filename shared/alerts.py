@@ -59,6 +59,9 @@ class Step(BaseModel):
     state: str = Field(description="State after the step.")
     actor: str = Field(description="Who: a supervisor, a device, or system.")
     note: str = Field(default="", description="What they said.")
+    due: str | None = Field(
+        default=None, description="A rectification's deadline (UTC), set when it is requested."
+    )
 
 
 class OutageBox(BaseModel):

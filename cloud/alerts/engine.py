@@ -305,7 +305,10 @@ class AlertEngine:
     ) -> dict[str, Any]:
         conn.lock("alerts")
         a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
-        steps = [*history(a), {"at": iso(now), "state": state, "actor": actor, "note": note}]
+        step = {"at": iso(now), "state": state, "actor": actor, "note": note}
+        if state == "rectification_requested" and due is not None:
+            step["due"] = iso(due)  # the deadline it was given: on time or not, later
+        steps = [*history(a), step]
         if action == "reopen":
             clash = conn.execute(
                 "SELECT id FROM alerts WHERE key = ? AND state != 'closed' AND id != ?",

@@ -7,6 +7,7 @@
     GET  /console/alerts/{id}       one alert: evidence, timeline, the loop's actions
     POST /console/alerts/{id}       an action (ack, request_rectification, verify, close, reopen)
     GET  /console/export.csv        the list as CSV (UTF-8 with a BOM, for Excel)
+    GET  /console/figures[.csv]     per district and week, with plots; and as CSV
 
 Every page needs a session; every POST needs the session's CSRF token and, when the browser
 sends one, an Origin of this host. A supervisor sees and acts in their district only: another
@@ -34,7 +35,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from cloud.console import pages, queries
+from cloud.console import figures, pages, queries
 from cloud.console.accounts import Accounts, LoginRefused, Session
 from cloud.store import Store
 from cloud.webforms import client_address as address
@@ -190,9 +191,38 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
             headers={"Content-Disposition": "attachment; filename=alerts.csv"},
         )
 
-    async def script(_: Request) -> Response:
-        return FileResponse(Path(__file__).parent / "static" / "console.js",
+    async def script(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ("console", "figures"):
+            return PlainTextResponse("no such script", status_code=404)
+        return FileResponse(Path(__file__).parent / "static" / f"{name}.js",
                             media_type="text/javascript")  # fmt: skip
+
+    def weeks_of(request: Request) -> int:
+        weeks = request.query_params.get("weeks", "8")
+        return int(weeks) if weeks.isdigit() and 1 <= int(weeks) <= 53 else 8
+
+    def figure_rows(session: Session, request: Request) -> list[dict[str, object]]:
+        return figures.weekly(store.db, session, weeks_of(request), time.time())
+
+    async def figures_page(request: Request, session: Session) -> Response:
+        rows = figure_rows(session, request)
+        ranks = figures.rankings(rows, store.db, session, time.time())
+        weeks = figures.weeks_shown(weeks_of(request), time.time())
+        return HTMLResponse(pages.figures(session, weeks, rows, ranks))
+
+    async def figures_csv(request: Request, session: Session) -> Response:
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(figures.CSV_COLUMNS)
+        for r in figure_rows(session, request):
+            w.writerow([_cell(r[c]) for c in figures.CSV_COLUMNS])
+        accounts.audit(session.name, "export", "figures.csv", "", address(request), time.time())
+        return Response(
+            "\ufeff" + out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": "attachment; filename=figures.csv"},
+        )
 
     return [
         Route("/console/login", login_page),
@@ -202,7 +232,9 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         Route("/console/rows", page(rows)),
         Route("/console/stream", page(stream)),
         Route("/console/export.csv", page(export)),
-        Route("/console/console.js", script),
+        Route("/console/{name}.js", script),
+        Route("/console/figures", page(figures_page)),
+        Route("/console/figures.csv", page(figures_csv)),
         Route("/console/alerts/{alert_id}", page(detail)),
         Route("/console/alerts/{alert_id}", page(act), methods=["POST"]),
     ]

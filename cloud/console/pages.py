@@ -53,6 +53,7 @@ def page(title: str, body: str, who: Session | None = None) -> str:
         top = (
             f"<span>{html.escape(who.name)} · {scope}</span>"
             f"<a href='/console'>{two('告警', 'Alerts')}</a>"
+            f"<a href='/console/figures'>{two('统计', 'Figures')}</a>"
             f"<form class='inline' method='post' action='/console/logout'>{csrf(who)}"
             f"<button>{two('退出', 'Log out')}</button></form>"
         )
@@ -179,4 +180,62 @@ def _action_form(who: Session, alert_id: str, action: str) -> str:
         f"<input type='hidden' name='action' value='{action}'>"
         f"<input name='note' placeholder='说明 note' maxlength='1000' size='30'>{due} "
         f"<button>{two(zh, en)}</button></form>"
+    )
+
+
+def figures(
+    who: Session, weeks: list[str], rows: list[dict[str, Any]], ranks: dict[str, Any]
+) -> str:
+    e = html.escape
+    head = "".join(
+        f"<th>{two(zh, en)}</th>"
+        for zh, en in (("区县", "District"), ("周", "Week"), ("违规", "Violations"),
+                       ("按期整改率", "Rectified on time"),
+                       ("受理用时中位（时）", "Median to ack, h"),
+                       ("整改用时中位（时）", "Median to rectify, h"), ("设备离线", "Offline"),
+                       ("未晨检", "No morning check"))
+    )  # fmt: skip
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "<td>—</td>"
+        return f"<td>{e(f'{v:.0%}' if isinstance(v, float) and v <= 1 else str(v))}</td>"
+
+    body = "".join(
+        f"<tr><td>{e(r['district'])}</td><td>{e(r['week'])}</td><td>{r['violations']}</td>"
+        + cell(r["on_time_share"])
+        + f"<td>{r['median_ack_h'] if r['median_ack_h'] is not None else '—'}</td>"
+        + f"<td>{r['median_rectify_h'] if r['median_rectify_h'] is not None else '—'}</td>"
+        + f"<td>{r['offline']}</td><td>{r['no_morning_check']}</td></tr>"
+        for r in rows
+    )
+    districts = "".join(
+        f"<tr><td>{i}</td><td>{e(d['district'])}</td>{cell(d['on_time_share'])}"
+        f"<td>{d['violations']}</td></tr>"
+        for i, d in enumerate(ranks["districts"], 1)
+    )
+    sites = "".join(
+        f"<tr><td>{i}</td><td>{e(s['site'])}</td><td>{e(s['district'])}</td><td>{s['n']}</td></tr>"
+        for i, s in enumerate(ranks["sites"], 1)
+    )
+    data = json.dumps({"weeks": weeks, "rows": rows}).replace("<", "\\u003c")
+    plots = "".join(
+        f"<div class='box plot' id='{pid}' data-title='{e(title)}'></div>"
+        for pid, title in (("plot-violations", "违规 Violations"),
+                           ("plot-ontime", "按期整改率 Rectified on time"),
+                           ("plot-rectify", "整改用时中位（时） Median hours to rectify"))
+    )  # fmt: skip
+    return page(
+        "统计 Figures",
+        "<link rel='stylesheet' href='/assets/uPlot.min.css'>"
+        f"<h1>{two('统计', 'Figures')}</h1><p><a href='/console/figures.csv' id='csv'>CSV</a></p>"
+        f"{plots}<div class='box'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+        f"</table></div><div class='box'><h2>{two('区县排名', 'Districts, ranked')}</h2><table>"
+        f"<tbody id='rank-districts'>{districts}</tbody></table><h2>"
+        f"{two('违规最多的单位（近4周）', 'Sites with most violations, last 4 weeks')}</h2>"
+        f"<table><tbody id='rank-sites'>{sites}</tbody></table></div>"
+        f"<script type='application/json' id='figures'>{data}</script>"
+        "<script src='/assets/uPlot.iife.min.js'></script>"
+        "<script src='/console/figures.js'></script>",
+        who,
     )

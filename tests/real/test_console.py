@@ -28,7 +28,7 @@ from cloud.console.accounts import Accounts
 from cloud.store import Store
 from cloud.web import make_app
 from shared.webserver import WebServer
-from tests.conftest import ARTIFACTS, register
+from tests.conftest import ARTIFACTS, ROOT, register
 from tests.test_alerts_engine import ev, feed, violation
 
 pytestmark = pytest.mark.real
@@ -63,11 +63,25 @@ def console(tmp_path: Path) -> Iterator[Console]:
     accounts = Accounts(store.db, ConsoleSettings(max_failures=3), tmp_path / "broker")
     feed(store, [ev("violation", violation("cam1", "rodent"), 1, "k1", "s1")], device="k1")
     feed(store, [ev("violation", violation("cam2", "smoking"), 1, "k2", "s2")], device="k2")
-    web = WebServer(make_app(store, tmp_path / "keys", console=accounts), "127.0.0.1", 0)
+    assets = _assets()
+    app = make_app(store, tmp_path / "keys", console=accounts, assets=assets)
+    web = WebServer(app, "127.0.0.1", 0)
     web.start()
     yield Console(store, web, accounts)
     web.stop()
     store.close()
+
+
+def _assets() -> Path | None:
+    """The browser libraries (uPlot for the plots), from npm; None when it cannot be reached."""
+    from cloud.webassets import install
+    from shared.fetch import FetchError
+
+    try:
+        install(ROOT / ".cache" / "web-assets")
+    except (FetchError, OSError):
+        return None
+    return ROOT / ".cache" / "web-assets"
 
 
 class Client:
@@ -197,3 +211,27 @@ def test_the_export_reads_back(console: Console) -> None:
     assert [(r["site"], r["type"], r["state"]) for r in rows] == [("s1", "rodent", "open")]
     assert json.dumps(rows)  # plain text, nothing else
     assert time.time() - float(rows[0]["first_seen"]) < 600
+
+
+def test_the_figures_are_plotted_and_exported(console: Console, browser: Any) -> None:
+    if _assets() is None:
+        pytest.skip("uPlot cannot be fetched from npm")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{console.url}/login")
+        page.fill("input[name=name]", "chen")
+        page.fill("input[name=password]", PASSWORDS["chen"])
+        page.click("form button")
+        page.goto(f"{console.url}/figures")
+        for plot in ("plot-violations", "plot-ontime", "plot-rectify"):
+            page.wait_for_selector(f"#{plot}[data-drawn=yes] canvas", timeout=10_000)
+        ranked = page.inner_text("#rank-districts")
+        assert "xianan" in ranked and "chibi" in ranked  # a leader ranks the city
+        page.screenshot(path=str(ARTIFACTS / "console-figures.png"), full_page=True)
+    finally:
+        page.close()
+    wang = Client(f"http://127.0.0.1:{console.web.port}")
+    wang.login("wang")
+    status, body = wang.request("/console/figures.csv")
+    rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
+    assert status == 200 and [(r["district"], r["violations"]) for r in rows] == [("xianan", "1")]
