@@ -6,8 +6,9 @@
     GET  /console/stream            Server-Sent Events: "alerts" when any alert changed
     GET  /console/alerts/{id}       one alert: evidence, timeline, the loop's actions
     POST /console/alerts/{id}       an action (ack, request_rectification, verify, close, reopen)
-    GET  /console/export.csv        the list as CSV (UTF-8 with a BOM, for Excel)
-    GET  /console/figures[.csv]     per district and week, with plots; and as CSV
+    GET  /console/export.{csv,xlsx} the list as CSV (UTF-8 with a BOM) or an Excel workbook
+    GET  /console/figures           per district and week, with plots
+    GET  /console/figures.{csv,xlsx}  the same figures as a file
 
 Every page needs a session; every POST needs the session's CSRF token and, when the browser
 sends one, an Origin of this host. A supervisor sees and acts in their district only: another
@@ -16,8 +17,6 @@ district's alert is "not found", by the page and by a direct request alike.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from starlette.routing import Route
 
 from cloud.console import figures, pages, queries
 from cloud.console.accounts import Accounts, LoginRefused, Session
+from cloud.console.exports import export
 from cloud.store import Store
 from cloud.webforms import client_address as address
 from cloud.webforms import read_form
@@ -175,21 +175,12 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         done = f"{pages.ACTIONS[action][0]} {pages.ACTIONS[action][1]}: ok"
         return HTMLResponse(pages.detail(session, a, queries.actions(a["state"]), done))
 
-    async def export(request: Request, session: Session) -> Response:
-        f = queries.Filters.of(request.query_params)
-        out = io.StringIO()
-        w = csv.writer(out)
-        cols = queries.COLUMNS.split(", ")
-        w.writerow(cols)
-        for a in queries.alerts(store.db, session, f, limit=100_000):
-            w.writerow([_cell(a[c]) for c in cols])
-        accounts.audit(session.name, "export", "alerts.csv", f.query(), address(request),
+    async def export_alerts(request: Request, session: Session) -> Response:
+        f, fmt = queries.Filters.of(request.query_params), request.path_params["fmt"]
+        rows = queries.alerts(store.db, session, f, limit=100_000)
+        accounts.audit(session.name, "export", f"alerts.{fmt}", f.query(), address(request),
                        time.time())  # fmt: skip
-        return Response(
-            "\ufeff" + out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": "attachment; filename=alerts.csv"},
-        )
+        return export("alerts", fmt, queries.COLUMNS.split(", "), rows)
 
     async def script(request: Request) -> Response:
         name = request.path_params["name"]
@@ -211,18 +202,11 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         weeks = figures.weeks_shown(weeks_of(request), time.time())
         return HTMLResponse(pages.figures(session, weeks, rows, ranks))
 
-    async def figures_csv(request: Request, session: Session) -> Response:
-        out = io.StringIO()
-        w = csv.writer(out)
-        w.writerow(figures.CSV_COLUMNS)
-        for r in figure_rows(session, request):
-            w.writerow([_cell(r[c]) for c in figures.CSV_COLUMNS])
-        accounts.audit(session.name, "export", "figures.csv", "", address(request), time.time())
-        return Response(
-            "\ufeff" + out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": "attachment; filename=figures.csv"},
-        )
+    async def export_figures(request: Request, session: Session) -> Response:
+        fmt = request.path_params["fmt"]
+        accounts.audit(session.name, "export", f"figures.{fmt}", "", address(request),
+                       time.time())  # fmt: skip
+        return export("figures", fmt, figures.CSV_COLUMNS, figure_rows(session, request))
 
     return [
         Route("/console/login", login_page),
@@ -231,17 +215,21 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         Route("/console", page(alert_list)),
         Route("/console/rows", page(rows)),
         Route("/console/stream", page(stream)),
-        Route("/console/export.csv", page(export)),
+        Route("/console/export.{fmt:str}", page(formats(export_alerts))),
         Route("/console/{name}.js", script),
         Route("/console/figures", page(figures_page)),
-        Route("/console/figures.csv", page(figures_csv)),
+        Route("/console/figures.{fmt:str}", page(formats(export_figures))),
         Route("/console/alerts/{alert_id}", page(detail)),
         Route("/console/alerts/{alert_id}", page(act), methods=["POST"]),
     ]
 
 
-def _cell(value: object) -> object:
-    """A cell as text a spreadsheet will not run: a leading =, +, - or @ is quoted."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
+def formats(handler: Handler) -> Handler:
+    """Only .csv and .xlsx."""
+
+    async def checked(request: Request, session: Session) -> Response:
+        if request.path_params["fmt"] not in ("csv", "xlsx"):
+            return PlainTextResponse("csv or xlsx", status_code=404)
+        return await handler(request, session)
+
+    return checked

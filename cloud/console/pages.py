@@ -122,7 +122,8 @@ def alert_list(who: Session, f: Filters, alerts: list[dict[str, Any]], now: floa
         f"{two('单位', 'Site')} <input name='site' value='{html.escape(f.site)}' size='14'> "
         f"<label><input type='checkbox' name='overdue' value='1'{' checked' if f.overdue else ''}>"
         f" {two('已逾期', 'Overdue')}</label> <button>{two('筛选', 'Filter')}</button> "
-        f"<a href='/console/export.csv?{html.escape(q)}' id='csv'>CSV</a></form>"
+        f"<a href='/console/export.csv?{html.escape(q)}' id='csv'>CSV</a> "
+        f"<a href='/console/export.xlsx?{html.escape(q)}' id='xlsx'>Excel</a></form>"
     )
     head = "".join(
         f"<th>{two(zh, en)}</th>"
@@ -228,7 +229,8 @@ def figures(
     return page(
         "统计 Figures",
         "<link rel='stylesheet' href='/assets/uPlot.min.css'>"
-        f"<h1>{two('统计', 'Figures')}</h1><p><a href='/console/figures.csv' id='csv'>CSV</a></p>"
+        f"<h1>{two('统计', 'Figures')}</h1><p><a href='/console/figures.csv' id='csv'>CSV</a> "
+        "<a href='/console/figures.xlsx' id='xlsx'>Excel</a></p>"
         f"{plots}<div class='box'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
         f"</table></div><div class='box'><h2>{two('区县排名', 'Districts, ranked')}</h2><table>"
         f"<tbody id='rank-districts'>{districts}</tbody></table><h2>"

@@ -235,3 +235,22 @@ def test_the_figures_are_plotted_and_exported(console: Console, browser: Any) ->
     status, body = wang.request("/console/figures.csv")
     rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
     assert status == 200 and [(r["district"], r["violations"]) for r in rows] == [("xianan", "1")]
+
+
+def test_the_lists_as_excel_workbooks_read_back(console: Console) -> None:
+    from openpyxl import load_workbook
+
+    wang = Client(f"http://127.0.0.1:{console.web.port}")
+    wang.login("wang")
+    for path, name in (("/console/export.xlsx?state=open", "alerts"),
+                       ("/console/figures.xlsx", "figures")):  # fmt: skip
+        req = urllib.request.Request(wang.base + path)
+        with wang.opener.open(req, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+            book = load_workbook(io.BytesIO(r.read()), read_only=True)
+        rows = list(book[name].iter_rows(values_only=True))
+        header = rows[0]  # a row's empty cells at its end are left out by the reader
+        body = [dict(zip(header, (*r, *[None] * len(header)), strict=False)) for r in rows[1:]]
+        assert header and len(body) == 1, rows
+        assert body[0].get("site", "s1") == "s1" and body[0].get("district", "xianan") == "xianan"
+    assert wang.request("/console/export.pdf")[0] == 404
