@@ -7,6 +7,7 @@
     GET  /console/alerts/{id}       one alert: evidence, timeline, the loop's actions
     POST /console/alerts/{id}       an action (ack, request_rectification, verify, close, reopen)
     GET  /console/export.{csv,xlsx} the list as CSV (UTF-8 with a BOM) or an Excel workbook
+    GET  /console/sites/{site}      a site: grade, certificates, boxes, checks, tickets, alerts
     GET  /console/figures           per district and week, with plots
     GET  /console/figures.{csv,xlsx}  the same figures as a file
 
@@ -34,7 +35,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from cloud.console import figures, pages, queries
+from cloud.console import figures, pages, queries, sites
 from cloud.console.accounts import Accounts, LoginRefused, Session
 from cloud.console.exports import export
 from cloud.store import Store
@@ -202,6 +203,13 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         weeks = figures.weeks_shown(weeks_of(request), time.time())
         return HTMLResponse(pages.figures(session, weeks, rows, ranks))
 
+    async def site_page(request: Request, session: Session) -> Response:
+        now = time.time()
+        s = sites.site(store.db, session, request.path_params["site"], now)
+        if s is None:
+            return PlainTextResponse("no such site 没有这个单位", status_code=404)
+        return HTMLResponse(pages.site_page(session, s, now))
+
     async def export_figures(request: Request, session: Session) -> Response:
         fmt = request.path_params["fmt"]
         accounts.audit(session.name, "export", f"figures.{fmt}", "", address(request),
@@ -218,6 +226,7 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         Route("/console/export.{fmt:str}", page(formats(export_alerts))),
         Route("/console/{name}.js", script),
         Route("/console/figures", page(figures_page)),
+        Route("/console/sites/{site}", page(site_page)),
         Route("/console/figures.{fmt:str}", page(formats(export_figures))),
         Route("/console/alerts/{alert_id}", page(detail)),
         Route("/console/alerts/{alert_id}", page(act), methods=["POST"]),

@@ -101,7 +101,8 @@ def rows(alerts: list[dict[str, Any]], now: float) -> str:
         due = f"<span class='{'overdue' if late else ''}'>{when(a['due'])}</span>"
         out.append(
             f"<tr class='{html.escape(a['severity'])}' data-id='{html.escape(a['id'])}'>"
-            f"<td>{when(a['last_seen'])}</td><td>{html.escape(a['site'])}</td>"
+            f"<td>{when(a['last_seen'])}</td><td><a href='/console/sites/{html.escape(a['site'])}'>"
+            f"{html.escape(a['site'])}</a></td>"
             f"<td><a href='/console/alerts/{html.escape(a['id'])}'>{type_name(a['type'])}</a>"
             f"</td><td>{state_name(a['state'])}</td><td>{html.escape(a['severity'])}</td>"
             f"<td>{due}</td></tr>"
@@ -158,7 +159,8 @@ def detail(who: Session, a: dict[str, Any], actions: list[str], message: str = "
     )
     return page(
         a["title"],
-        f"<h1>{type_name(a['type'])} · {e(a['site'])}</h1>{note if message else ''}"
+        f"<h1>{type_name(a['type'])} · <a href='/console/sites/{e(a['site'])}'>{e(a['site'])}</a>"
+        f"</h1>{note if message else ''}"
         f"<div class='box'><p>{e(a['title'])}</p><p>{two('状态', 'State')}: "
         f"<b id='state'>{state_name(a['state'])}</b> · {two('期限', 'Due')}: {when(a['due'])}"
         f"</p>{snap}</div><div class='box'><h2>{two('处置记录', 'Timeline')}</h2>"
@@ -241,3 +243,67 @@ def figures(
         "<script src='/console/figures.js'></script>",
         who,
     )
+
+
+def site_page(who: Session, s: dict[str, Any], now: float) -> str:
+    e = html.escape
+    row = s["site"]
+    today = datetime.fromtimestamp(now, CHINA).strftime("%Y-%m-%d")
+
+    def table(head: tuple[tuple[str, str], ...], body: str, tid: str) -> str:
+        th = "".join(f"<th>{two(zh, en)}</th>" for zh, en in head)
+        return f"<table><thead><tr>{th}</tr></thead><tbody id='{tid}'>{body}</tbody></table>"
+
+    certs = "".join(
+        f"<tr class='{'overdue' if c['expires'] < today else ''}'><td>{e(c['kind'])}</td>"
+        f"<td>{e(c['holder'])}</td><td>{e(c['number'])}</td><td>{e(c['expires'])}</td></tr>"
+        for c in s["certs"]
+    )
+    devices = "".join(
+        f"<tr><td>{e(d['device'])}</td><td>{e(d['state'])}</td><td>{when(d['last_seen'])}</td></tr>"
+        for d in s["devices"]
+    )
+    records = "".join(
+        f"<tr><td>{e(str(r['ts'])[:16])}</td><td>{e(r['kind'])}</td>"
+        f"<td>{e(_record(r['kind'], r['data']))}</td></tr>"
+        for r in s["records"]
+    )
+    tickets = "".join(
+        f"<tr><td>{e(str(t.get('time', ''))[:16])}</td><td>{e(str(t.get('product', '')))}</td>"
+        f"<td>{e(str(t.get('batch', '')))}</td><td>{e(str(t.get('origin', '')))}</td></tr>"
+        for t in s["tickets"]
+    )
+    alerts = "".join(
+        f"<tr><td>{when(a['first_seen'])}</td><td><a href='/console/alerts/{e(a['id'])}'>"
+        f"{type_name(a['type'])}</a></td><td>{state_name(a['state'])}</td></tr>"
+        for a in s["alerts"]
+    )
+    grade = row["grade"] or "—"
+    return page(
+        row["name"] or row["site"],
+        f"<h1>{e(row['name'] or row['site'])}</h1><div class='box'><p>{e(row['site'])} · "
+        f"{e(row['district'])} · {e(row['kind'] or '—')} · {two('等级', 'Grade')}: "
+        f"<b id='grade'>{e(grade)}</b></p></div>"
+        f"<div class='box'><h2>{two('证照', 'Licences and health certificates')}</h2>"
+        + table((("类别", "Kind"), ("持有人", "Holder"), ("编号", "Number"),
+                 ("有效期至", "Expires")), certs, "certs")
+        + f"</div><div class='box'><h2>{two('设备', 'Boxes')}</h2>"
+        + table((("设备", "Box"), ("状态", "State"), ("最后联系", "Last seen")), devices,
+                "devices")
+        + f"</div><div class='box'><h2>{two('晨检与消毒（近14天）', 'Checks, last 14 days')}</h2>"
+        + table((("时间", "Time"), ("类别", "Kind"), ("记录", "Record")), records, "records")
+        + f"</div><div class='box'><h2>{two('票据', 'Tickets')}</h2>"
+        + table((("时间", "Time"), ("品名", "Product"), ("批次", "Batch"),
+                 ("产地", "Origin")), tickets, "tickets")
+        + f"</div><div class='box'><h2>{two('告警', 'Alerts')}</h2>"
+        + table((("时间", "Seen"), ("类型", "Type"), ("状态", "State")), alerts, "site-alerts")
+        + "</div>",
+        who,
+    )  # fmt: skip
+
+
+def _record(kind: str, d: dict[str, Any]) -> str:
+    if kind == "morning_check":
+        fit = "fit 合格" if d.get("fit") else "not fit 不合格"
+        return f"{d.get('staff', '')} {d.get('temperature', '')}°C {fit}"
+    return f"{d.get('area', '')} {d.get('method', '')} {d.get('by', '')} {d.get('minutes', '')} min"

@@ -172,7 +172,9 @@ def test_a_supervisor_cannot_see_or_act_on_another_district(console: Console) ->
     assert "s2" not in wang.request("/console/export.csv")[1]
     chen = Client(f"http://127.0.0.1:{console.web.port}")
     chen.login("chen")  # a leader reads the city, and does not act
-    assert {"s1", "s2"} <= set(re.findall(r"<td>(s\d)</td>", chen.request("/console/rows")[1]))
+    assert {"s1", "s2"} <= set(re.findall(r">(s\d)</a>", chen.request("/console/rows")[1]))
+    assert wang.request("/console/sites/s2")[0] == 404  # nor its site page
+    assert chen.request("/console/sites/s2")[0] == 200
     status, _ = chen.request(f"/console/alerts/{theirs['id']}", {"csrf": chen.csrf,
                              "action": "ack"})  # fmt: skip
     assert status == 403
@@ -254,3 +256,29 @@ def test_the_lists_as_excel_workbooks_read_back(console: Console) -> None:
         assert header and len(body) == 1, rows
         assert body[0].get("site", "s1") == "s1" and body[0].get("district", "xianan") == "xianan"
     assert wang.request("/console/export.pdf")[0] == 404
+
+
+def test_a_sites_page_for_its_supervisor(console: Console, browser: Any) -> None:
+    s = console.store
+    s.sites.import_certs(
+        "site,kind,holder,number,expires\n"
+        "s1,food_operation_licence,实验小学,JY14201020012345,2028-05-31\n"
+        "s1,health_certificate,张三,JK-2025-0099,2025-01-01\n"
+    )
+    check = {"staff": "张三", "temperature": 36.5, "symptoms": [], "fit": True}
+    feed(s, [ev("morning_check", check, 5, "k1", "s1")], time.time(), device="k1")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{console.url}/login")
+        page.fill("input[name=name]", "wang")
+        page.fill("input[name=password]", PASSWORDS["wang"])
+        page.click("form button")
+        page.click("#alerts a[href='/console/sites/s1']")
+        assert "JY14201020012345" in page.inner_text("#certs")
+        assert page.locator("#certs tr.overdue").count() == 1  # the expired certificate
+        assert "k1" in page.inner_text("#devices")
+        assert "张三 36.5°C" in page.inner_text("#records")
+        assert "鼠患" in page.inner_text("#site-alerts")
+        page.screenshot(path=str(ARTIFACTS / "console-site.png"), full_page=True)
+    finally:
+        page.close()
