@@ -34,6 +34,7 @@ from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
 from shared.config import MqttSettings
 from shared.mqtt import make_client, protocols
+from shared.secretfiles import write_secret
 
 
 def hostile_messages() -> list[tuple[str, bytes]]:
@@ -105,6 +106,7 @@ class Demo:
         self.district = District(self)
         self.keeper = Keeper(self)  # Restart=always, as systemd does for a real box
         self.fleet_ok: bool | None = None
+        self.wang_password = ""
         from cloud.demo_live import LiveKitchen
 
         self.live = LiveKitchen(workdir, self.s.web_port, _say)
@@ -265,17 +267,13 @@ class Demo:
     def supervisor(self, name: str, district: str, proc: str) -> None:
         """Register a supervisor and start their phone: ``alerts watch`` into a log file."""
         conf = str(self.w / "cloud.toml")
-        self.run_cli(
-            "cloud.cli",
-            "supervisors",
-            "add",
-            name,
-            "--district",
-            district,
-            "--no-credentials",
-            "--config",
-            conf,
-        )
+        out = self.run_cli(
+            "cloud.cli", "supervisors", "add", name, "--district", district, "--json",
+            "--config", conf,
+        )  # fmt: skip
+        if name == "wang":  # their login to the console (and to the broker)
+            self.wang_password = json.loads(out)["password"]
+            write_secret(self.w / "wang.password", self.wang_password + "\n")
         phone = (self.w / f"supervisor-{name}-phone.log").open("ab")
         self.procs[proc] = subprocess.Popen(
             [
@@ -311,25 +309,26 @@ class Demo:
             "the kitchen's alert",
         )
         self.alert_id = aid = alert["id"]
-        conf, kconf = str(self.w / "cloud.toml"), str(self.w / f"{KITCHEN}.toml")
+        kconf = str(self.w / f"{KITCHEN}.toml")
         _say(f"alert {aid}: [{alert['severity']}] {alert['title']} -> supervisor wang")
-        for args, what in (
-            (["ack"], "acknowledges"),
-            (
-                [
-                    "request-rectification",
-                    "--due-hours",
-                    "2",
-                    "--note",
-                    "find how the cat got in; seal it",
-                ],
-                "requests rectification",
-            ),
-        ):
-            out = self.run_cli(
-                "cloud.cli", "alerts", args[0], aid, "--as", "wang", *args[1:], "--config", conf
-            )
-            _say(f"  wang {what}: {out.strip()}")
+        from cloud.demo_console import ConsoleUser
+
+        console = f"http://127.0.0.1:{self.s.web_port}"
+        _say(f"  wang logs in to the console, {console}/console (as wang, password in "
+             f"{self.w}/wang.password), in a browser")  # fmt: skip
+        wang = ConsoleUser(console, "wang", self.wang_password, self.w)
+        try:
+            _say(f"  wang acknowledges on the page: {wang.act(aid, 'ack')}")
+            said = wang.act(aid, "request_rectification", "find how the cat got in; seal it", 2)
+            _say(f"  wang requests rectification, due in 2 h: {said}")
+            self._rectify_from_box(store, aid, kconf)
+            said = wang.act(aid, "verify", "checked on the evening patrol")
+            _say(f"  wang verifies: {said} (the page: {wang.screenshot(aid)})")
+        finally:
+            wang.close()
+
+    def _rectify_from_box(self, store: Store, aid: str, kconf: str) -> None:
+        """The business sees the notice on its box and answers with a photo."""
         _wait(
             lambda: any(
                 n["id"] == aid and n["state"] == "rectification_requested"
@@ -358,19 +357,6 @@ class Demo:
             kconf,
         )
         _wait(lambda: (store.alerts.get(aid) or {}).get("state") == "rectified", 30, "rectified")
-        out = self.run_cli(
-            "cloud.cli",
-            "alerts",
-            "verify",
-            aid,
-            "--as",
-            "wang",
-            "--note",
-            "checked on the evening patrol",
-            "--config",
-            conf,
-        )
-        _say(f"  wang verifies: {out.strip()}")
 
     def power_back(self) -> None:
         _say(f"power back at {KITCHEN}: restarted; its backlog drains")

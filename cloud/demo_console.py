@@ -1,0 +1,48 @@
+"""The demo's supervisor at the console: headless Chromium logs in as wang (their own login,
+made by ``shian-cloud supervisors add``) and works the kitchen's alert from the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class ConsoleUser:
+    def __init__(self, base: str, name: str, password: str, shots: Path) -> None:
+        from playwright.sync_api import sync_playwright
+
+        from shared.browser import CHROMIUM_ARGS, chromium
+
+        exe = chromium()
+        if exe is None:
+            raise RuntimeError("Chromium is not installed (make demo installs it)")
+        self.base, self.shots = base, shots
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        self.page: Any = self._browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page.goto(f"{base}/console/login")
+        self.page.fill("input[name=name]", name)
+        self.page.fill("input[name=password]", password)
+        self.page.click("form button")
+        self.page.wait_for_selector("#alerts")
+
+    def act(self, alert_id: str, action: str, note: str = "", due_h: int | None = None) -> str:
+        """Do ``action`` from the alert's page; what the page then says."""
+        self.page.goto(f"{self.base}/console/alerts/{alert_id}")
+        form = f"form[data-action={action}]"
+        if note:
+            self.page.fill(f"{form} input[name=note]", note)
+        if due_h is not None:
+            self.page.fill(f"{form} input[name=due_h]", str(due_h))
+        self.page.click(f"{form} button")
+        return str(self.page.inner_text("#message")).strip()
+
+    def screenshot(self, alert_id: str) -> Path:
+        self.page.goto(f"{self.base}/console/alerts/{alert_id}")
+        path = self.shots / "console-alert.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        self._browser.close()
+        self._pw.stop()
