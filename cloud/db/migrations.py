@@ -142,6 +142,12 @@ CREATE TABLE audit (
     address TEXT NOT NULL DEFAULT '')
 """
 
+CONSOLE_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_last_seen ON alerts(last_seen);
+CREATE INDEX IF NOT EXISTS alerts_district_seen ON alerts(district, last_seen);
+CREATE INDEX IF NOT EXISTS alerts_site_seen ON alerts(site, first_seen)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -152,6 +158,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (7, "public site pages: a site's kind and its food-safety grade", SITE_PAGES),
     (8, "live views: the regulator's switch and a site's cap on viewers", LIVE),
     (9, "the supervisors' console: roles, sessions, lockout, the audit log", CONSOLE),
+    (10, "the console's lists newest first, by district and by site", CONSOLE_INDEXES),
 ]
 
 _PG_TYPES = [
