@@ -327,6 +327,25 @@ class Demo:
         finally:
             wang.close()
 
+    def centre(self) -> None:
+        """The command-centre wall, as a big screen shows it: no interaction."""
+        from cloud.demo_console import ConsoleUser
+
+        if not self.wang_password:
+            return
+        base = f"http://127.0.0.1:{self.s.web_port}"
+        wang = ConsoleUser(base, "wang", self.wang_password, self.w)
+        try:
+            shot, alerts = wang.centre()
+        except Exception as exc:  # the browser's own errors: say what the wall showed
+            raise RuntimeError(f"{exc}; its screen said {wang.screen_text()!r}") from None
+        finally:
+            wang.close()
+        _say(
+            f"the command-centre wall runs at {base}/centre: {alerts} alerts in its ticker, "
+            f"the kitchens in turn (screenshot: {shot})"
+        )
+
     def _rectify_from_box(self, store: Store, aid: str, kconf: str) -> None:
         """The business sees the notice on its box and answers with a photo."""
         _wait(
@@ -503,6 +522,10 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 demo.live.story(store, _wait)
             except (RuntimeError, OSError) as exc:
                 _say(f"the live view did not complete: {exc}")
+            try:
+                demo.centre()
+            except (RuntimeError, OSError) as exc:
+                _say(f"the centre wall did not run: {exc}")
             try:
                 demo.fleet_ok = fleet_story(demo, store, _say, _wait)
             except RuntimeError as exc:

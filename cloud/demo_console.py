@@ -43,6 +43,24 @@ class ConsoleUser:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def centre(self) -> tuple[Path, int]:
+        """Open the command-centre wall; once its ticker and plan are drawn, a screenshot (and
+        how many alerts the ticker shows)."""
+        self.page.set_viewport_size({"width": 1920, "height": 1080})
+        self.page.goto(f"{self.base}/centre")
+        self.page.wait_for_selector("#ticker li")
+        self.page.wait_for_function(  # a kitchen playing, or its latest snapshot
+            "(() => { const v = document.querySelector('#screen video');"
+            " return (v && v.currentTime > 0.5) || document.querySelector('#screen img'); })()",
+            timeout=30_000,
+        )
+        path = self.shots / "centre-wall.png"
+        self.page.screenshot(path=str(path))
+        return path, int(self.page.locator("#ticker li").count())
+
+    def screen_text(self) -> str:
+        return str(self.page.inner_text("#screen")).strip()[:200]
+
     def close(self) -> None:
         self._browser.close()
         self._pw.stop()

@@ -202,7 +202,7 @@ def make_app(
 
     extra = live_routes(live.sessions) if live is not None else []
     if console is not None:
-        extra += console_routes(store, console)
+        extra += console_routes(store, console, live=live is not None)
     return Starlette(
         routes=[
             *extra,

@@ -8,6 +8,7 @@
     POST /console/alerts/{id}       an action (ack, request_rectification, verify, close, reopen)
     GET  /console/export.{csv,xlsx} the list as CSV (UTF-8 with a BOM) or an Excel workbook
     GET  /console/sites/{site}      a site: grade, certificates, boxes, checks, tickets, alerts
+    GET  /console/centre            the command-centre wall (also /centre); its state as JSON
     GET  /console/figures           per district and week, with plots
     GET  /console/figures.{csv,xlsx}  the same figures as a file
 
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
     HTMLResponse,
+    JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
@@ -35,7 +37,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from cloud.console import figures, pages, queries, sites
+from cloud.console import centre, figures, pages, queries, sites
 from cloud.console.accounts import Accounts, LoginRefused, Session
 from cloud.console.exports import export
 from cloud.store import Store
@@ -43,6 +45,13 @@ from cloud.webforms import client_address as address
 from cloud.webforms import read_form
 
 COOKIE = "shian_console"
+STATIC = Path(__file__).parent / "static"
+SCRIPTS = {
+    "console": STATIC / "console.js",
+    "figures": STATIC / "figures.js",
+    "centre": STATIC / "centre.js",
+    "live": Path(__file__).parent.parent / "live" / "static" / "live.js",
+}
 MAX_FORM_BYTES = 16 * 1024
 STREAM_S = 300.0
 """A live list's stream ends after this; the browser's EventSource opens a new one."""
@@ -62,7 +71,8 @@ async def form_of(request: Request) -> dict[str, str] | None:
     return await read_form(request, MAX_FORM_BYTES)
 
 
-def routes(store: Store, accounts: Accounts) -> list[Route]:
+def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
+    """``live``: the collector runs live views (the wall shows kitchens live)."""
     secure = accounts.s.secure_cookie
 
     def who(request: Request) -> Session | None:
@@ -185,10 +195,16 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
 
     async def script(request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in ("console", "figures"):
+        if name not in SCRIPTS:
             return PlainTextResponse("no such script", status_code=404)
-        return FileResponse(Path(__file__).parent / "static" / f"{name}.js",
-                            media_type="text/javascript")  # fmt: skip
+        return FileResponse(SCRIPTS[name], media_type="text/javascript")
+
+    async def centre_page(request: Request, session: Session) -> Response:
+        return HTMLResponse(pages.centre(session))
+
+    async def centre_state(request: Request, session: Session) -> Response:
+        return JSONResponse(centre.state(store.db, session, time.time(), live),
+                            headers={"Cache-Control": "no-store"})  # fmt: skip
 
     def weeks_of(request: Request) -> int:
         weeks = request.query_params.get("weeks", "8")
@@ -226,6 +242,9 @@ def routes(store: Store, accounts: Accounts) -> list[Route]:
         Route("/console/export.{fmt:str}", page(formats(export_alerts))),
         Route("/console/{name}.js", script),
         Route("/console/figures", page(figures_page)),
+        Route("/console/centre", page(centre_page)),
+        Route("/console/centre.json", page(centre_state)),
+        Route("/centre", lambda _: RedirectResponse("/console/centre", status_code=303)),
         Route("/console/sites/{site}", page(site_page)),
         Route("/console/figures.{fmt:str}", page(formats(export_figures))),
         Route("/console/alerts/{alert_id}", page(detail)),

@@ -307,3 +307,43 @@ def _record(kind: str, d: dict[str, Any]) -> str:
         fit = "fit 合格" if d.get("fit") else "not fit 不合格"
         return f"{d.get('staff', '')} {d.get('temperature', '')}°C {fit}"
     return f"{d.get('area', '')} {d.get('method', '')} {d.get('by', '')} {d.get('minutes', '')} min"
+
+
+CENTRE_CSS = """
+body{background:#0b1726;color:#e6edf5;margin:0;font-family:system-ui,'Noto Sans CJK SC',sans-serif}
+.en{color:#8aa0b8;font-size:.8em}.wall{display:grid;grid-template-columns:2fr 1fr;gap:1rem;
+padding:1rem;height:100vh;box-sizing:border-box}.panel{background:#13243a;border-radius:.5rem;
+padding:.8rem;overflow:hidden}#screen{aspect-ratio:16/9;background:#000;display:flex;
+align-items:center;justify-content:center}#screen img,#screen video{width:100%;height:100%;
+object-fit:contain}#screen .view,#screen .screen{width:100%;height:100%;display:flex;
+align-items:center;justify-content:center}.figures{display:grid;grid-template-columns:1fr 1fr;
+gap:.5rem}.figures b{font-size:2rem;display:block}#ticker{list-style:none;padding:0;margin:0}
+#ticker li{padding:.3rem 0;border-bottom:1px solid #23384f}.district{display:inline-block;
+vertical-align:top;margin:0 .8rem .8rem 0;max-width:14rem}.district h3{margin:.2rem 0;
+font-size:.9rem}.site{display:inline-block;width:.7rem;height:.7rem;margin:1px;border-radius:2px}
+.ok{background:#2f855a}.alert{background:#e53e3e}.offline{background:#718096}
+"""
+
+
+def centre(who: Session) -> str:
+    figures_ = "".join(
+        f"<div><b id='today-{key}'>–</b>{two(zh, en)}</div>"
+        for key, zh, en in (("alerts", "今日告警", "Alerts today"),
+                            ("violations", "今日违规", "Violations today"),
+                            ("open", "未闭环", "Open"), ("overdue", "已逾期", "Overdue"),
+                            ("offline", "离线设备", "Boxes offline"))
+    )  # fmt: skip
+    scope = two("全市", "City") if who.role == "leader" else html.escape(who.district)
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        f"<title>指挥中心 Command centre</title><style>{CENTRE_CSS}</style></head><body>"
+        "<div class='wall'><div><div class='panel'><h2>"
+        f"{two('明厨亮灶', 'Open kitchens')} · <span id='screen-site'></span></h2>"
+        "<div id='screen' data-site=''></div></div><div class='panel'>"
+        f"<h2>{two('单位分布', 'Sites by district')} · {scope}</h2><div id='plan'></div></div>"
+        f"</div><div><div class='panel'><h2>{two('今日', 'Today')}</h2><div class='figures'>"
+        f"{figures_}</div></div><div class='panel'><h2>{two('实时告警', 'Live alerts')}</h2>"
+        "<ul id='ticker'></ul></div></div></div>"
+        "<script src='/console/live.js'></script><script src='/console/centre.js'></script>"
+        "</body></html>"
+    )

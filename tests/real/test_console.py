@@ -282,3 +282,28 @@ def test_a_sites_page_for_its_supervisor(console: Console, browser: Any) -> None
         page.screenshot(path=str(ARTIFACTS / "console-site.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_the_command_centre_wall_runs_by_itself(console: Console, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        page.goto(f"{console.url}/login")
+        page.fill("input[name=name]", "chen")
+        page.fill("input[name=password]", PASSWORDS["chen"])
+        page.click("form button")
+        page.goto(f"http://127.0.0.1:{console.web.port}/centre")
+        assert page.url.endswith("/console/centre")
+        page.wait_for_selector("#ticker li")
+        assert page.locator("#plan .site").count() == 2  # the city's two sites
+        assert page.locator("#plan .site.alert").count() == 2  # each with an open violation
+        assert page.inner_text("#today-open") == "2"
+        page.wait_for_selector("#screen img")  # no live views here: the latest snapshot
+        feed(console.store, [ev("violation", violation("cam3", "no_mask"), 2, "k1", "s1")],
+             device="k1")  # fmt: skip
+        page.wait_for_function(  # the ticker, without a reload
+            "document.getElementById('ticker').innerText.includes('未戴口罩')", timeout=10_000
+        )
+        assert page.inner_text("#today-open") == "3"
+        page.screenshot(path=str(ARTIFACTS / "centre-wall.png"))
+    finally:
+        page.close()

@@ -283,3 +283,29 @@ def test_the_operators_nginx_config_is_one_nginx_accepts(tmp_path: Path) -> None
     got = subprocess.run(check, capture_output=True, text=True)
     assert got.returncode == 0, got.stderr
     assert "test is successful" in got.stderr
+
+
+def test_the_centre_wall_shows_a_kitchen_live(rig: Rig, browser: Any) -> None:
+    from cloud.broker_files import BrokerFiles
+
+    cfg = rig.cloud.cfg
+    BrokerFiles(cfg.provisioning.broker_dir).set_passwords({"chen": "chen-pw-1"})
+    rig.cloud.store.sites.add_supervisor("chen", "city", role="leader")
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        page.goto(f"{rig.media.http_url}/console/login")  # through the media server, as deployed
+        page.fill("input[name=name]", "chen")
+        page.fill("input[name=password]", "chen-pw-1")
+        page.click("form button")
+        page.goto(f"{rig.media.http_url}/centre")
+        page.wait_for_selector("#screen video", timeout=30_000)
+        page.wait_for_function(
+            "(() => { const v = document.querySelector('#screen video');"
+            " return v && v.currentTime > 1; })()",
+            timeout=30_000,
+        )
+        assert page.inner_text("#screen-site") == SITE
+        page.screenshot(path=str(ARTIFACTS / "centre-wall-live.png"))
+    finally:
+        page.close()
+    wait_for(lambda: rig.agent.live is not None and not rig.agent.live.streams, 30, "stop")

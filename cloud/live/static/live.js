@@ -1,5 +1,6 @@
 // The public page's live views (cloud/site_page.py): tap, start, play, leave. docs/live.md
-const SITE = document.getElementById('live').dataset.site;
+// The command-centre wall uses watch() too (window.shianWatch), with a view of its own making.
+(() => {
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 let player = null;
 function loadPlayer() {
@@ -25,7 +26,8 @@ async function state(url, method) {
 async function watch(view) {
   view.dataset.tapped = performance.now();
   say(view, '正在连接…', 'Connecting…');
-  let a = await state('/k/' + SITE + '/live/' + view.dataset.n, 'POST');
+  const site = view.closest('[data-site]').dataset.site;
+  let a = await state('/k/' + encodeURIComponent(site) + '/live/' + view.dataset.n, 'POST');
   await loadPlayer();
   show(view, a, 0);
 }
@@ -72,5 +74,7 @@ function firstFrame(view) {
 }
 document.querySelectorAll('.view .watch').forEach((b) =>
   b.addEventListener('click', () => watch(b.closest('.view'))));
+window.shianWatch = watch;
 addEventListener('pagehide', () => document.querySelectorAll('.view[data-token]').forEach((v) =>
   navigator.sendBeacon('/live/' + v.dataset.token + '/leave')));
+})();
