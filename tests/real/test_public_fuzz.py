@@ -147,6 +147,12 @@ def targets(site: Site) -> st.SearchStrategy[str]:
         "/console/alerts/x",
         f"/console/alerts/{site.alert}",
         "/console/console.js",
+        "/console/centre",
+        "/console/centre.json",
+        "/centre",
+        "/console/figures",
+        "/console/figures.xlsx",
+        "/console/sites/m1",
     ]
     noise = st.text(max_size=60).map(lambda x: quote(x, safe="/?&=%.;:@!$'()*+,~"))
     raw = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=60)
