@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections import deque
 
 from shared.procs import end
 from shared.redact import redact
@@ -61,6 +62,7 @@ class CopySender:
         self.source, self.url = source, url
         self._proc: subprocess.Popen[bytes] | None = None
         self.sent_bytes = 0
+        self._errors: deque[str] = deque(maxlen=5)  # its last lines of errors
 
     @staticmethod
     def available() -> bool:
@@ -79,6 +81,13 @@ class CopySender:
             preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._progress, args=(self._proc,), daemon=True).start()
+        threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
+
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
+        """Read its errors as they come: a full pipe would stop FFmpeg mid-stream."""
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self._errors.append(line.decode(errors="replace").strip())
 
     def _progress(self, proc: subprocess.Popen[bytes]) -> None:
         """FFmpeg's own count of the bytes it sent (``total_size`` in its progress lines)."""
@@ -93,10 +102,10 @@ class CopySender:
 
     def why(self) -> str:
         """Why FFmpeg ended (its last line of errors, without credentials)."""
-        if self._proc is None or self._proc.poll() is None or self._proc.stderr is None:
+        if self._proc is None or self._proc.poll() is None:
             return ""
-        lines = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
-        return redact(f"ffmpeg exited {self._proc.returncode}: {lines[-1] if lines else ''}")
+        last = self._errors[-1] if self._errors else ""
+        return redact(f"ffmpeg exited {self._proc.returncode}: {last}")
 
     def stop(self) -> None:
         if self._proc is not None:
