@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 import subprocess
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, before its exec
+    """For ``preexec_fn``: the kernel sends the child SIGTERM when its parent dies (Linux's
+    PR_SET_PDEATHSIG), so a process killed outright leaves no FFmpeg, nginx or camera behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
 def end(proc: subprocess.Popen[bytes], timeout: float = 5) -> None:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shared.procs import end
+from shared.procs import die_with_parent, end
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 HLS_LOCATION = r"^/hls/[0-9a-f]{32}/(?<file>[a-z0-9]{16,32}(\.m3u8|-[0-9]{1,12}\.ts))$"
@@ -154,7 +154,9 @@ class MediaServer:
         )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         cmd = [nginx, "-c", str(conf), "-p", f"{self.work}/", "-e", str(self.work / "error.log")]
-        self._proc = subprocess.Popen([*cmd, "-g", "daemon off;"], stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            [*cmd, "-g", "daemon off;"], stderr=subprocess.PIPE, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while not all(_listening(p) for p in (self.rtmp_port, self.http_port)):
             if self._proc.poll() is not None or time.monotonic() > deadline:

@@ -9,27 +9,18 @@ live view falls back to JPEG frames (``edge.live.jpeg``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import shutil
-import signal
 import subprocess
 import threading
 from collections import deque
 
-from shared.procs import end
+from shared.procs import die_with_parent, end
 from shared.redact import redact
 
 log = logging.getLogger("shian.live")
 
 PROBE_TIMEOUT_S = 10.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """A box agent killed outright must not leave video flowing: the kernel sends FFmpeg
-    SIGTERM when its parent dies (Linux's PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
 def _input_args(source: str) -> list[str]:
@@ -78,7 +69,7 @@ class CopySender:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,  # a killed agent leaves no video flowing
         )
         threading.Thread(target=self._progress, args=(self._proc,), daemon=True).start()
         threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()

@@ -59,7 +59,11 @@ class TestCamera:
     def start(self) -> None:
         w, h = self.size
         cmd = [SYSTEM_PYTHON, __file__, str(self.port), str(w), str(h), str(self.kbps)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        from shared.procs import die_with_parent  # here: this file also runs alone
+
+        self._proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+        )
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()  # "ready" once the server listens
         if line.strip() != b"ready":
@@ -72,7 +76,7 @@ class TestCamera:
         return self._proc.pid if self._proc else None
 
     def stop(self) -> None:
-        from shared.procs import end  # here: this file also runs alone, as the server
+        from shared.procs import end
 
         if self._proc is not None:
             end(self._proc)
