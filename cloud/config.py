@@ -141,11 +141,6 @@ class LiveSettings(StrictModel):
         "application as boxes reach it, e.g. rtmp://live.example.gov.cn:1935/live. Empty: no "
         "live views (the page shows none).",
     )
-    media_url: str = Field(
-        default="",
-        description="Where viewers' players fetch the HLS from (the media server's /hls/ as the "
-        "public reaches it); empty: the same address as the page (nginx in front of both).",
-    )
     lease_s: float = Field(
         default=30, ge=5, le=600, description="A box stops a stream not renewed within this."
     )

@@ -57,8 +57,9 @@ class Accounts:
         """A new session's cookie token and the session; LoginRefused otherwise (counted
         towards the lockout, and audited)."""
         name = name.strip()[:64]
+        key = f"{name}@{address}"  # a stranger's failures lock out the stranger, not wang
         row = self.db.query("SELECT failures, locked_until FROM console_logins WHERE name = ?",
-                            (name,))  # fmt: skip
+                            (key,))  # fmt: skip
         if row and (row[0]["locked_until"] or 0) > now:
             self.audit(name, "login_locked", "", "", address, now)
             mins = int(((row[0]["locked_until"] or now) - now) // 60) + 1
@@ -68,12 +69,12 @@ class Accounts:
         hashed = self.broker.users().get(name)
         ok = bool(who) and hashed is not None and check_password(password, hashed)
         if not ok:
-            self._failed(name, address, now)
+            self._failed(key if who else "", name, address, now)
             raise LoginRefused("wrong name or password 用户名或密码错误")
         token = secrets.token_urlsafe(32)
         session = Session(name, who[0]["role"], who[0]["district"], secrets.token_urlsafe(24))
         with self.db.tx() as conn:
-            conn.execute("DELETE FROM console_logins WHERE name = ?", (name,))
+            conn.execute("DELETE FROM console_logins WHERE name = ?", (key,))
             conn.execute(
                 "INSERT INTO console_sessions (id, name, csrf, created, seen)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -82,23 +83,28 @@ class Accounts:
         self.audit(name, "login", "", "", address, now)
         return token, session
 
-    def _failed(self, name: str, address: str, now: float) -> None:
+    def _failed(self, key: str, name: str, address: str, now: float) -> None:
+        """Count a failure towards the lockout of a known name from this address (an unknown
+        name stores nothing but its audit line), and audit it."""
+        self.audit(name, "login_failed", "", "", address, now)
+        if not key:
+            return
         with self.db.tx() as conn:
             conn.execute(
                 "INSERT INTO console_logins (name, failures) VALUES (?, 1) ON CONFLICT (name)"
                 " DO UPDATE SET failures = console_logins.failures + 1",
-                (name,),
+                (key,),
             )
             conn.execute(
                 "UPDATE console_logins SET locked_until = ?, failures = 0"
                 " WHERE name = ? AND failures >= ?",
-                (now + self.s.lockout_s, name, self.s.max_failures),
+                (now + self.s.lockout_s, key, self.s.max_failures),
             )
-        self.audit(name, "login_failed", "", "", address, now)
 
     # -- sessions -----------------------------------------------------------------------------
-    def session(self, token: str, now: float) -> Session | None:
-        """The live session of a cookie token (its idle time renewed), or None."""
+    def session(self, token: str, now: float, renew: bool = True) -> Session | None:
+        """The live session of a cookie token (its idle time renewed when ``renew``), or
+        None."""
         if not token or len(token) > 128:
             return None
         rows = self.db.query(
@@ -112,7 +118,7 @@ class Accounts:
         if now - r["seen"] > self.s.idle_timeout_s or now - r["created"] > self.s.max_age_s:
             self.logout(token)
             return None
-        if now - r["seen"] > 30:  # not a write per request
+        if renew and now - r["seen"] > 30:  # not a write per request
             with self.db.tx() as conn:
                 conn.execute("UPDATE console_sessions SET seen = ? WHERE id = ?",
                              (now, _digest(token)))  # fmt: skip

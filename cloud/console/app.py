@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -46,6 +47,9 @@ from cloud.webforms import read_form
 
 COOKIE = "shian_console"
 STATIC = Path(__file__).parent / "static"
+BACKGROUND = ("/console/rows", "/console/stream", "/console/centre.json")
+"""Asked by a page's script: an ended session gets 401 (the script goes to the login page),
+not a redirect to a page it cannot read."""
 SCRIPTS = {
     "console": STATIC / "console.js",
     "figures": STATIC / "figures.js",
@@ -64,7 +68,10 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    try:
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+    except ValueError:  # not a URL at all
+        return False
 
 
 async def form_of(request: Request) -> dict[str, str] | None:
@@ -76,13 +83,16 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
     secure = accounts.s.secure_cookie
 
     def who(request: Request) -> Session | None:
-        return accounts.session(request.cookies.get(COOKIE, ""), time.time())
+        # what a page's script asks by itself does not count as use (the wall's state does:
+        # a wall is watched, not clicked)
+        renew = request.url.path not in ("/console/rows", "/console/stream")
+        return accounts.session(request.cookies.get(COOKIE, ""), time.time(), renew)
 
     def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
             session = who(request)
             if session is None:
-                if request.method == "GET" and request.url.path != "/console/rows":
+                if request.method == "GET" and request.url.path not in BACKGROUND:
                     return RedirectResponse("/console/login", status_code=303)
                 return PlainTextResponse("log in first 请先登录", status_code=401)
             if request.method == "POST":
@@ -108,6 +118,9 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
     async def login(request: Request) -> Response:
         f = await form_of(request)
         if f is None or not same_origin(request):
+            accounts.audit((f or {}).get("name", "")[:64], "login_refused_form", "",
+                           request.headers.get("origin", "")[:200], address(request),
+                           time.time())  # fmt: skip
             return HTMLResponse(pages.login("refused 拒绝"), status_code=403)
         try:
             token, _ = accounts.login(f.get("name", ""), f.get("password", ""),
@@ -128,16 +141,20 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
 
     async def alert_list(request: Request, session: Session) -> Response:
         f, now = queries.Filters.of(request.query_params), time.time()
-        return HTMLResponse(pages.alert_list(session, f, queries.alerts(store.db, session, f),
-                                             now))  # fmt: skip
+        seq = queries.changes(store.db)  # first: a change after it is never missed
+        rows = queries.alerts(store.db, session, f)
+        return HTMLResponse(pages.alert_list(session, f, rows, now, seq))
 
     async def rows(request: Request, session: Session) -> Response:
         f = queries.Filters.of(request.query_params)
         return HTMLResponse(pages.rows(queries.alerts(store.db, session, f), time.time()))
 
     async def stream(request: Request, session: Session) -> Response:
+        since = request.query_params.get("since", "")
+        known = int(since) if since.isascii() and since.isdigit() and len(since) < 19 else None
+
         async def changes() -> AsyncIterator[str]:
-            last, began, beat = None, time.monotonic(), time.monotonic()
+            last, began, beat = known, time.monotonic(), time.monotonic()
             while time.monotonic() - began < STREAM_S and not await request.is_disconnected():
                 now = await anyio.to_thread.run_sync(queries.changes, store.db)
                 if now != last:
@@ -178,6 +195,8 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
                 conn, now, alert_id, action, session.actor, note,
                 due_h * 3600 if due_h else None, district=session.district))  # fmt: skip
         except ValueError as exc:
+            accounts.audit(session.name, f"{action[:32]}_refused", alert_id, str(exc),
+                           address(request), time.time())  # fmt: skip
             a = queries.alert(store.db, session, alert_id) or a
             page_ = pages.detail(session, a, queries.actions(a["state"]), f"!{exc}")
             return HTMLResponse(page_, status_code=409)
@@ -188,7 +207,7 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
 
     async def export_alerts(request: Request, session: Session) -> Response:
         f, fmt = queries.Filters.of(request.query_params), request.path_params["fmt"]
-        rows = queries.alerts(store.db, session, f, limit=100_000)
+        rows = await run_in_threadpool(queries.alerts, store.db, session, f, None, 100_000)
         accounts.audit(session.name, "export", f"alerts.{fmt}", f.query(), address(request),
                        time.time())  # fmt: skip
         return export("alerts", fmt, queries.COLUMNS.split(", "), rows)
@@ -208,13 +227,14 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
 
     def weeks_of(request: Request) -> int:
         weeks = request.query_params.get("weeks", "8")
-        return int(weeks) if weeks.isdigit() and 1 <= int(weeks) <= 53 else 8
+        ok = weeks.isascii() and weeks.isdigit() and 1 <= int(weeks) <= 53
+        return int(weeks) if ok else 8
 
     def figure_rows(session: Session, request: Request) -> list[dict[str, object]]:
         return figures.weekly(store.db, session, weeks_of(request), time.time())
 
     async def figures_page(request: Request, session: Session) -> Response:
-        rows = figure_rows(session, request)
+        rows = await run_in_threadpool(figure_rows, session, request)
         ranks = figures.rankings(rows, store.db, session, time.time())
         weeks = figures.weeks_shown(weeks_of(request), time.time())
         return HTMLResponse(pages.figures(session, weeks, rows, ranks))
@@ -230,7 +250,8 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
         fmt = request.path_params["fmt"]
         accounts.audit(session.name, "export", f"figures.{fmt}", "", address(request),
                        time.time())  # fmt: skip
-        return export("figures", fmt, figures.CSV_COLUMNS, figure_rows(session, request))
+        rows = await run_in_threadpool(figure_rows, session, request)
+        return export("figures", fmt, figures.CSV_COLUMNS, rows)
 
     return [
         Route("/console/login", login_page),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,8 +15,15 @@ from starlette.responses import Response
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""What a workbook cannot hold (and no list needs): a box's text may carry it."""
+
+
 def safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    if not isinstance(value, str):
+        return value
+    value = CONTROL.sub("", value)
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
 

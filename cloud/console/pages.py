@@ -110,7 +110,9 @@ def rows(alerts: list[dict[str, Any]], now: float) -> str:
     return "".join(out) or f"<tr><td colspan='6'>{two('没有告警', 'No alerts')}</td></tr>"
 
 
-def alert_list(who: Session, f: Filters, alerts: list[dict[str, Any]], now: float) -> str:
+def alert_list(who: Session, f: Filters, alerts: list[dict[str, Any]], now: float, seq: int) -> str:
+    """``seq``: the alerts' change counter when the list was read (its live updates go on
+    from there)."""
     opts = "".join(
         f"<option value='{s}'{' selected' if s == f.state else ''}>{html.escape(s)}</option>"
         for s in ("", *STATES)
@@ -134,7 +136,8 @@ def alert_list(who: Session, f: Filters, alerts: list[dict[str, Any]], now: floa
     return page(
         "告警 Alerts",
         f"<h1>{two('告警', 'Alerts')}</h1>{filters}"
-        f"<table><thead><tr>{head}</tr></thead><tbody id='alerts' data-q='{html.escape(q)}'>"
+        f"<table><thead><tr>{head}</tr></thead><tbody id='alerts' data-q='{html.escape(q)}'"
+        f" data-seq='{int(seq)}'>"
         f"{rows(alerts, now)}</tbody></table><script src='/console/console.js'></script>",
         who,
     )

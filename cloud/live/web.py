@@ -31,7 +31,7 @@ STATIC = Path(__file__).parent / "static"
 def routes(sessions: LiveSessions) -> list[Route]:
     async def watch(request: Request) -> Response:
         site, n = request.path_params["site"], request.path_params["n"]
-        if not n.isdigit() or len(n) > 3:
+        if not (n.isascii() and n.isdigit()) or len(n) > 3:
             return PlainTextResponse("no such view 没有这个画面", status_code=404)
         answer = sessions.watch(site, int(n), client_address(request))
         if answer is None:

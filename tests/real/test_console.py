@@ -307,3 +307,33 @@ def test_the_command_centre_wall_runs_by_itself(console: Console, browser: Any) 
         page.screenshot(path=str(ARTIFACTS / "centre-wall.png"))
     finally:
         page.close()
+
+
+def test_a_boxs_control_characters_cannot_break_the_workbook(console: Console) -> None:
+    from openpyxl import load_workbook
+
+    with console.store.db.tx() as conn:  # a title carries what a box said
+        conn.execute("UPDATE alerts SET title = ? WHERE site = 's1'", ("=cmd|' \x01bad\x1f",))
+    wang = Client(f"http://127.0.0.1:{console.web.port}")
+    wang.login("wang")
+    req = urllib.request.Request(wang.base + "/console/export.xlsx")
+    with wang.opener.open(req, timeout=10) as r:
+        sheet = load_workbook(io.BytesIO(r.read()), read_only=True)["alerts"]
+    rows = list(sheet.iter_rows(values_only=True))
+    title = rows[1][rows[0].index("title")]
+    assert title == "'=cmd|' bad"  # quoted, and the control characters gone
+
+
+def test_background_fetches_do_not_keep_a_session_alive(console: Console) -> None:
+    wang = Client(f"http://127.0.0.1:{console.web.port}")
+    wang.login("wang")
+    with console.store.db.tx() as conn:
+        conn.execute("UPDATE console_sessions SET seen = seen - 1700")
+    assert wang.request("/console/rows")[0] == 200  # still within 30 min, and not renewed
+    with console.store.db.tx() as conn:
+        conn.execute("UPDATE console_sessions SET seen = seen - 200")
+    assert wang.request("/console/rows")[0] == 401  # the script is told, not redirected
+    li = Client(wang.base)
+    for _ in range(3):  # a stranger fails from elsewhere: li's own address is not locked
+        li.request("/console/login", {"name": "li", "password": "nope"})
+    console.accounts.login("li", PASSWORDS["li"], "10.0.0.8", time.time())

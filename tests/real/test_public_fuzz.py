@@ -205,9 +205,21 @@ def test_no_request_gets_a_5xx(site: Site, data: st.DataObject) -> None:
         "/t/{tid}.json?s=%00",
         "/t/%F0%9F%98%80",
         "/snap/%2e%2e%2f%2e%2e%2fetc%2fpasswd.jpg",
+        "/k/m1/live/%C2%B2",
     ],
 )
 def test_known_bad_links_get_a_4xx_or_a_verdict(site: Site, target: str) -> None:
-    """Among them the 500 a non-ASCII ``s`` gave (hmac.compare_digest on a str)."""
-    status = site.request("GET", target.format(tid=site.ticket["ticket_id"]), b"", {"Host": "x"})
+    """Among them the 500 a non-ASCII ``s`` gave (hmac.compare_digest on a str), and a
+    superscript digit that str.isdigit() takes for a number."""
+    method = "POST" if "/live/" in target else "GET"
+    status = site.request(method, target.format(tid=site.ticket["ticket_id"]), b"", {"Host": "x"})
     assert status in (200, 400, 404), status
+
+
+def test_the_consoles_known_bad_requests_get_a_4xx_or_a_page(site: Site) -> None:
+    """An Origin that is not a URL, and weeks given in a superscript digit (both gave 500s)."""
+    form = urlencode({"name": "wang", "password": "pw"}).encode()
+    hdrs = {"Host": "127.0.0.1", "Origin": "http://[x", "Content-Type": "x"}
+    assert site.request("POST", "/console/login", form, hdrs) == 403
+    cookie = {"Host": "127.0.0.1", "Cookie": site.cookie}
+    assert site.request("GET", "/console/figures?weeks=%C2%B2", b"", cookie) == 200

@@ -46,6 +46,8 @@ function show() {
   if (!rotation.length) return;
   const k = rotation[turn++ % rotation.length];
   const panel = $('screen');
+  const before = panel.querySelector('.view');
+  if (before && before.stop) before.stop();  // no kitchen streams for a wall that moved on
   panel.dataset.shown = k.site;
   $('screen-site').textContent = k.site;
   if (k.live && window.shianWatch) {

@@ -3,7 +3,7 @@
 const body = document.getElementById('alerts');
 if (body) {
   const q = body.dataset.q;
-  const events = new EventSource('/console/stream');
+  const events = new EventSource('/console/stream?since=' + body.dataset.seq);
   events.addEventListener('alerts', async () => {
     const r = await fetch('/console/rows' + (q ? '?' + q : ''), {cache: 'no-store'});
     if (r.ok) body.innerHTML = await r.text();

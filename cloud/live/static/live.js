@@ -32,7 +32,8 @@ async function watch(view) {
   show(view, a, 0);
 }
 async function show(view, a, tries) {
-  while (a.state === 'starting' && tries++ < 60) {
+  if (view.stopped) return;
+  while (a.state === 'starting' && tries++ < 60 && !view.stopped) {
     await wait(700);
     a = await state('/live/' + a.token);
   }
@@ -44,14 +45,20 @@ async function show(view, a, tries) {
   view.dataset.state = 'live';
   const again = async () => {
     await wait(800);
-    show(view, await state('/live/' + a.token), tries + 1);
+    if (!view.stopped) show(view, await state('/live/' + a.token), tries + 1);
+  };
+  // the wall turns to the next kitchen: this viewer leaves at once
+  view.stop = () => {
+    view.stopped = true;
+    if (view.hls) view.hls.destroy();
+    navigator.sendBeacon('/live/' + a.token + '/leave');
   };
   if (a.mode === 'jpeg') {
     const img = document.createElement('img');
     let i = 0;
     img.onload = () => {
       firstFrame(view);
-      setTimeout(() => { img.src = a.frame + '?i=' + i++; }, 1000);
+      setTimeout(() => { if (!view.stopped) img.src = a.frame + '?i=' + i++; }, 1000);
     };
     img.onerror = again;
     img.src = a.frame + '?i=' + i++;
@@ -62,7 +69,7 @@ async function show(view, a, tries) {
   v.addEventListener('playing', () => firstFrame(view));
   view.querySelector('.screen').replaceChildren(v);
   if (window.Hls && Hls.isSupported()) {
-    const h = new Hls({liveSyncDurationCount: 2});
+    const h = view.hls = new Hls({liveSyncDurationCount: 2});
     h.on(Hls.Events.ERROR, (_e, d) => { if (d.fatal) { h.destroy(); again(); } });
     h.loadSource(a.play); h.attachMedia(v);
   } else { v.src = a.play; v.onerror = again; }
