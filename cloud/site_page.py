@@ -17,7 +17,6 @@ from typing import Any
 
 from cloud.db import Db
 from cloud.live.sessions import NOTICES, LiveSessions
-from cloud.live.views import views
 from cloud.sites import GRADES, KINDS
 
 CHINA = timezone(timedelta(hours=8))
@@ -125,13 +124,11 @@ def record(db: Db, site: str, now: float) -> dict[str, Any] | None:
     }
 
 
-def live_views(db: Db, sessions: LiveSessions, site: str, now: float) -> list[dict[str, Any]]:
+def live_views(sessions: LiveSessions, site: str, now: float) -> list[dict[str, Any]]:
     """The site's public cameras as the page lists them: a number, a label, and the notice
     that stands in for the view now (off, outside hours, offline), if any."""
-    notices = sessions.notices(site, now)
     out = []
-    for v in views(db, site):
-        notice = notices.get(v.n, "")
+    for v, notice in sessions.listing(site, now):  # one read of the site's offers
         zh, en = NOTICES[notice] if notice else ("", "")
         out.append({"n": v.n, "label": v.label, "notice": notice, "zh": zh, "en": en})
     return out

@@ -182,7 +182,7 @@ def make_app(
         if r is None:
             return PlainTextResponse("no such site 没有这个单位", status_code=404)
         if live is not None:
-            r["live"] = site_page.live_views(store.db, live.sessions, r["site"], now)
+            r["live"] = site_page.live_views(live.sessions, r["site"], now)
         if as_json:
             return JSONResponse(r)
         return HTMLResponse(site_page.render(r))

@@ -140,11 +140,14 @@ class LiveSessions:
             return "offline"
         return ""
 
-    def notices(self, site: str, now: float | None = None) -> dict[int, str]:
-        """Each view's notice as the page is drawn (``""``: it can be watched)."""
+    def listing(self, site: str, now: float | None = None) -> list[tuple[View, str]]:
+        """Each view with its notice as the page is drawn (``""``: it can be watched)."""
         now = self.clock() if now is None else now
         live = site_live(self.db, site)
-        return {v.n: self._notice(site, v, live.off, now) for v in views(self.db, site)}
+        return [(v, self._notice(site, v, live.off, now)) for v in views(self.db, site)]
+
+    def notices(self, site: str, now: float | None = None) -> dict[int, str]:
+        return {v.n: notice for v, notice in self.listing(site, now)}
 
     def poll(self, token: str) -> Answer:
         """The state of a viewer's session (the page asks while it starts, and after an
