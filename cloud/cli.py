@@ -15,6 +15,7 @@ from cloud.devices_cli import register as register_device_commands
 from cloud.fleet.cli import register as register_fleet_commands
 from cloud.install_cli import register as register_install_commands
 from cloud.live.cli import register as register_live_commands
+from cloud.patrol.cli import register as register_patrol_commands
 from cloud.sites_cli import register as register_site_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
 
@@ -243,6 +244,7 @@ register_install_commands(main, config_option, _config)
 register_fleet_commands(main, config_option, _config, _store)
 register_site_commands(main, config_option, _config, _store)
 register_live_commands(main, config_option, _config, _store)
+register_patrol_commands(main, config_option, _config, _store)
 
 if __name__ == "__main__":
     main()

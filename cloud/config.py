@@ -165,7 +165,8 @@ class LiveSettings(StrictModel):
 
 
 class ConsoleSettings(StrictModel):
-    """The supervisors' console (/console): sessions and lockout."""
+    """The supervisors' console (/console) and the inspectors' phones (/patrol): sessions,
+    lockout, the patrols' checklists."""
 
     idle_timeout_s: float = Field(
         default=1800, ge=60, description="A session unused this long must log in again."
@@ -180,6 +181,12 @@ class ConsoleSettings(StrictModel):
     secure_cookie: bool = Field(
         default=False,
         description="Send the session cookie over HTTPS only (set it when TLS is in front).",
+    )
+    checklists_dir: Path | None = Field(
+        default=None,
+        description="Your own patrol checklist templates (*.toml, as docs/patrol.md shows), "
+        "beside the shipped ones; one with a shipped template's id replaces it (relative: in "
+        "data_dir).",
     )
 
 
@@ -414,6 +421,8 @@ class CloudConfig(StrictModel):
         self.provisioning.broker_dir = d / self.provisioning.broker_dir
         self.provisioning.bundle_dir = d / self.provisioning.bundle_dir
         self.web.assets_dir = d / self.web.assets_dir
+        if self.console.checklists_dir is not None:
+            self.console.checklists_dir = d / self.console.checklists_dir
         return self
 
     def broker(self) -> MqttSettings:

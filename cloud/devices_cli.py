@@ -230,8 +230,8 @@ def register(
 
 
 def add_supervisor_credentials(
-    cfg: Any, store: Any, name: str, district: str, role: str = "supervisor"
+    cfg: Any, store: Any, name: str, district: str, role: str = "supervisor", firm: str = ""
 ) -> str:
     from cloud.provisioning import Registry
 
-    return Registry(cfg, store).add_supervisor(name, district, role)
+    return Registry(cfg, store).add_supervisor(name, district, role, firm)

@@ -24,6 +24,7 @@ from cloud.batch import DeadLetter, Snapshot
 from cloud.config import EvidenceSettings
 from cloud.db import Conn, Db
 from cloud.ranges import select_in
+from shared.ids import uuid7
 
 log = logging.getLogger("shian.evidence")
 
@@ -107,6 +108,26 @@ class Evidence:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return path
+
+    def add_photo(self, owner: str, data: bytes, now: float) -> str:
+        """Keep an officer's photo (checked by the caller) as a snapshot of ``owner``; its id.
+        Kept and pruned like a box's evidence; a hazard's or a verification's photos are
+        pinned by their alert."""
+        snap = Snapshot(owner, str(uuid7()), data)
+        path = self._write_file(snap)
+        with self.db.tx() as conn:
+            conn.execute(
+                "INSERT INTO snapshots (id, device, path, size, received) VALUES (?,?,?,?,?)",
+                (snap.id, owner, str(path), len(data), now),
+            )
+        return snap.id
+
+    @staticmethod
+    def owned(conn: Conn, owner: str, ids: list[str]) -> list[str]:
+        """Those of ``ids`` that are snapshots of ``owner`` (a form names only its own)."""
+        rows = select_in(conn, "SELECT id, device FROM snapshots", "id", ids)
+        mine = {snap_id for snap_id, device in rows if device == owner}
+        return [i for i in ids if i in mine]
 
     def get(self, snap_id: str) -> dict[str, Any] | None:
         rows = self.db.query("SELECT * FROM snapshots WHERE id = ?", (snap_id,))

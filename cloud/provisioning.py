@@ -170,9 +170,11 @@ class Registry:
                 pass  # none yet: make one
         return self.keys.create(device)
 
-    def add_supervisor(self, name: str, district: str, role: str = "supervisor") -> str:
+    def add_supervisor(
+        self, name: str, district: str, role: str = "supervisor", firm: str = ""
+    ) -> str:
         password = self._put([Identity(name=name, kind="supervisor", district=district)])[name]
-        self.store.sites.add_supervisor(name, district, role)
+        self.store.sites.add_supervisor(name, district, role, firm)
         self.sync_files()
         return password
 

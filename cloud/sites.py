@@ -92,18 +92,25 @@ class Sites:
             if cap != "":
                 conn.execute("UPDATE sites SET live_cap = ? WHERE site = ?", (cap, site))
 
-    def add_supervisor(self, name: str, district: str, role: str = "supervisor") -> None:
-        """A supervisor works their district; a leader reads the whole city (the console)."""
+    def add_supervisor(
+        self, name: str, district: str, role: str = "supervisor", firm: str = ""
+    ) -> None:
+        """A supervisor works their district; a leader reads the whole city (the console); an
+        inspector works patrols, their own or their ``firm``'s (a third-party service firm)."""
         check_name(name, "supervisor")
         check_name(district, "district")
-        if role not in ("supervisor", "leader"):
-            raise ValueError(f"role {role!r} is not supervisor or leader")
+        if role not in ("supervisor", "leader", "inspector"):
+            raise ValueError(f"role {role!r} is not supervisor, leader or inspector")
+        if firm:
+            check_name(firm, "firm")
+            if role != "inspector":
+                raise ValueError("only an inspector belongs to a service firm")
         with self.db.tx() as conn:
             conn.execute(
-                "INSERT INTO supervisors (name, district, role) VALUES (?, ?, ?)"
+                "INSERT INTO supervisors (name, district, role, firm) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET district = excluded.district,"
-                " role = excluded.role",
-                (name, district, role),
+                " role = excluded.role, firm = excluded.firm",
+                (name, district, role, firm),
             )
 
     def import_certs(self, text: str) -> int:

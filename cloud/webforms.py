@@ -27,3 +27,16 @@ async def read_form(request: Request, max_bytes: int) -> dict[str, str] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return {k: v[0] for k, v in fields.items()}
+
+
+def hours(text: str) -> float | None:
+    """A deadline in hours from a form (1 to 720), None when blank; ValueError otherwise."""
+    if not text:
+        return None
+    try:
+        h = float(text[:16])
+    except ValueError:
+        raise ValueError("the deadline is a number of hours") from None
+    if not 1 <= h <= 720:  # also refuses nan and inf
+        raise ValueError("the deadline must be 1 to 720 hours")
+    return h

@@ -62,6 +62,11 @@ class Step(BaseModel):
     due: str | None = Field(
         default=None, description="A rectification's deadline (UTC), set when it is requested."
     )
+    photos: list[str] = Field(
+        default_factory=list,
+        description="Photos of the step (URLs): the business's rectification, an officer's "
+        "verification or reopening, a patrol's finding.",
+    )
 
 
 class OutageBox(BaseModel):

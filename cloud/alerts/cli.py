@@ -367,10 +367,17 @@ def register(
     @click.option("--district", required=True, help="The district they supervise.")
     @click.option(
         "--role",
-        type=click.Choice(["supervisor", "leader"]),
+        type=click.Choice(["supervisor", "leader", "inspector"]),
         default="supervisor",
         show_default=True,
-        help="supervisor: works their district; leader: reads the whole city in the console.",
+        help="supervisor: works their district; leader: reads the whole city in the console "
+        "and assigns patrols; inspector: works the patrols given to them (/patrol).",
+    )
+    @click.option(
+        "--firm",
+        default="",
+        help="For an inspector of a third-party service firm: the firm (patrols can be "
+        "given to the firm, and any of its inspectors takes them).",
     )
     @click.option(
         "--credentials/--no-credentials",
@@ -384,6 +391,7 @@ def register(
         name: str,
         district: str,
         role: str,
+        firm: str,
         credentials: bool,
         config_path: Path | None,
         as_json: bool,
@@ -395,9 +403,11 @@ def register(
         Example: shian-cloud supervisors add wang --district xianan
         """
         store = get_store(config_path, create=True)
+        if firm and role != "inspector":
+            raise click.BadParameter("only an inspector belongs to a firm", param_hint="--firm")
         if not credentials:
             try:
-                store.sites.add_supervisor(name, district, role)
+                store.sites.add_supervisor(name, district, role, firm)
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"supervisor {name}: district {district}")
@@ -407,7 +417,7 @@ def register(
 
         cfg = get_config(config_path)
         try:
-            password = add_supervisor_credentials(cfg, store, name, district, role)
+            password = add_supervisor_credentials(cfg, store, name, district, role, firm)
         except ProvisioningError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
@@ -430,7 +440,11 @@ def register(
 
         Example: shian-cloud supervisors list
         """
-        print_rows(get_store(config_path).sites.table("supervisors"), ["name", "district"], as_json)
+        print_rows(
+            get_store(config_path).sites.table("supervisors"),
+            ["name", "district", "role", "firm"],
+            as_json,
+        )
 
     @main.group()
     def certs() -> None:

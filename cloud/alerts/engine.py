@@ -274,8 +274,10 @@ class AlertEngine:
         note: str = "",
         due_s: float | None = None,
         district: str | None = None,
+        photos: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Apply an action; ValueError (refused, with the reason) changes nothing."""
+        """Apply an action; ValueError (refused, with the reason) changes nothing. ``photos``:
+        snapshot ids that go with the step (kept while the alert is open)."""
         conn.lock("alerts")
         rows = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))
         if not rows:
@@ -290,7 +292,9 @@ class AlertEngine:
             due = now + (due_s or rule.plan_due_s)
         elif target == "rectified":
             due = now + rule.recheck_due_s
-        return self.step(conn, alert_id, target, actor, note, now, due=due, action=action)
+        for photo in photos or []:
+            Evidence.pin(conn, alert_id, photo)
+        return self.step(conn, alert_id, target, actor, note, now, due, action, photos)
 
     def step(
         self,
@@ -302,12 +306,15 @@ class AlertEngine:
         now: float,
         due: float | None = None,
         action: str = "",
+        photos: list[str] | None = None,
     ) -> dict[str, Any]:
         conn.lock("alerts")
         a = fetch(conn, "SELECT * FROM alerts WHERE id = ?", (alert_id,))[0]
-        step = {"at": iso(now), "state": state, "actor": actor, "note": note}
+        step: dict[str, Any] = {"at": iso(now), "state": state, "actor": actor, "note": note}
         if state == "rectification_requested" and due is not None:
             step["due"] = iso(due)  # the deadline it was given: on time or not, later
+        if photos:
+            step["photos"] = list(photos)  # snapshot ids; URLs in the published message
         steps = [*history(a), step]
         if action == "reopen":
             clash = conn.execute(
@@ -338,8 +345,9 @@ class AlertEngine:
             note = d.get("note", "")
             if d.get("photo"):
                 note += f" (photo: {self.web_base}/snap/{d['photo']}.jpg)"
-            alert = self.act(conn, now, d["alert"], "rectify", f"device:{e.device}", note.strip())
-            Evidence.pin(conn, d["alert"], d.get("photo"))
+            photos = [d["photo"]] if d.get("photo") else None
+            alert = self.act(conn, now, d["alert"], "rectify", f"device:{e.device}",
+                             note.strip(), photos=photos)  # fmt: skip
             reply = Reply(id=str(e.id), ok=True, alert=alert).model_dump()
         except ValueError as exc:
             reply = Reply(id=str(e.id), ok=False, reason=str(exc)).model_dump()
@@ -361,11 +369,13 @@ class AlertEngine:
             reply = Reply(id="", ok=False, reason=reason).model_dump()
         else:
             row = conn.execute(
-                "SELECT district FROM supervisors WHERE name = ?", (supervisor,)
+                "SELECT district, role FROM supervisors WHERE name = ?", (supervisor,)
             ).fetchone()
             try:
                 if row is None:
                     raise ValueError(f"unknown supervisor {supervisor}")
+                if row[1] != "supervisor":  # a leader reads; an inspector works on patrol
+                    raise ValueError(f"{supervisor} is a {row[1]}: only a supervisor acts")
                 alert = self.act(
                     conn,
                     now,
@@ -389,7 +399,11 @@ class AlertEngine:
     def message(
         self, a: dict[str, Any], boxes: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        snap = f"{self.web_base}/snap/{a['snapshot']}.jpg" if a["snapshot"] else None
+        def url(snap_id: str) -> str:
+            return f"{self.web_base}/snap/{snap_id}.jpg"
+
+        snap = url(a["snapshot"]) if a["snapshot"] else None
+        steps = [{**s, "photos": [url(p) for p in s.get("photos", [])]} for s in history(a)]
         return AlertMessage(
             id=a["id"],
             version=a["version"],
@@ -408,7 +422,7 @@ class AlertEngine:
             due=iso(a["due"]),
             escalated=a["escalated"],
             snapshot_url=snap,
-            history=[Step(**s) for s in history(a)],
+            history=[Step(**s) for s in steps],
             boxes=[OutageBox(**b) for b in boxes or []],
         ).model_dump(mode="json")
 

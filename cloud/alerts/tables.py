@@ -32,7 +32,14 @@ def district_of(conn: Conn, site: str, default: str) -> str:
 
 
 def devices_of(conn: Conn, site: str) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT device FROM devices WHERE site = ?", (site,))]
+    """A site's boxes: those heard from, and those registered and not revoked (a notice is
+    retained, so a box not yet heard from finds it when it connects)."""
+    rows = conn.execute(
+        "SELECT device FROM devices WHERE site = ? UNION SELECT name FROM registry"
+        " WHERE site = ? AND kind = 'device' AND revoked IS NULL ORDER BY 1",
+        (site, site),
+    )
+    return [r[0] for r in rows]
 
 
 def history(row: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,8 +20,10 @@ from cloud.broker_files import BrokerFiles, check_password
 from cloud.config import ConsoleSettings
 from cloud.db import Db
 
-ROLES = ("supervisor", "leader")
-"""A supervisor sees and acts in their district; a leader reads the whole city."""
+ROLES = ("supervisor", "leader", "inspector")
+"""A supervisor sees and acts in their district; a leader reads the whole city and assigns
+patrols; an inspector (the regulator's, or a service firm's) works the patrols given to them
+or to their firm, at ``/patrol``."""
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,16 @@ class Session:
     role: str
     district: str
     csrf: str
+    firm: str = ""
 
     @property
     def actor(self) -> str:
-        return f"supervisor:{self.name}"
+        return f"{self.role}:{self.name}"
+
+    @property
+    def photo_owner(self) -> str:
+        """Whose snapshots an officer's uploaded photos are (a form may name only these)."""
+        return f"officer.{self.name}"
 
     def sees(self, district: str) -> bool:
         return self.role == "leader" or district == self.district
@@ -65,14 +73,16 @@ class Accounts:
             mins = int(((row[0]["locked_until"] or now) - now) // 60) + 1
             raise LoginRefused(f"locked after {self.s.max_failures} failed tries; try again in "
                                f"{mins} min 登录失败次数过多，请{mins}分钟后再试")  # fmt: skip
-        who = self.db.query("SELECT district, role FROM supervisors WHERE name = ?", (name,))
+        who = self.db.query("SELECT district, role, firm FROM supervisors WHERE name = ?",
+                            (name,))  # fmt: skip
         hashed = self.broker.users().get(name)
         ok = bool(who) and hashed is not None and check_password(password, hashed)
         if not ok:
             self._failed(key if who else "", name, address, now)
             raise LoginRefused("wrong name or password 用户名或密码错误")
         token = secrets.token_urlsafe(32)
-        session = Session(name, who[0]["role"], who[0]["district"], secrets.token_urlsafe(24))
+        w = who[0]
+        session = Session(name, w["role"], w["district"], secrets.token_urlsafe(24), w["firm"])
         with self.db.tx() as conn:
             conn.execute("DELETE FROM console_logins WHERE name = ?", (key,))
             conn.execute(
@@ -108,7 +118,8 @@ class Accounts:
         if not token or len(token) > 128:
             return None
         rows = self.db.query(
-            "SELECT s.name, s.csrf, s.created, s.seen, p.district, p.role FROM console_sessions s"
+            "SELECT s.name, s.csrf, s.created, s.seen, p.district, p.role, p.firm"
+            " FROM console_sessions s"
             " JOIN supervisors p ON p.name = s.name WHERE s.id = ?",
             (_digest(token),),
         )
@@ -122,7 +133,7 @@ class Accounts:
             with self.db.tx() as conn:
                 conn.execute("UPDATE console_sessions SET seen = ? WHERE id = ?",
                              (now, _digest(token)))  # fmt: skip
-        return Session(r["name"], r["role"], r["district"], r["csrf"])
+        return Session(r["name"], r["role"], r["district"], r["csrf"], r["firm"])
 
     def logout(self, token: str) -> None:
         with self.db.tx() as conn:

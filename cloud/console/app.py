@@ -11,10 +11,13 @@
     GET  /console/centre            the command-centre wall (also /centre); its state as JSON
     GET  /console/figures           per district and week, with plots
     GET  /console/figures.{csv,xlsx}  the same figures as a file
+    POST /console/photos            one photo (a raw JPEG, resized on the phone): its id
+    /console/patrol..., /console/patrols, /patrol   patrols (cloud.patrol.routes)
 
 Every page needs a session; every POST needs the session's CSRF token and, when the browser
 sends one, an Origin of this host. A supervisor sees and acts in their district only: another
-district's alert is "not found", by the page and by a direct request alike.
+district's alert is "not found", by the page and by a direct request alike. An inspector
+works from the patrol pages only.
 """
 
 from __future__ import annotations
@@ -38,12 +41,15 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from cloud.console import centre, figures, pages, queries, sites
+from cloud.console import centre, figures, pages, photos, queries, sites
 from cloud.console.accounts import Accounts, LoginRefused, Session
 from cloud.console.exports import export
+from cloud.patrol import checklists
+from cloud.patrol.routes import routes as patrol_routes
+from cloud.patrol.tasks import Patrols
 from cloud.store import Store
 from cloud.webforms import client_address as address
-from cloud.webforms import read_form
+from cloud.webforms import hours, read_form
 
 COOKIE = "shian_console"
 STATIC = Path(__file__).parent / "static"
@@ -54,6 +60,7 @@ SCRIPTS = {
     "console": STATIC / "console.js",
     "figures": STATIC / "figures.js",
     "centre": STATIC / "centre.js",
+    "photos": STATIC / "photos.js",
     "live": Path(__file__).parent.parent / "live" / "static" / "live.js",
 }
 MAX_FORM_BYTES = 16 * 1024
@@ -61,6 +68,13 @@ STREAM_S = 300.0
 """A live list's stream ends after this; the browser's EventSource opens a new one."""
 
 Handler = Callable[[Request, Session], Awaitable[Response]]
+
+
+def inspectors_may(path: str) -> bool:
+    """An inspector works patrols: these paths only."""
+    return path in ("/console/patrol", "/console/photos", "/console/logout") or path.startswith(
+        "/console/patrol/"
+    )
 
 
 def same_origin(request: Request) -> bool:
@@ -81,6 +95,7 @@ async def form_of(request: Request) -> dict[str, str] | None:
 def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
     """``live``: the collector runs live views (the wall shows kitchens live)."""
     secure = accounts.s.secure_cookie
+    patrols = Patrols(store, checklists.load(accounts.s.checklists_dir))
 
     def who(request: Request) -> Session | None:
         # what a page's script asks by itself does not count as use (the wall's state does:
@@ -88,15 +103,23 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
         renew = request.url.path not in ("/console/rows", "/console/stream")
         return accounts.session(request.cookies.get(COOKIE, ""), time.time(), renew)
 
-    def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def page(handler: Handler, raw: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """``raw``: a POST whose body is not a form (a photo): its CSRF token in a header."""
+
         async def guarded(request: Request) -> Response:
-            session = who(request)
+            session, path = who(request), request.url.path
             if session is None:
-                if request.method == "GET" and request.url.path not in BACKGROUND:
+                if request.method == "GET" and path not in BACKGROUND:
                     return RedirectResponse("/console/login", status_code=303)
                 return PlainTextResponse("log in first 请先登录", status_code=401)
+            if session.role == "inspector" and not inspectors_may(path):
+                if path == "/console" and request.method == "GET":
+                    return RedirectResponse("/console/patrol", status_code=303)
+                return PlainTextResponse("inspectors work from /patrol 巡查员请使用巡查页面", 403)
             if request.method == "POST":
-                f = await form_of(request)
+                f = {"csrf": request.headers.get("x-csrf-token", "")} if raw else None
+                if f is None:
+                    f = await form_of(request)
                 if (
                     f is None
                     or not same_origin(request)
@@ -123,11 +146,12 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
                            time.time())  # fmt: skip
             return HTMLResponse(pages.login("refused 拒绝"), status_code=403)
         try:
-            token, _ = accounts.login(f.get("name", ""), f.get("password", ""),
+            token, signed_in = accounts.login(f.get("name", ""), f.get("password", ""),
                                       address(request), time.time())  # fmt: skip
         except LoginRefused as exc:
             return HTMLResponse(pages.login(str(exc)), status_code=401)
-        r = RedirectResponse("/console", status_code=303)
+        home = "/console/patrol" if signed_in.role == "inspector" else "/console"
+        r = RedirectResponse(home, status_code=303)
         r.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure,
                      path="/console")  # fmt: skip
         return r
@@ -185,15 +209,14 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
             return PlainTextResponse("a leader reads; the district's supervisor acts", 403)
         action, note = f.get("action", ""), f.get("note", "")[:1000]
         try:
-            due_h = float(f["due_h"]) if f.get("due_h") else None
-            if due_h is not None and not 1 <= due_h <= 720:
-                raise ValueError("the deadline must be 1 to 720 hours")
+            due_h = hours(f.get("due_h", ""))
             if action not in pages.ACTIONS:
                 raise ValueError(f"unknown action {action[:32]!r}")
             now = time.time()
             store.in_transaction(lambda conn: store.engine.act(  # type: ignore[union-attr]
                 conn, now, alert_id, action, session.actor, note,
-                due_h * 3600 if due_h else None, district=session.district))  # fmt: skip
+                due_h * 3600 if due_h else None, district=session.district,
+                photos=photos.named(conn, session, f.get("photos", ""))))  # fmt: skip
         except ValueError as exc:
             accounts.audit(session.name, f"{action[:32]}_refused", alert_id, str(exc),
                            address(request), time.time())  # fmt: skip
@@ -211,6 +234,12 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
         accounts.audit(session.name, "export", f"alerts.{fmt}", f.query(), address(request),
                        time.time())  # fmt: skip
         return export("alerts", fmt, queries.COLUMNS.split(", "), rows)
+
+    async def photo(request: Request, session: Session) -> Response:
+        r = await photos.upload(request, session, store)
+        if r.status_code == 201:
+            accounts.audit(session.name, "photo", "", "", address(request), time.time())
+        return r
 
     async def script(request: Request) -> Response:
         name = request.path_params["name"]
@@ -270,6 +299,8 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
         Route("/console/figures.{fmt:str}", page(formats(export_figures))),
         Route("/console/alerts/{alert_id}", page(detail)),
         Route("/console/alerts/{alert_id}", page(act), methods=["POST"]),
+        Route("/console/photos", page(photo, raw=True), methods=["POST"]),
+        *patrol_routes(patrols, accounts, page),
     ]
 
 

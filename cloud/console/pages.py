@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cloud.console.accounts import Session
+from cloud.console.photos import MAX_PER_FORM
 from cloud.console.queries import STATES, Filters
 from cloud.site_page import STATES as STATE_NAMES
 from cloud.site_page import VIOLATIONS
@@ -23,7 +24,8 @@ ACTIONS = {
 }
 CSS = """
 body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:0;background:#f3f4f6;color:#222}
-header{background:#1e3a5f;color:#fff;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center}
+header{background:#1e3a5f;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;
+gap:.4rem 1rem;align-items:center}
 header a{color:#fff}header button{color:#fff;background:none;border:1px solid #9ab;
 border-radius:.3rem;padding:.2rem .5rem}main{padding:1rem;max-width:72rem;margin:0 auto}
 .en{color:#777;font-size:.85em}header .en{color:#cdd}table{width:100%;border-collapse:collapse;
@@ -33,6 +35,7 @@ vertical-align:top}tr.critical td:first-child{border-left:4px solid #c53030}
 padding:1rem;margin:1rem 0;border-radius:.4rem}.error{background:#fde8e8;color:#9b1c1c;
 padding:.6rem;border-radius:.3rem}.ok{background:#def7ec;color:#03543f;padding:.6rem}
 img.evidence{max-width:100%;max-height:24rem}ol.timeline li{margin:.3rem 0}
+.thumbs img{height:4rem;margin:.2rem;border-radius:.2rem}
 """
 
 
@@ -50,10 +53,15 @@ def page(title: str, body: str, who: Session | None = None) -> str:
     top = ""
     if who is not None:
         scope = two("全市", "city") if who.role == "leader" else html.escape(who.district)
-        top = (
-            f"<span>{html.escape(who.name)} · {scope}</span>"
-            f"<a href='/console'>{two('告警', 'Alerts')}</a>"
+        links = (
+            f"<a href='/console/patrol'>{two('巡查', 'Patrols')}</a>"
+            if who.role == "inspector"
+            else f"<a href='/console'>{two('告警', 'Alerts')}</a>"
+            f"<a href='/console/patrols'>{two('巡查', 'Patrols')}</a>"
             f"<a href='/console/figures'>{two('统计', 'Figures')}</a>"
+        )
+        top = (
+            f"<span>{html.escape(who.name)} · {scope}</span>{links}"
             f"<form class='inline' method='post' action='/console/logout'>{csrf(who)}"
             f"<button>{two('退出', 'Log out')}</button></form>"
         )
@@ -63,6 +71,22 @@ def page(title: str, body: str, who: Session | None = None) -> str:
         f"<title>{html.escape(title)} · 食安监管</title><style>{CSS}</style></head><body>"
         f"<header><b>{two('食安监管平台', 'Shian supervision')}</b>{top}</header>"
         f"<main>{body}</main></body></html>"
+    )
+
+
+def photos(ids: list[str]) -> str:
+    """Thumbnails of snapshots (a step's photos, a finding's)."""
+    return "".join(f"<img alt='photo' src='/snap/{html.escape(p)}.jpg'>" for p in ids)
+
+
+def photo_input(field: str = "photos") -> str:
+    """A camera/file input whose pictures ``photos.js`` resizes, uploads and lists, by id, in
+    the hidden ``field`` the form sends."""
+    return (
+        f"<input type='hidden' name='{field}' value=''>"
+        f"<p><label>{two('照片', 'Photos')} <input type='file' accept='image/*' capture="
+        f"'environment' multiple data-photos='{field}' data-max='{MAX_PER_FORM}'></label></p>"
+        "<div class='thumbs'></div>"
     )
 
 
@@ -148,6 +172,7 @@ def detail(who: Session, a: dict[str, Any], actions: list[str], message: str = "
     steps = "".join(
         f"<li>{e(s.get('at', ''))} · {state_name(s.get('state', ''))} · {e(s.get('actor', ''))}"
         + (f"<br>{e(s.get('note', ''))}" if s.get("note") else "")
+        + (f"<div class='thumbs'>{photos(s['photos'])}</div>" if s.get("photos") else "")
         + "</li>"
         for s in json.loads(a["history"] or "[]")
     )
@@ -167,7 +192,8 @@ def detail(who: Session, a: dict[str, Any], actions: list[str], message: str = "
         f"<div class='box'><p>{e(a['title'])}</p><p>{two('状态', 'State')}: "
         f"<b id='state'>{state_name(a['state'])}</b> · {two('期限', 'Due')}: {when(a['due'])}"
         f"</p>{snap}</div><div class='box'><h2>{two('处置记录', 'Timeline')}</h2>"
-        f"<ol class='timeline'>{steps}</ol></div><div class='box'>{forms}</div>",
+        f"<ol class='timeline'>{steps}</ol></div><div class='box'>{forms}</div>"
+        "<script src='/console/photos.js'></script>",
         who,
     )
 
@@ -185,6 +211,7 @@ def _action_form(who: Session, alert_id: str, action: str) -> str:
         f"class='act' data-action='{action}'>{csrf(who)}"
         f"<input type='hidden' name='action' value='{action}'>"
         f"<input name='note' placeholder='说明 note' maxlength='1000' size='30'>{due} "
+        f"{photo_input() if action in ('verify', 'reopen') else ''}"
         f"<button>{two(zh, en)}</button></form>"
     )
 

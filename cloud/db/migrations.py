@@ -148,6 +148,22 @@ CREATE INDEX IF NOT EXISTS alerts_district_seen ON alerts(district, last_seen);
 CREATE INDEX IF NOT EXISTS alerts_site_seen ON alerts(site, first_seen)
 """
 
+PATROLS = """
+ALTER TABLE supervisors ADD COLUMN firm TEXT NOT NULL DEFAULT '';
+CREATE TABLE patrol_tasks (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, district TEXT NOT NULL, checklist TEXT NOT NULL,
+    inspector TEXT NOT NULL DEFAULT '', firm TEXT NOT NULL DEFAULT '', due REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'assigned', assigned_by TEXT NOT NULL, created REAL NOT NULL,
+    started REAL, finished REAL, finished_by TEXT NOT NULL DEFAULT '');
+CREATE INDEX patrol_tasks_district ON patrol_tasks(district, due);
+CREATE INDEX patrol_tasks_inspector ON patrol_tasks(inspector, due);
+CREATE INDEX patrol_tasks_firm ON patrol_tasks(firm, due);
+CREATE TABLE patrol_items (
+    task TEXT NOT NULL, item TEXT NOT NULL, result TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
+    photos TEXT NOT NULL DEFAULT '[]', due_h REAL, hazard TEXT, at REAL NOT NULL,
+    by TEXT NOT NULL, PRIMARY KEY (task, item))
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -159,6 +175,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (8, "live views: the regulator's switch and a site's cap on viewers", LIVE),
     (9, "the supervisors' console: roles, sessions, lockout, the audit log", CONSOLE),
     (10, "the console's lists newest first, by district and by site", CONSOLE_INDEXES),
+    (11, "patrols: inspectors and their firms, tasks, checklist results, hazards", PATROLS),
 ]
 
 _PG_TYPES = [

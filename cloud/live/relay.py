@@ -7,13 +7,13 @@ was missed while away does not matter (the next renewal resends).
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from cloud.images import jpeg_problem
 from shared import topics
 from shared.config import MqttSettings
 from shared.live import LiveCommand
@@ -28,20 +28,7 @@ MAX_FRAME_PIXELS = 1920 * 1080
 
 def check_frame(payload: bytes) -> str | None:
     """Why a live frame is not a JPEG that decodes within bounds, or None."""
-    if len(payload) > MAX_FRAME_BYTES:
-        return f"{len(payload)} bytes > limit {MAX_FRAME_BYTES}"
-    if not payload.startswith(b"\xff\xd8\xff"):
-        return "not a JPEG"
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(payload), formats=["JPEG"]) as image:
-            if image.size[0] * image.size[1] > MAX_FRAME_PIXELS:
-                return f"{image.size[0]}x{image.size[1]} pixels is too large"
-            image.load()
-    except Exception as exc:  # Pillow's errors on broken images are of many classes
-        return f"not a JPEG that decodes: {type(exc).__name__}"
-    return None
+    return jpeg_problem(payload, MAX_FRAME_BYTES, MAX_FRAME_PIXELS)
 
 
 class LiveRelay:

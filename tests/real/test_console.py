@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from cloud.alerts.engine import AlertEngine
 from cloud.broker_files import BrokerFiles
@@ -40,6 +41,7 @@ class Console:
     store: Store
     web: WebServer
     accounts: Accounts
+    web_dir: Path
 
     @property
     def url(self) -> str:
@@ -67,7 +69,7 @@ def console(tmp_path: Path) -> Iterator[Console]:
     app = make_app(store, tmp_path / "keys", console=accounts, assets=assets)
     web = WebServer(app, "127.0.0.1", 0)
     web.start()
-    yield Console(store, web, accounts)
+    yield Console(store, web, accounts, tmp_path)
     web.stop()
     store.close()
 
@@ -146,8 +148,13 @@ def test_the_loop_worked_from_the_page_with_a_live_list(console: Console, browse
         page.reload()
         assert "已整改" in page.inner_text("#state")
         page.fill("form[data-action=verify] input[name=note]", "复查合格")
+        shot = console.web_dir / "checked.jpg"
+        Image.new("RGB", (2400, 1800), (90, 140, 90)).save(shot, "JPEG")
+        page.set_input_files("form[data-action=verify] input[type=file]", str(shot))
+        page.wait_for_selector("form[data-action=verify] .thumbs img")  # resized, sent
         page.click("form[data-action=verify] button")
         assert "已闭环" in page.inner_text("#state")
+        assert page.locator("ol.timeline li:last-child .thumbs img").count() == 1
         timeline = page.inner_text("ol.timeline")
         for step in ("supervisor:wang", "device:k1", "封堵鼠洞", "复查合格"):
             assert step in timeline
