@@ -422,7 +422,10 @@ class CloudConfig(StrictModel):
         self.provisioning.bundle_dir = d / self.provisioning.bundle_dir
         self.web.assets_dir = d / self.web.assets_dir
         if self.console.checklists_dir is not None:
+            from cloud.patrol.checklists import load
+
             self.console.checklists_dir = d / self.console.checklists_dir
+            load(self.console.checklists_dir)  # a bad template: a config error, said at once
         return self
 
     def broker(self) -> MqttSettings:

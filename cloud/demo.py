@@ -30,6 +30,7 @@ from typing import Any
 import click
 
 from cloud.demo_fleet import story as fleet_story
+from cloud.demo_patrol import story as patrol_story
 from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
 from shared.config import MqttSettings
@@ -106,6 +107,7 @@ class Demo:
         self.district = District(self)
         self.keeper = Keeper(self)  # Restart=always, as systemd does for a real box
         self.fleet_ok: bool | None = None
+        self.patrol_ok: bool | None = None
         self.wang_password = ""
         from cloud.demo_live import LiveKitchen
 
@@ -321,7 +323,7 @@ class Demo:
             _say(f"  wang acknowledges on the page: {wang.act(aid, 'ack')}")
             said = wang.act(aid, "request_rectification", "find how the cat got in; seal it", 2)
             _say(f"  wang requests rectification, due in 2 h: {said}")
-            self._rectify_from_box(store, aid, kconf)
+            self.rectify_from_box(store, aid, kconf, "door fixed, cat out")
             said = wang.act(aid, "verify", "checked on the evening patrol")
             _say(f"  wang verifies: {said} (the page: {wang.screenshot(aid)})")
         finally:
@@ -333,7 +335,10 @@ class Demo:
 
         if not self.wang_password:
             return
-        base = f"http://127.0.0.1:{self.s.web_port}"
+        # through the media server when there is one: it serves the views and proxies the rest,
+        # so the wall, like a phone, talks to one host
+        media = self.live.media
+        base = media.http_url if media is not None else f"http://127.0.0.1:{self.s.web_port}"
         wang = ConsoleUser(base, "wang", self.wang_password, self.w)
         try:
             shot, alerts = wang.centre()
@@ -346,7 +351,7 @@ class Demo:
             f"the kitchens in turn (screenshot: {shot})"
         )
 
-    def _rectify_from_box(self, store: Store, aid: str, kconf: str) -> None:
+    def rectify_from_box(self, store: Store, aid: str, kconf: str, note: str) -> None:
         """The business sees the notice on its box and answers with a photo."""
         _wait(
             lambda: any(
@@ -360,16 +365,16 @@ class Demo:
         )
         _say(f"  {KITCHEN} shows the notice; the canteen answers with a photo")
         photo = self.s.videos.parent / "fixed.jpg"
-        from cloud.demo_setup import PHOTOS
+        from PIL import Image
 
-        photo.write_bytes((PHOTOS / "hot_dog.jpg").read_bytes())
+        Image.new("RGB", (640, 480), (200, 196, 186)).save(photo, "JPEG")  # a mended wall
         self.run_cli(
             "edge.cli",
             "notices",
             "rectify",
             aid,
             "--note",
-            "door fixed, cat out",
+            note,
             "--photo",
             str(photo),
             "--config",
@@ -480,6 +485,9 @@ class Demo:
         updates = {True: "a good update applied, a broken one rolled back by the box itself"}
         click.echo(f"updates over the air: {updates.get(bool(self.fleet_ok), 'MISMATCH')}")
         ok = ok and bool(self.fleet_ok)
+        patrol = "a failed item became a hazard, rectified from the box, verified"
+        click.echo(f"patrol: {patrol if self.patrol_ok else 'MISMATCH: the hazard is not closed'}")
+        ok = ok and bool(self.patrol_ok)
         cli = Path(sys.executable).parent / "shian-cloud"
         click.echo(f"\nLook around: {cli} events list --config {self.w}/cloud.toml")
         click.echo(f"            {cli} fleet status --config {self.w}/cloud.toml")
@@ -522,6 +530,10 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 demo.live.story(store, _wait)
             except (RuntimeError, OSError) as exc:
                 _say(f"the live view did not complete: {exc}")
+            try:
+                demo.patrol_ok = patrol_story(demo, store, _say, _wait)
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                _say(f"the patrol did not complete: {exc}")
             try:
                 demo.centre()
             except (RuntimeError, OSError) as exc:

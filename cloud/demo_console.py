@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 
-class ConsoleUser:
-    def __init__(self, base: str, name: str, password: str, shots: Path) -> None:
+class BrowserUser:
+    """An officer in headless Chromium, logged in with their own login at ``start``; what the
+    page's console said is kept in ``said``."""
+
+    def __init__(self, base: str, name: str, password: str, shots: Path, start: str,
+                 ready: str, **page: Any) -> None:  # fmt: skip
         from playwright.sync_api import sync_playwright
 
         from shared.browser import CHROMIUM_ARGS, chromium
@@ -19,12 +23,24 @@ class ConsoleUser:
         self.base, self.shots = base, shots
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        self.page: Any = self._browser.new_page(viewport={"width": 1280, "height": 900})
-        self.page.goto(f"{base}/console/login")
+        self.page: Any = self._browser.new_page(**page)
+        self.said: list[str] = []
+        self.page.on("console", lambda m: self.said.append(f"{m.type}: {m.text}"[:200]))
+        self.page.goto(f"{base}{start}")
         self.page.fill("input[name=name]", name)
         self.page.fill("input[name=password]", password)
         self.page.click("form button")
-        self.page.wait_for_selector("#alerts")
+        self.page.wait_for_selector(ready)
+
+    def close(self) -> None:
+        self._browser.close()
+        self._pw.stop()
+
+
+class ConsoleUser(BrowserUser):
+    def __init__(self, base: str, name: str, password: str, shots: Path) -> None:
+        super().__init__(base, name, password, shots, "/console/login", "#alerts",
+                         viewport={"width": 1280, "height": 900})  # fmt: skip
 
     def act(self, alert_id: str, action: str, note: str = "", due_h: int | None = None) -> str:
         """Do ``action`` from the alert's page; what the page then says."""
@@ -59,8 +75,7 @@ class ConsoleUser:
         return path, int(self.page.locator("#ticker li").count())
 
     def screen_text(self) -> str:
-        return str(self.page.inner_text("#screen")).strip()[:200]
-
-    def close(self) -> None:
-        self._browser.close()
-        self._pw.stop()
+        """What the wall's screen holds, and the state it was drawn from (when it failed)."""
+        shown = str(self.page.inner_html("#screen")).strip()[:300]
+        state = self.page.evaluate("fetch('/console/centre.json').then(r => r.text())")
+        return f"{shown} (its state: {str(state)[-400:]}; the page said: {self.said[-5:]})"

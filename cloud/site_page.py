@@ -38,6 +38,7 @@ VIOLATIONS = {
     "no_uniform": ("未穿工作服", "No uniform"),
     "phone_use": ("操作时玩手机", "Phone use"),
     "uncovered_bin": ("垃圾桶未加盖", "Uncovered bin"),
+    "hazard": ("巡查发现隐患", "Hazard found on patrol"),
 }
 STATES = {
     "open": ("待处理", "Open"),

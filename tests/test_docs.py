@@ -142,11 +142,12 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 )
 def test_config_snippets_in_the_docs_use_only_real_keys(doc: str, n: int, block: str) -> None:
     from cloud.config import CloudConfig
+    from cloud.patrol.checklists import Checklist
     from edge.config import EdgeConfig
     from edge.stall.profiles import ScaleProfile
     from edge.vision.models import ModelProfile
 
     data = tomllib.loads(block)
-    models = (EdgeConfig, CloudConfig, ScaleProfile, ModelProfile)
+    models = (EdgeConfig, CloudConfig, ScaleProfile, ModelProfile, Checklist)
     wrong = [_unknown_keys(m, data) for m in models]
     assert not all(wrong), f"{doc}, block {n}: unknown keys {min(wrong, key=len)}"

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from pydantic import ValidationError
 
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.tables import iso
-from cloud.config import AlertSettings
+from cloud.config import AlertSettings, CloudConfig
 from cloud.console.accounts import Session
 from cloud.patrol import checklists
 from cloud.patrol.checklists import ChecklistError
@@ -74,6 +75,8 @@ def test_an_operators_checklist_replaces_a_shipped_one_and_a_bad_one_is_refused(
     (tmp_path / "mine.toml").write_text('id = "x"\nzh = "a"\nen = "a"\nkinds = []\nitems = []\n')
     with pytest.raises(ChecklistError, match=r"mine.toml: items"):
         checklists.load(tmp_path)
+    with pytest.raises(ValidationError, match=r"mine.toml: items"):  # said when the config loads
+        CloudConfig.model_validate({"data_dir": str(tmp_path), "console": {"checklists_dir": "."}})
 
 
 @given(st.text(max_size=300))

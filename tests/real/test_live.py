@@ -309,3 +309,22 @@ def test_the_centre_wall_shows_a_kitchen_live(rig: Rig, browser: Any) -> None:
     finally:
         page.close()
     wait_for(lambda: rig.agent.live is not None and not rig.agent.live.streams, 30, "stop")
+
+
+def test_a_view_plays_again_after_the_box_has_stopped(rig: Rig, browser: Any) -> None:
+    """A kitchen watched, left, and watched again: the box sends each time."""
+    for turn in range(2):
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        try:
+            page.goto(rig.url)
+            page.locator(".view").nth(0).locator(".watch").click()
+            page.wait_for_function(
+                "(document.querySelector('video') || {}).currentTime > 1", timeout=30_000
+            )
+        finally:
+            page.close()
+        wait_for(
+            lambda n=turn: len([e for e in rig.live_events() if e["state"] == "stopped"]) > n,
+            30,
+            "the box to stop",
+        )  # and the next viewer starts it again

@@ -62,6 +62,8 @@ def test_the_wheel_carries_what_the_code_reads_and_no_tests(wheel: Path) -> None
         "shian_units/mosquitto/shian.conf",
         "edge/display/static/hall.html",
         "cloud/live/static/live.js",
+        "cloud/console/static/photos.js",
+        "cloud/patrol/checklists/school_canteen.toml",
     ):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tests/", "bench/", "systemd/"))]
@@ -181,6 +183,8 @@ def test_the_installers_path_on_the_cloud(cloud: Install, tmp_path: Path) -> Non
 
     shian("broker", "certs", "--host", "127.0.0.1")
     assert "(0600)" in shian("broker", "init")
+    shipped = shian("patrols", "checklists")  # the templates, read from the installed package
+    assert all(f"{c}: " in shipped for c in ("school_canteen", "restaurant", "market_stall"))
     shian("broker", "config", "--dest", str(tmp_path / "shian.conf"))
     mosquitto_conf = (tmp_path / "shian.conf").read_text()
     assert f"password_file {data}/broker/passwd" in mosquitto_conf

@@ -153,6 +153,16 @@ def targets(site: Site) -> st.SearchStrategy[str]:
         "/console/figures",
         "/console/figures.xlsx",
         "/console/sites/m1",
+        "/patrol",
+        "/console/patrol",
+        "/console/patrols",
+        "/console/photos",
+        "/console/photos.js",
+        "/console/patrol/x",
+        "/console/patrol/x/report",
+        "/console/patrol/x/items/pests",
+        "/console/patrol/x/finish",
+        "/console/patrol/x/hazards/y",
     ]
     noise = st.text(max_size=60).map(lambda x: quote(x, safe="/?&=%.;:@!$'()*+,~"))
     raw = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=60)
@@ -168,7 +178,7 @@ headers = st.dictionaries(
     st.sampled_from(
         [
             *("Host", "Range", "If-Range", "Cookie", "Content-Type", "Accept", "Origin"),
-            *("Referer", "X-Original-URI"),
+            *("Referer", "X-Original-URI", "X-CSRF-Token", "Content-Length"),
         ]
     ),
     header_values,
