@@ -1,6 +1,7 @@
 """Console load benchmark (issue 16): a city's data, 1,500 sites in 10 districts and a year of
 alerts (about 100 per site, each with its timeline), two weeks of morning checks and
-disinfection records, certificates; then the console's pages asked over HTTP from the real
+disinfection records, certificates, a year of patrols (one a month per site, each with its
+checklist's results); then the console's pages asked over HTTP from the real
 server (uvicorn), logged in as a district's supervisor and as the city's leader. p50 and p99
 per page, with the store's own time for the same query measured in the same run as the
 baseline.
@@ -99,6 +100,39 @@ def make_city(store: Store, n_sites: int, per_site: int, now: float, rng: random
     return len(alerts)
 
 
+def make_patrols(store: Store, n_sites: int, now: float, rng: random.Random) -> int:
+    """A patrol a month per site for a year, by 50 inspectors; every item answered, one in
+    twenty failed (their hazards are not made: the alerts above stand for them)."""
+    from cloud.patrol import checklists
+
+    items = [i.id for i in checklists.load()["school_canteen"].items]
+    tasks, results = [], []
+    for i in range(n_sites):
+        site, district = f"site-{i:04d}", f"d{i % 10:02d}"
+        for month in range(12):
+            due = now - month * YEAR / 12 + 7 * 86400
+            done = month > 0
+            tid = str(uuid.uuid4())
+            tasks.append((tid, site, district, "school_canteen", f"insp-{rng.randrange(50):02d}",
+                          due, "done" if done else "assigned", "wang", due - 14 * 86400,
+                          due - 86400 if done else None))  # fmt: skip
+            if done:
+                results += [(tid, item, "fail" if rng.random() < 0.05 else "pass", "", "[]",
+                             due - 86400, "insp") for item in items]  # fmt: skip
+    with store.db.tx() as conn:
+        conn.executemany(
+            "INSERT INTO patrol_tasks (id, site, district, checklist, inspector, due, state,"
+            " assigned_by, created, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tasks,
+        )
+        conn.executemany(
+            "INSERT INTO patrol_items (task, item, result, note, photos, at, by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            results,
+        )
+    return len(tasks)
+
+
 class Browser:
     def __init__(self, base: str, name: str, password: str) -> None:
         self.base = base
@@ -124,19 +158,25 @@ def run(work: Path, n_sites: int, per_site: int, requests: int, url: str | None)
     now = time.time()
     t0 = time.monotonic()
     n = make_city(store, n_sites, per_site, now, rng)
+    n_patrols = make_patrols(store, n_sites, now, rng)
     made_s = time.monotonic() - t0
-    BrokerFiles(work / "broker").set_passwords({"wang": "pw-wang", "chen": "pw-chen"})
+    passwords = {"wang": "pw-wang", "chen": "pw-chen", "insp-07": "pw-insp"}
+    BrokerFiles(work / "broker").set_passwords(passwords)
     store.sites.add_supervisor("wang", "d03")
     store.sites.add_supervisor("chen", "city", role="leader")
+    store.sites.add_supervisor("insp-07", "d03", role="inspector")
     settings = ConsoleSettings(max_failures=100)
     accounts = Accounts(store.db, settings, work / "broker")
     web = WebServer(make_app(store, work / "keys", console=accounts), "127.0.0.1", 0)
     web.start()
     base = f"http://127.0.0.1:{web.port}"
     wang, chen = Browser(base, "wang", "pw-wang"), Browser(base, "chen", "pw-chen")
+    insp = Browser(base, "insp-07", "pw-insp")
     mine = [f"site-{i:04d}" for i in range(3, n_sites, 10)]
     sql = "SELECT id FROM alerts WHERE district = 'd03' AND state != 'closed' LIMIT 200"
     open_ids = [r["id"] for r in store.db.query(sql)]
+    sql = "SELECT id FROM patrol_tasks WHERE district = 'd03' AND state = 'done' LIMIT 200"
+    visits = [r["id"] for r in store.db.query(sql)]
     pages: dict[str, Any] = {
         "list (supervisor)": lambda: wang.get_ms("/console"),
         "list, open only": lambda: wang.get_ms("/console?state=open"),
@@ -145,13 +185,18 @@ def run(work: Path, n_sites: int, per_site: int, requests: int, url: str | None)
         "site page": lambda: wang.get_ms(f"/console/sites/{rng.choice(mine)}"),
         "alert page": lambda: wang.get_ms(f"/console/alerts/{rng.choice(open_ids)}"),
         "figures (8 weeks)": lambda: wang.get_ms("/console/figures"),
+        "patrols (supervisor)": lambda: wang.get_ms("/console/patrols"),
+        "patrols (leader, city)": lambda: chen.get_ms("/console/patrols"),
+        "patrols (inspector's phone)": lambda: insp.get_ms("/console/patrol"),
+        "patrol report": lambda: wang.get_ms(f"/console/patrol/{rng.choice(visits)}/report"),
     }
     w = Session("wang", "supervisor", "d03", "")
     baseline = {
         "list (supervisor)": lambda: queries.alerts(store.db, w, queries.Filters()),
         "site page": lambda: sites.site(store.db, w, rng.choice(mine), now),
     }  # fmt: skip
-    out: dict[str, Any] = {"sites": n_sites, "alerts": n, "generated_s": round(made_s, 1)}
+    out: dict[str, Any] = {"sites": n_sites, "alerts": n, "patrols": n_patrols,
+                           "generated_s": round(made_s, 1)}  # fmt: skip
     for name, fn in pages.items():
         fn()  # warm
         ms = [fn() for _ in range(requests)]

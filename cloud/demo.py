@@ -31,6 +31,7 @@ import click
 
 from cloud.demo_fleet import story as fleet_story
 from cloud.demo_patrol import story as patrol_story
+from cloud.demo_sensors import Fridge
 from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
 from shared.config import MqttSettings
@@ -112,6 +113,7 @@ class Demo:
         from cloud.demo_live import LiveKitchen
 
         self.live = LiveKitchen(workdir, self.s.web_port, _say)
+        self.fridge = Fridge(workdir)
 
     def cli(self, module: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -407,6 +409,7 @@ class Demo:
             if name in self.procs:
                 self.procs[name].wait(20)
         self.live.stop()
+        self.fridge.stop()
 
     def summary(self, store: Store) -> bool:
         """Wait until the cloud holds every event made on each box, then report."""
@@ -485,6 +488,8 @@ class Demo:
         updates = {True: "a good update applied, a broken one rolled back by the box itself"}
         click.echo(f"updates over the air: {updates.get(bool(self.fleet_ok), 'MISMATCH')}")
         ok = ok and bool(self.fleet_ok)
+        click.echo(f"fridge sensor (Modbus RTU): {self.fridge.result or 'MISMATCH: no alert'}")
+        ok = ok and bool(self.fridge.result)
         patrol = "a failed item became a hazard, rectified from the box, verified"
         click.echo(f"patrol: {patrol if self.patrol_ok else 'MISMATCH: the hazard is not closed'}")
         ok = ok and bool(self.patrol_ok)
@@ -501,7 +506,9 @@ def run_demo(workdir: Path, seconds: float) -> int:
     demo = Demo(workdir)
     demo.s.live_section = demo.live.start()
     demo.s.live_cameras = demo.live.camera_config()
+    demo.s.sensors = demo.fridge.config()
     demo.s.write()
+    demo.fridge.start()
     store: Store | None = None
     ok = False
     try:
@@ -512,6 +519,7 @@ def run_demo(workdir: Path, seconds: float) -> int:
             (max(2.0, seconds * 0.2), demo.sell),
             (max(3.0, seconds * 0.3), demo.power_cut),
             (max(6.0, seconds * 0.5), demo.power_back),
+            (max(6.5, seconds * 0.55), lambda: demo.fridge.open_door(_say)),
             (max(7.0, seconds * 0.6), lambda: demo.district.power_cut(store)),
         ]
         while seconds <= 0 or time.monotonic() - begin < seconds:
@@ -530,6 +538,10 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 demo.live.story(store, _wait)
             except (RuntimeError, OSError) as exc:
                 _say(f"the live view did not complete: {exc}")
+            try:
+                demo.fridge.story(store, _say, _wait)
+            except RuntimeError as exc:
+                _say(f"the fridge's story did not complete: {exc}")
             try:
                 demo.patrol_ok = patrol_story(demo, store, _say, _wait)
             except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:

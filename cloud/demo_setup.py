@@ -53,6 +53,8 @@ class DemoSetup:
     live_section: str = ""
     """The collector's ``[live]`` (cloud.demo_live), when the media server runs."""
     live_cameras: str = ""
+    sensors: str = ""
+    """The kitchen box's ``[[sensors]]`` (the demo's fridge)."""
     """The kitchen box's public camera(s), as ``[[kitchen.cameras]]`` tables."""
 
     @property
@@ -163,6 +165,8 @@ class DemoSetup:
                 )
             elif device == KITCHEN and self.live_cameras:  # cameras only, no detection
                 text += "\n[kitchen]\n\n" + self.live_cameras
+            if device == KITCHEN:
+                text += self.sensors
             port = self.stall_api_port if device == STALL else self.hall_port
             text += f"\n[display]\nport = {port}\n"
             (w / f"{device}.toml").write_text(text, encoding="utf-8")

@@ -21,6 +21,7 @@ from shared.models import Envelope, Status
 
 EVERY_ROLE = frozenset(
     {"device_started", "update", "test", "rectification", "scale_fault", "printer_fault"}
+    | {"sensor_minute", "sensor_excursion", "sensor_fault", "disinfection_cycle"}  # any box's
 )
 ROLE_KINDS: dict[str, frozenset[str]] = {
     "kitchen": EVERY_ROLE

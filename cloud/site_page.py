@@ -23,7 +23,7 @@ CHINA = timezone(timedelta(hours=8))
 DAYS = 30
 SYSTEM = {
     "device_offline", "district_outage", "camera_offline", "camera_tampered", "outbox_overflow",
-    "scale_fault", "printer_fault", "clock_skew", "no_morning_check",
+    "scale_fault", "printer_fault", "clock_skew", "no_morning_check", "sensor_fault",
 }  # fmt: skip
 """Alert types about the equipment, not the kitchen's conduct: not on the public page."""
 VIOLATIONS = {
@@ -39,6 +39,8 @@ VIOLATIONS = {
     "phone_use": ("操作时玩手机", "Phone use"),
     "uncovered_bin": ("垃圾桶未加盖", "Uncovered bin"),
     "hazard": ("巡查发现隐患", "Hazard found on patrol"),
+    "sensor_excursion": ("冷藏冷冻温度超标", "Cold storage out of its range"),
+    "disinfection_incomplete": ("消毒未达标", "Disinfection run too short or too cool"),
 }
 STATES = {
     "open": ("待处理", "Open"),

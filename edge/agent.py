@@ -27,6 +27,7 @@ from edge import __version__, systemd
 from edge.config import EdgeConfig
 from edge.live.streams import LiveStreams
 from edge.notices import Notices
+from edge.sensors.service import Sensors
 from edge.stall.service import Stall
 from edge.store.outbox import Outbox, OutboxError, Queued
 from edge.store.snapshots import SnapshotQueue
@@ -83,6 +84,9 @@ class Agent:
                 cfg.kitchen, cfg.data_dir, self.outbox, self.emit, self.snapshots
             )
             self.add_counters(self.kitchen.all_counters)
+        self.sensors: Sensors | None = None
+        if cfg.sensors:
+            self.sensors = Sensors(cfg.sensors, self.outbox, self.emit, clock)
         self.live: LiveStreams | None = None
         if self.kitchen is not None and cfg.kitchen is not None:
             self.live = self._live(self.kitchen, cfg)
@@ -161,6 +165,8 @@ class Agent:
             self.stall.start()
         if self.kitchen is not None:
             self.kitchen.start()
+        if self.sensors is not None:
+            self.sensors.start()
         if self.live is not None and self.cfg.kitchen is not None:
             try:  # the site's choice of public cameras, for the cloud to show and enforce
                 self.emit("live_offer", self.live.offer(self.cfg.kitchen.timezone_offset_h))
@@ -217,7 +223,8 @@ class Agent:
         if scale is not None and now - scale.alive_at > stale_s:
             stall_ok = False
         sync_ok = self.sync.running and now - self.sync.alive_at < stale_s
-        return stall_ok and kitchen_ok and sync_ok
+        sensors_ok = self.sensors is None or self.sensors.alive()
+        return stall_ok and kitchen_ok and sync_ok and sensors_ok
 
     def _report_updates(self) -> None:
         """Outcomes decided before the agent ran (a rollback at start, by the installed
@@ -248,6 +255,8 @@ class Agent:
             self.live.stop()
         if self.kitchen is not None:
             self.kitchen.stop()
+        if self.sensors is not None:
+            self.sensors.stop()
         self.sync.stop(timeout=20)  # a last session's goodbye, or the farewell: bounded
         for t in self._threads:
             t.join(2)

@@ -13,6 +13,7 @@ import click
 
 from edge.config import DEFAULT_PATH, EdgeConfig
 from edge.install_cli import register as register_install_commands
+from edge.sensors.cli import register as register_sensor_commands
 from edge.stall.cli import register as register_stall_commands
 from edge.vision.cli import register as register_vision_commands
 from shared.clikit import json_option, limit_option, load_config, log_option, print_rows
@@ -246,6 +247,7 @@ def notices_rectify(alert_id: str, note: str, photo: Path | None, config_path: P
 register_stall_commands(main, config_option)
 register_install_commands(main, config_option)
 register_vision_commands(main, config_option)
+register_sensor_commands(main, config_option)
 
 if __name__ == "__main__":
     main()

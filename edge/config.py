@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from edge.sensors.config import SensorSettings
 from shared.codec import BATCH_OVERHEAD, MAX_EVENT_BYTES, MAX_MESSAGE_BYTES
 from shared.config import MqttSettings, StrictModel, is_loopback
 from shared.models import DeviceId, SiteId
@@ -352,11 +353,22 @@ class EdgeConfig(StrictModel):
     kitchen: KitchenSettings | None = Field(default=None, description="Set on a kitchen box.")
     display: DisplaySettings = Field(default_factory=DisplaySettings, description="Screens.")
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Updates.")
+    sensors: list[SensorSettings] = Field(
+        default_factory=list, max_length=32, description="RS-485 Modbus sensors (fridges, "
+        "freezers, disinfection cabinets): docs/sensors.md."
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _client_id(self) -> EdgeConfig:
         if not self.mqtt.client_id:
             self.mqtt.client_id = self.device
+        return self
+
+    @model_validator(mode="after")
+    def _sensor_names(self) -> EdgeConfig:
+        names = [s.name for s in self.sensors]
+        if len(set(names)) != len(names):
+            raise ValueError("two sensors with one name")
         return self
 
     @property

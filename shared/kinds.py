@@ -225,6 +225,62 @@ class LiveState(KindData):
     sent_bytes: int = Field(default=0, ge=0, description="Bytes sent, when stopped.")
 
 
+SENSOR_NAME = CAMERA_NAME
+ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+
+
+class Summary(KindData):
+    min: float = Field(ge=-60, le=400)
+    max: float = Field(ge=-60, le=400)
+    mean: float = Field(ge=-60, le=400)
+    n: int = Field(ge=1, le=6000, description="Readings in the minute.")
+
+
+class SensorMinute(KindData):
+    """A sensor's readings over one minute (the raw series stays on the box)."""
+
+    sensor: str = Field(pattern=SENSOR_NAME, description="The sensor's name.")
+    kind: str = Field(max_length=32, description="fridge, freezer, cold_room, ...")
+    minute: str = Field(pattern=ISO_UTC, description="The minute's start, UTC.")
+    values: dict[Literal["temperature", "humidity"], Summary] = Field(
+        description="Per quantity: min, max, mean, count."
+    )
+
+
+class SensorExcursion(KindData):
+    """Out of its range for the set time in a row (raised), or back within it (cleared)."""
+
+    sensor: str = Field(pattern=SENSOR_NAME, description="The sensor's name.")
+    kind: str = Field(max_length=32, description="fridge, freezer, cold_room, ...")
+    state: Literal["raised", "cleared"] = Field(description="raised, or cleared.")
+    value: float = Field(ge=-60, le=400, description="The reading (°C) when it changed.")
+    worst: float | None = Field(default=None, ge=-60, le=400, description="Furthest out.")
+    low: float | None = Field(default=None, description="The range's low end, °C.")
+    high: float | None = Field(default=None, description="The range's high end, °C.")
+    since: str | None = Field(default=None, pattern=ISO_UTC, description="Out since, UTC.")
+
+
+class SensorFault(KindData):
+    """The sensor gave no good reading for the set time (lost), or reads again (back)."""
+
+    sensor: str = Field(pattern=SENSOR_NAME, description="The sensor's name.")
+    state: Literal["lost", "back"] = Field(description="lost, or back.")
+    reason: str = Field(default="", max_length=512, description="The last error.")
+
+
+class DisinfectionCycle(KindData):
+    """A disinfection cabinet's run, from its temperature curve: proven when it was held hot
+    enough for long enough."""
+
+    sensor: str = Field(pattern=SENSOR_NAME, description="The cabinet's sensor.")
+    began: str = Field(pattern=ISO_UTC, description="When it passed min_c, UTC.")
+    held_s: float = Field(ge=0, le=86400, description="How long it stayed at min_c or more.")
+    peak_c: float = Field(ge=-60, le=400, description="Its highest reading.")
+    min_c: float = Field(ge=0, le=400, description="The temperature that counts.")
+    hold_s: float = Field(ge=0, le=86400, description="How long it must be held.")
+    proven: bool = Field(description="held_s >= hold_s.")
+
+
 KINDS: dict[str, type[KindData]] = {
     "device_started": DeviceStarted,
     "test": TestEvent,
@@ -241,6 +297,10 @@ KINDS: dict[str, type[KindData]] = {
     "disinfection": Disinfection,
     "live_offer": LiveOffer,
     "live": LiveState,
+    "sensor_minute": SensorMinute,
+    "sensor_excursion": SensorExcursion,
+    "sensor_fault": SensorFault,
+    "disinfection_cycle": DisinfectionCycle,
 }
 
 

@@ -45,6 +45,8 @@ SYSTEM = {
     "scale_fault": ("scale_fault", None, None),
     "printer_fault": ("printer_fault", None, None),
     "camera_tampered": ("camera_tampered", "camera", None),
+    "sensor_fault": ("sensor_fault", "sensor", None),
+    "sensor_excursion": ("sensor_excursion", "sensor", None),
 }
 
 
@@ -101,6 +103,9 @@ class AlertEngine:
                     up = d.get("state") in ("lost", "raised")
                 if up:
                     why = redact(str(d.get("reason") or d.get("problem") or ""))
+                    if e.kind == "sensor_excursion":
+                        why = (f"{d['value']:.1f} °C, outside {d.get('low')}..{d.get('high')} °C"
+                               f" since {d.get('since')}")  # fmt: skip
                     self.raise_(
                         conn,
                         now,
@@ -115,6 +120,12 @@ class AlertEngine:
                     self.clear(conn, now, e.site, atype, source, f"{e.kind} reported")
             elif e.kind == "rectification":
                 self.rectified_by_box(conn, now, e)
+            elif e.kind == "disinfection_cycle" and not d["proven"]:
+                self.raise_(
+                    conn, now, site=e.site, device=e.device, type="disinfection_incomplete",
+                    source=d["sensor"], title=f"{d['sensor']}: held {d['held_s']:.0f} s at "
+                    f"{d['min_c']:.0f} °C or more, of {d['hold_s']:.0f} s (peak {d['peak_c']} °C)",
+                )  # fmt: skip
         for st in statuses:
             self.on_status(conn, now, st)
 

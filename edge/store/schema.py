@@ -149,6 +149,18 @@ CREATE TABLE IF NOT EXISTS updates (
 """
         ),
     ),
+    Migration(
+        4,
+        "sensors' raw readings",
+        _statements(
+            """
+-- edge.sensors.service: every reading, kept for its sensor's keep_raw_h
+CREATE TABLE IF NOT EXISTS sensor_readings (
+    sensor TEXT NOT NULL, at REAL NOT NULL, temperature REAL, humidity REAL);
+CREATE INDEX IF NOT EXISTS sensor_readings_at ON sensor_readings(sensor, at);
+"""
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -86,11 +86,19 @@ class Site:
         self.store.sites.add_supervisor("wang", "d1")
         BrokerFiles(root / "broker").set_passwords({"wang": "pw"})
         console = Accounts(self.store.db, ConsoleSettings(max_failures=10**6), root / "broker")
-        token, session = console.login("wang", "pw", "127.0.0.1", time.time())
-        self.cookie, self.csrf = f"shian_console={token}", session.csrf  # a logged-in browser
+        self.console = console
+        self.token = ""
+        self.ensure_session()
         app = make_app(self.store, root / "keys", live=live, console=console)
         self.web = WebServer(app, "127.0.0.1", 0)
         self.web.start()
+
+    def ensure_session(self) -> None:
+        """A logged-in browser (again, when a fuzzed request logged it out)."""
+        if self.token and self.console.session(self.token, time.time()) is not None:
+            return
+        self.token, session = self.console.login("wang", "pw", "127.0.0.1", time.time())
+        self.cookie, self.csrf = f"shian_console={self.token}", session.csrf
 
     def request(self, method: str, target: str, body: bytes, headers: dict[str, str]) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", self.web.port, timeout=10)
@@ -191,6 +199,7 @@ headers = st.dictionaries(
 )
 @given(data=st.data())
 def test_no_request_gets_a_5xx(site: Site, data: st.DataObject) -> None:
+    site.ensure_session()  # a fuzzed log-out ends it: the next request is logged in again
     method = data.draw(st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "X"]))
     target = data.draw(targets(site))
     body = data.draw(
@@ -231,5 +240,6 @@ def test_the_consoles_known_bad_requests_get_a_4xx_or_a_page(site: Site) -> None
     form = urlencode({"name": "wang", "password": "pw"}).encode()
     hdrs = {"Host": "127.0.0.1", "Origin": "http://[x", "Content-Type": "x"}
     assert site.request("POST", "/console/login", form, hdrs) == 403
+    site.ensure_session()
     cookie = {"Host": "127.0.0.1", "Cookie": site.cookie}
     assert site.request("GET", "/console/figures?weeks=%C2%B2", b"", cookie) == 200

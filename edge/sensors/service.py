@@ -1,0 +1,167 @@
+"""The sensors' worker: reads every sensor when it is due, keeps the raw readings on the box,
+and turns them into events: a summary per minute (``sensor_minute``), an excursion that lasts
+(``sensor_excursion``), a sensor gone silent (``sensor_fault``), a disinfection run
+(``disinfection_cycle``). It never dies on a sensor: a failed read is a fault once it lasts.
+
+:meth:`Sensors.poll` does one round at a given time, so a test drives it on its own clock
+against a real Modbus server.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.sensors.config import SensorSettings
+from edge.sensors.modbus import Bus
+from edge.sensors.profiles import SensorError, SensorProfile, load_sensor_profile
+from edge.sensors.rules import Cycle, Excursion, Minutes, Silence, iso
+from edge.store.outbox import Outbox, OutboxError
+
+log = logging.getLogger("shian.sensors")
+Emit = Callable[[str, dict[str, Any]], Any]
+PRUNE_EVERY_S = 600.0
+
+
+@dataclass
+class Sensor:
+    s: SensorSettings
+    profile: SensorProfile
+    bus: Bus
+    silence: Silence
+    minutes: Minutes = field(default_factory=Minutes)
+    excursion: Excursion | None = None
+    cycle: Cycle | None = None
+    due: float = 0.0
+    latest: dict[str, Any] = field(default_factory=dict)
+    last_error: str = ""
+
+
+class Sensors:
+    def __init__(self, settings: list[SensorSettings], outbox: Outbox, emit: Emit,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.outbox, self.emit, self.clock = outbox, emit, clock
+        self.buses: dict[tuple[str, int, str], Bus] = {}
+        self.sensors: list[Sensor] = []
+        now = clock()
+        for s in settings:
+            profile = load_sensor_profile(s.profile)
+            key = (s.port, s.baudrate or profile.baudrate, s.parity or profile.parity)
+            bus = self.buses.setdefault(key, Bus(*key))
+            sensor = Sensor(s, profile, bus, Silence(s.silent_s, now))
+            if s.low_c is not None or s.high_c is not None:
+                sensor.excursion = Excursion(s.low_c, s.high_c, s.hold_s)
+            if s.kind == "disinfection_cabinet":
+                sensor.cycle = Cycle(s.cycle_min_c, s.cycle_hold_s)
+            self.sensors.append(sensor)
+        self.pruned = 0.0
+        self.alive_at = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the worker ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.sensors:
+            self._thread = threading.Thread(target=self._run, name="shian-sensors", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.alive_at = time.monotonic()
+            try:
+                wait = self.poll(self.clock())
+            except (OutboxError, OSError, sqlite3.Error) as exc:  # a full disk: the box goes on
+                log.error("sensor readings not kept: %s", exc)
+                wait = 5.0
+            self._stop.wait(wait)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for bus in self.buses.values():
+            bus.close()
+
+    def alive(self) -> bool:
+        return self._thread is None or self._thread.is_alive()
+
+    # -- one round ---------------------------------------------------------------------------
+    def poll(self, now: float) -> float:
+        """Read every sensor that is due at ``now``; seconds until the next is due."""
+        for sensor in self.sensors:
+            if sensor.due <= now:
+                sensor.due = now + sensor.s.poll_s
+                self._read(sensor, now)
+        if now - self.pruned >= PRUNE_EVERY_S:
+            self._prune(now)
+        return max(0.05, min(s.due for s in self.sensors) - now) if self.sensors else 60.0
+
+    def _read(self, sensor: Sensor, now: float) -> None:
+        name = sensor.s.name
+        try:
+            values = sensor.bus.read(sensor.profile, sensor.s.device_id)
+        except SensorError as exc:
+            sensor.last_error = str(exc)
+            if sensor.silence.failed(now):
+                log.warning("sensor %s lost: %s", name, exc)
+                self.emit("sensor_fault", {"sensor": name, "state": "lost", "reason": str(exc)})
+            return
+        if sensor.silence.ok(now):
+            log.info("sensor %s reads again", name)
+            self.emit("sensor_fault", {"sensor": name, "state": "back", "reason": ""})
+        sensor.latest = {"at": now, **values}
+        with self.outbox.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sensor_readings (sensor, at, temperature, humidity)"
+                " VALUES (?, ?, ?, ?)",
+                (name, now, values.get("temperature"), values.get("humidity")),
+            )
+        done = sensor.minutes.add(values, now)
+        if done is not None:
+            self.emit("sensor_minute", {"sensor": name, "kind": sensor.s.kind, **done})
+        temp = values.get("temperature")
+        if temp is None:
+            return
+        if sensor.excursion is not None:
+            self._excursion(sensor, temp, now)
+        if sensor.cycle is not None and (run := sensor.cycle.feed(temp, now)) is not None:
+            log.info("sensor %s: disinfection run of %.0f s (proven: %s)", name,
+                     run["held_s"], run["proven"])  # fmt: skip
+            self.emit("disinfection_cycle", {"sensor": name, **run})
+
+    def _excursion(self, sensor: Sensor, temp: float, now: float) -> None:
+        ex = sensor.excursion
+        assert ex is not None
+        since, worst = ex.since, ex.worst
+        change = ex.feed(temp, now)
+        if change is None:
+            return
+        data = {"sensor": sensor.s.name, "kind": sensor.s.kind, "state": change, "value": temp,
+                "low": ex.low, "high": ex.high}  # fmt: skip
+        if change == "raised":
+            data.update(worst=ex.worst, since=iso(ex.since or now))
+        else:
+            data.update(worst=worst, since=iso(since) if since else None)
+        log.warning("sensor %s: %s at %.1f °C", sensor.s.name, change, temp)
+        self.emit("sensor_excursion", data)
+
+    def _prune(self, now: float) -> None:
+        self.pruned = now
+        with self.outbox.transaction() as conn:
+            for sensor in self.sensors:
+                conn.execute("DELETE FROM sensor_readings WHERE sensor = ? AND at < ?",
+                             (sensor.s.name, now - sensor.s.keep_raw_h * 3600))  # fmt: skip
+
+    def today(self, name: str, since: float) -> list[tuple[float, float | None, float | None]]:
+        """A sensor's raw readings since ``since`` (for the screen's plot of the day)."""
+        rows = self.outbox.read(
+            "SELECT at, temperature, humidity FROM sensor_readings WHERE sensor = ? AND at >= ?"
+            " ORDER BY at",
+            (name, since),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
