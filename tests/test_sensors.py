@@ -134,3 +134,47 @@ def test_the_collector_raises_and_closes_alerts_from_the_sensors_events(tmp_path
     assert states["sensor_excursion"] == states["sensor_fault"] == "closed"
     assert states["disinfection_incomplete"] == "open"  # the kitchen's to answer
     store.close()
+
+
+def test_the_console_site_page_plots_a_sensors_day(tmp_path: Path) -> None:
+    import re
+    import time
+
+    from cloud.console import readings
+    from cloud.store import Store
+    from tests.conftest import register
+    from tests.test_alerts_engine import ev, feed
+
+    store = Store(tmp_path / "c.db", tmp_path / "snaps")
+    store.sites.set("s1", "xianan")
+    register(store, "k1", "s1", district="xianan")
+    now = time.time()
+    minutes = [
+        {"sensor": "fridge-1", "kind": "fridge", "minute": "2026-11-30T02:14:00Z",
+         "values": {"temperature": {"min": t, "max": t, "mean": t, "n": 6}}}
+        for t in (3.9, 4.4, 5.0)
+    ]  # fmt: skip
+    for i, m in enumerate(minutes):
+        feed(store, [ev("sensor_minute", m, i + 1)], now - 120 + i * 60)
+    got = readings.readings(store.db, "s1", now + 60)
+    assert [s["sensor"] for s in got] == ["fridge-1"] and len(got[0]["points"]) == 3
+    page = readings.box(got)
+    assert "5.0 °C" in page
+    points = re.search(r"<polyline points='([^']*)'", page)
+    assert points is not None and len(points.group(1).split()) == 3
+    assert readings.box(readings.readings(store.db, "elsewhere", now)) == ""
+    store.close()
+
+
+@given(st.lists(st.tuples(st.floats(), st.floats()), max_size=50),
+       st.none() | st.floats(-100, 100), st.text(max_size=50))  # fmt: skip
+def test_any_readings_draw_a_well_formed_plot(
+    points: list[tuple[float, float]], high: float | None, label: str
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from shared.sparkline import sparkline
+
+    svg = sparkline([(t, v) for t, v in points if t == t], T0, None, high, label)
+    ET.fromstring(svg)  # well formed, whatever the label
+    assert "nan" not in svg.lower() and "inf" not in svg.lower()

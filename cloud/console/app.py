@@ -41,7 +41,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from cloud.console import centre, figures, pages, photos, queries, sites
+from cloud.console import centre, figures, pages, photos, queries, readings, sites
 from cloud.console.accounts import Accounts, LoginRefused, Session
 from cloud.console.exports import export
 from cloud.patrol import checklists
@@ -273,7 +273,7 @@ def routes(store: Store, accounts: Accounts, live: bool = False) -> list[Route]:
         s = sites.site(store.db, session, request.path_params["site"], now)
         if s is None:
             return PlainTextResponse("no such site 没有这个单位", status_code=404)
-        return HTMLResponse(pages.site_page(session, s, now))
+        return HTMLResponse(pages.site_page(session, s, now, readings.box(s["sensors"])))
 
     async def export_figures(request: Request, session: Session) -> Response:
         fmt = request.path_params["fmt"]

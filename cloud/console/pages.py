@@ -275,7 +275,8 @@ def figures(
     )
 
 
-def site_page(who: Session, s: dict[str, Any], now: float) -> str:
+def site_page(who: Session, s: dict[str, Any], now: float, sensors: str = "") -> str:
+    """``sensors``: the box of its sensors' readings (``readings.box``), drawn apart."""
     e = html.escape
     row = s["site"]
     today = datetime.fromtimestamp(now, CHINA).strftime("%Y-%m-%d")
@@ -317,7 +318,8 @@ def site_page(who: Session, s: dict[str, Any], now: float) -> str:
         f"<div class='box'><h2>{two('证照', 'Licences and health certificates')}</h2>"
         + table((("类别", "Kind"), ("持有人", "Holder"), ("编号", "Number"),
                  ("有效期至", "Expires")), certs, "certs")
-        + f"</div><div class='box'><h2>{two('设备', 'Boxes')}</h2>"
+        + "</div>" + sensors + "<div class='box'>"
+        + f"<h2>{two('设备', 'Boxes')}</h2>"
         + table((("设备", "Box"), ("状态", "State"), ("最后联系", "Last seen")), devices,
                 "devices")
         + f"</div><div class='box'><h2>{two('晨检与消毒（近14天）', 'Checks, last 14 days')}</h2>"

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from cloud.console.accounts import Session
+from cloud.console.readings import readings
 from cloud.db import Db
 
 DAYS = 14
@@ -32,6 +33,7 @@ def site(db: Db, who: Session, name: str, now: float) -> dict[str, Any] | None:
     )
     return {
         "site": rows[0],
+        "sensors": readings(db, name, now),
         "certs": db.query(
             "SELECT kind, holder, number, expires FROM certs WHERE site = ? ORDER BY expires",
             (name,),

@@ -56,6 +56,8 @@ TICKER_KINDS = (
     "scale_fault",
     "printer_fault",
     "rectification",
+    "sensor_excursion",
+    "sensor_fault",
 )
 
 
@@ -106,6 +108,7 @@ def make_app(agent: Agent) -> Starlette:
             "notices": [n for n in agent.notices.list() if n.get("state") != "closed"],
             "morning_checks": records.today("morning_check"),
             "disinfections": records.today("disinfection"),
+            "sensors": agent.sensors.view(records.day_start()) if agent.sensors else [],
         }
 
     async def hall_api(_: Request) -> Response:

@@ -26,6 +26,11 @@ class Records:
 
         return self.outbox.enqueue_many([(kind, data, None)], also=also)[0].id
 
+    def day_start(self) -> float:
+        """Today's midnight, local time (the site's time zone)."""
+        midnight = datetime.now(self.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight.timestamp()
+
     def today(self, kind: str) -> list[dict[str, Any]]:
         midnight = datetime.now(self.tz).replace(hour=0, minute=0, second=0, microsecond=0)
         rows = self.outbox.read(

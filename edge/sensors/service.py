@@ -22,6 +22,7 @@ from edge.sensors.modbus import Bus
 from edge.sensors.profiles import SensorError, SensorProfile, load_sensor_profile
 from edge.sensors.rules import Cycle, Excursion, Minutes, Silence, iso
 from edge.store.outbox import Outbox, OutboxError
+from shared.sparkline import sparkline
 
 log = logging.getLogger("shian.sensors")
 Emit = Callable[[str, dict[str, Any]], Any]
@@ -156,6 +157,25 @@ class Sensors:
             for sensor in self.sensors:
                 conn.execute("DELETE FROM sensor_readings WHERE sensor = ? AND at < ?",
                              (sensor.s.name, now - sensor.s.keep_raw_h * 3600))  # fmt: skip
+
+    def view(self, day_start: float) -> list[dict[str, Any]]:
+        """For the hall screen: each sensor's last reading, its state, and the day so far as a
+        small plot (five-minute means of the raw series)."""
+        out = []
+        for sensor in self.sensors:
+            s = sensor.s
+            buckets: dict[int, list[float]] = {}
+            for at, temp, _hum in self.today(s.name, day_start):
+                if temp is not None:
+                    buckets.setdefault(int((at - day_start) // 300), []).append(temp)
+            points = [(day_start + b * 300 + 150, sum(v) / len(v)) for b, v in buckets.items()]
+            ex = sensor.excursion
+            state = ("lost" if sensor.silence.lost else "out" if ex is not None and ex.raised
+                     else "ok")  # fmt: skip
+            svg = sparkline(points, day_start, s.low_c, s.high_c, s.name)
+            out.append({"name": s.name, "kind": s.kind, "state": state, **sensor.latest,
+                        "low": s.low_c, "high": s.high_c, "svg": svg})  # fmt: skip
+        return out
 
     def today(self, name: str, since: float) -> list[tuple[float, float | None, float | None]]:
         """A sensor's raw readings since ``since`` (for the screen's plot of the day)."""

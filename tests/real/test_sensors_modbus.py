@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edge.agent import Agent
 from edge.config import OutboxSettings
 from edge.sensors.config import SensorSettings
 from edge.sensors.modbus import Bus
@@ -20,6 +21,8 @@ from edge.sensors.service import Sensors
 from edge.sensors.virtual import VirtualSensor
 from edge.store.outbox import Outbox
 from shared.kinds import validate_data
+from tests.conftest import ARTIFACTS, edge_config
+from tests.support.mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.real
 T0 = 1_800_000_000.0
@@ -131,3 +134,33 @@ def test_the_installers_check_reads_each_sensor(tmp_path: Path, fridge: VirtualS
     rows = {r["sensor"]: r for r in json.loads(got.output)}
     assert rows["fridge-1"]["temperature"] == 9.5 and rows["fridge-1"]["state"] == "out of range"
     assert rows["freezer-1"]["state"].startswith("error: cannot open")
+
+
+def test_the_hall_screen_shows_the_fridge_and_its_day(
+    tmp_path: Path, fridge: VirtualSensor, mosquitto: Mosquitto, browser: Any
+) -> None:
+    port = free_port()
+    sensor = {"name": "fridge-1", "kind": "fridge", "port": str(fridge.link),
+              "profile": "xy_md02", "poll_s": 0.3, "hold_s": 1}  # fmt: skip
+    agent = Agent(edge_config(tmp_path, mosquitto.url, sensors=[sensor], display={"port": port}))
+    agent.start()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/hall")
+        li = "#sensors li[data-sensor='fridge-1']"
+        page.wait_for_selector(f"{li} svg polyline", state="attached")
+        assert "4.0℃" in page.inner_text(li) and "正常" in page.inner_text(li)
+        fridge.set(temperature=11.5)  # the door left open, past its hold time
+        page.wait_for_selector(f"{li}.bad", timeout=15_000)
+        assert "超出范围" in page.inner_text(li)
+        page.wait_for_function(  # the day's plot draws the readings
+            f"document.querySelector(\"{li} polyline\").getAttribute('points').length > 0"
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hall-sensors.png"))
+    finally:
+        page.close()
+        agent.stop()
+    kinds = [e["kind"] for e in Outbox(tmp_path / "kitchen-1" / "outbox.db", "kitchen-1",
+                                       "canteen-001").recent(500)]  # fmt: skip
+    assert "sensor_excursion" in kinds
