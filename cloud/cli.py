@@ -14,6 +14,7 @@ from cloud.config import DEFAULT_PATH, CloudConfig
 from cloud.devices_cli import register as register_device_commands
 from cloud.fleet.cli import register as register_fleet_commands
 from cloud.install_cli import register as register_install_commands
+from cloud.ledger_cli import register as register_ledger_commands
 from cloud.live.cli import register as register_live_commands
 from cloud.patrol.cli import register as register_patrol_commands
 from cloud.sites_cli import register as register_site_commands
@@ -245,6 +246,7 @@ register_fleet_commands(main, config_option, _config, _store)
 register_site_commands(main, config_option, _config, _store)
 register_live_commands(main, config_option, _config, _store)
 register_patrol_commands(main, config_option, _config, _store)
+register_ledger_commands(main, config_option, _config, _store)
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ from typing import Any
 import click
 
 from cloud.demo_fleet import story as fleet_story
+from cloud.demo_ledger import story as ledger_story
 from cloud.demo_patrol import story as patrol_story
 from cloud.demo_sensors import Fridge
 from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
@@ -101,6 +102,8 @@ class Demo:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.shown: set[str] = set()
         self.ticket: dict[str, Any] | None = None
+        self.ticket_url = ""
+        self.ledger_ok: bool | None = None
         self.alert_id: str | None = None
         from cloud.demo_city import District
         from cloud.demo_fleet import Keeper
@@ -197,7 +200,7 @@ class Demo:
         )
         _say(f"vendor at {STALL} picks 白菜 (PLU 101); the scale reads a stable {w['grams']} g")
         sold = _http("POST", api + "/print", {})
-        self.ticket = sold["ticket"]
+        self.ticket, self.ticket_url = sold["ticket"], sold["url"]
         t = sold["ticket"]
         _say(
             f"  ticket {t['ticket_id']}: {t['quantity']} g x {t['unit_price_cents'] / 100:.2f}"
@@ -489,6 +492,9 @@ class Demo:
         click.echo(f"updates over the air: {updates.get(bool(self.fleet_ok), 'MISMATCH')}")
         ok = ok and bool(self.fleet_ok)
         click.echo(f"fridge sensor (Modbus RTU): {self.fridge.result or 'MISMATCH: no alert'}")
+        delivery = "scanned at the canteen, traced to it from the stall's ticket"
+        click.echo(f"delivery: {delivery if self.ledger_ok else 'MISMATCH: not traced'}")
+        ok = ok and bool(self.ledger_ok)
         ok = ok and bool(self.fridge.result)
         patrol = "a failed item became a hazard, rectified from the box, verified"
         click.echo(f"patrol: {patrol if self.patrol_ok else 'MISMATCH: the hazard is not closed'}")
@@ -538,6 +544,10 @@ def run_demo(workdir: Path, seconds: float) -> int:
                 demo.live.story(store, _wait)
             except (RuntimeError, OSError) as exc:
                 _say(f"the live view did not complete: {exc}")
+            try:
+                demo.ledger_ok = ledger_story(demo, store, _say, _wait)
+            except RuntimeError as exc:
+                _say(f"the delivery did not complete: {exc}")
             try:
                 demo.fridge.story(store, _say, _wait)
             except RuntimeError as exc:

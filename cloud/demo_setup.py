@@ -167,6 +167,7 @@ class DemoSetup:
                 text += "\n[kitchen]\n\n" + self.live_cameras
             if device == KITCHEN:
                 text += self.sensors
+                text += f'\n[ledger]\ntrace_url = "http://127.0.0.1:{self.web_port}"\n'
             port = self.stall_api_port if device == STALL else self.hall_port
             text += f"\n[display]\nport = {port}\n"
             (w / f"{device}.toml").write_text(text, encoding="utf-8")

@@ -34,6 +34,7 @@ ROLE_KINDS: dict[str, frozenset[str]] = {
         "disinfection",
         "live_offer",
         "live",
+        "purchase",
     },
     "stall": EVERY_ROLE | {"ticket"},
 }

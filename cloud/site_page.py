@@ -24,6 +24,7 @@ DAYS = 30
 SYSTEM = {
     "device_offline", "district_outage", "camera_offline", "camera_tampered", "outbox_overflow",
     "scale_fault", "printer_fault", "clock_skew", "no_morning_check", "sensor_fault",
+    "recall",  # a supplier's batch recalled: not the kitchen's conduct
 }  # fmt: skip
 """Alert types about the equipment, not the kitchen's conduct: not on the public page."""
 VIOLATIONS = {

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cloud import purchases
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.repo import Alerts, Webhooks
 from cloud.batch import DeadLetter, Snapshot, WriteResult
@@ -110,6 +111,7 @@ class Store:
                 self.devices.touch(conn, [(e.device, e.site) for e in accepted], now)
                 self.events.add(conn, accepted, new_events, now, res)
                 self.tickets.insert(conn, new_events, now)
+                purchases.insert(conn, new_events, now)
             changed = self.devices.statuses(conn, ok.statuses, now)
             res.snapshots = self.evidence.record(conn, prepared, now, dead)
             self.dead.add(conn, dead, now)

@@ -13,6 +13,7 @@ import click
 
 from edge.config import DEFAULT_PATH, EdgeConfig
 from edge.install_cli import register as register_install_commands
+from edge.ledger.cli import register as register_ledger_commands
 from edge.sensors.cli import register as register_sensor_commands
 from edge.stall.cli import register as register_stall_commands
 from edge.vision.cli import register as register_vision_commands
@@ -248,6 +249,7 @@ register_stall_commands(main, config_option)
 register_install_commands(main, config_option)
 register_vision_commands(main, config_option)
 register_sensor_commands(main, config_option)
+register_ledger_commands(main, config_option)
 
 if __name__ == "__main__":
     main()

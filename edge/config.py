@@ -334,6 +334,17 @@ class FleetSettings(StrictModel):
     )
 
 
+class LedgerSettings(StrictModel):
+    """The purchase ledger (docs/ledger.md)."""
+
+    trace_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^\s/?#]+)?$",
+        description="The collector's public address (https://trace.example.gov.cn): a scanned "
+        "ticket is asked of it, never of the host its code names.",
+    )
+
+
 class EdgeConfig(StrictModel):
     """Top level of edge.toml."""
 
@@ -353,6 +364,7 @@ class EdgeConfig(StrictModel):
     kitchen: KitchenSettings | None = Field(default=None, description="Set on a kitchen box.")
     display: DisplaySettings = Field(default_factory=DisplaySettings, description="Screens.")
     fleet: FleetSettings = Field(default_factory=FleetSettings, description="Updates.")
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings, description="Ledger.")
     sensors: list[SensorSettings] = Field(
         default_factory=list, max_length=32, description="RS-485 Modbus sensors (fridges, "
         "freezers, disinfection cabinets): docs/sensors.md."

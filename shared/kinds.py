@@ -225,6 +225,37 @@ class LiveState(KindData):
     sent_bytes: int = Field(default=0, ge=0, description="Bytes sent, when stopped.")
 
 
+DATE = r"^\d{4}-\d\d-\d\d$"
+
+
+class Purchase(KindData):
+    """A delivery recorded in the kitchen's purchase ledger (进货查验记录): typed in, or filled
+    from a market stall's ticket scanned at the door (``ticket`` and ``ticket_sig``, which the
+    collector checks against the ticket it holds before it links the two)."""
+
+    supplier: str = Field(min_length=1, max_length=64, description="Who delivered it.")
+    supplier_licence: str = Field(default="", max_length=64, description="Their licence no.")
+    product: str = Field(min_length=1, max_length=32, description="What.")
+    batch: str = Field(default="", max_length=32, description="The batch (lot) number.")
+    quantity: float = Field(gt=0, le=1_000_000, description="How much, in unit.")
+    unit: Literal["kg", "piece", "box", "bag", "bottle", "litre"] = Field(description="Unit.")
+    produced: str | None = Field(default=None, pattern=DATE, description="Produced on.")
+    expires: str | None = Field(default=None, pattern=DATE, description="Use by.")
+    ticket: str | None = Field(
+        default=None, pattern=r"^[a-z2-7]{26}$", description="A stall's ticket it came with."
+    )
+    ticket_sig: str | None = Field(
+        default=None, pattern=r"^[a-z2-7]{16}$", description="The ticket's QR signature."
+    )
+    licence_photo: str | None = Field(
+        default=None, pattern=SNAPSHOT_ID, description="The supplier's licence (a snapshot)."
+    )
+    report_photo: str | None = Field(
+        default=None, pattern=SNAPSHOT_ID, description="The batch's test report (a snapshot)."
+    )
+    by: str = Field(min_length=1, max_length=32, description="Who took it in.")
+
+
 SENSOR_NAME = CAMERA_NAME
 ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 
@@ -301,6 +332,7 @@ KINDS: dict[str, type[KindData]] = {
     "sensor_excursion": SensorExcursion,
     "sensor_fault": SensorFault,
     "disinfection_cycle": DisinfectionCycle,
+    "purchase": Purchase,
 }
 
 

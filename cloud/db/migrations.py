@@ -164,6 +164,16 @@ CREATE TABLE patrol_items (
     by TEXT NOT NULL, PRIMARY KEY (task, item))
 """
 
+PURCHASES = """
+CREATE TABLE purchases (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, device TEXT NOT NULL, supplier TEXT NOT NULL,
+    product TEXT NOT NULL, batch TEXT NOT NULL, quantity REAL NOT NULL, unit TEXT NOT NULL,
+    expires TEXT, ticket TEXT, stall TEXT NOT NULL DEFAULT '', ticket_state TEXT NOT NULL,
+    received REAL NOT NULL);
+CREATE INDEX purchases_batch ON purchases(batch, stall);
+CREATE INDEX purchases_site ON purchases(site, received)
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -176,6 +186,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (9, "the supervisors' console: roles, sessions, lockout, the audit log", CONSOLE),
     (10, "the console's lists newest first, by district and by site", CONSOLE_INDEXES),
     (11, "patrols: inspectors and their firms, tasks, checklist results, hazards", PATROLS),
+    (12, "the kitchens' purchase ledgers, linked to the stalls' tickets", PURCHASES),
 ]
 
 _PG_TYPES = [
