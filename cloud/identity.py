@@ -35,6 +35,8 @@ ROLE_KINDS: dict[str, frozenset[str]] = {
         "live_offer",
         "live",
         "purchase",
+        "stock_out",
+        "stock_expiry",
     },
     "stall": EVERY_ROLE | {"ticket"},
 }

@@ -42,7 +42,8 @@ def register(
         from cloud.purchases import trace
 
         rows = trace(get_store(config_path).db, batch, stall)
-        cols = ["site", "district", "product", "quantity", "unit", "stall", "ticket_state"]
+        cols = ["site", "district", "product", "quantity", "left_over", "unit", "stall",
+                "ticket_state"]  # fmt: skip
         print_rows(rows, cols, as_json)
 
     @ledger.command("recall")

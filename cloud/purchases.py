@@ -26,10 +26,18 @@ RECALL_DUE_S = 4 * 3600.0
 
 
 def insert(conn: Conn, events: list[Envelope], now: float) -> None:
-    """Keep the batch's new purchases, each linked to its ticket when the ticket checks."""
+    """Keep the batch's new purchases, each linked to its ticket when the ticket checks, and
+    count what each kitchen took out of its own."""
     purchases = [e for e in events if e.kind == "purchase"]
-    if not purchases:
-        return
+    if purchases:
+        _link(conn, purchases, now)
+    taken = [(float(e.data["quantity"]), e.data["lot"], e.site) for e in events
+             if e.kind == "stock_out"]  # fmt: skip
+    if taken:  # a kitchen counts only against its own purchases
+        conn.executemany("UPDATE purchases SET used = used + ? WHERE id = ? AND site = ?", taken)
+
+
+def _link(conn: Conn, purchases: list[Envelope], now: float) -> None:
     named = [e.data["ticket"] for e in purchases if e.data.get("ticket")]
     tickets = {r[0]: (r[1], json.loads(r[2])) for r in select_in(
         conn, "SELECT ticket_id, device, data FROM tickets", "ticket_id", named)}  # fmt: skip
@@ -60,7 +68,8 @@ def trace(db: Db, batch: str, stall: str = "") -> list[dict[str, Any]]:
     its use-by date and its district: one indexed query."""
     sql = (
         "SELECT p.site, s.district, s.name, p.device, p.product, p.batch, p.stall, p.quantity,"
-        " p.unit, p.expires, p.ticket, p.ticket_state, p.received FROM purchases p"
+        " p.used, p.quantity - p.used AS left_over, p.unit, p.expires, p.ticket,"
+        " p.ticket_state, p.received FROM purchases p"
         " LEFT JOIN sites s ON s.site = p.site WHERE p.batch = ?"
     )
     params: list[Any] = [batch[:32]]

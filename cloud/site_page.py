@@ -25,6 +25,7 @@ SYSTEM = {
     "device_offline", "district_outage", "camera_offline", "camera_tampered", "outbox_overflow",
     "scale_fault", "printer_fault", "clock_skew", "no_morning_check", "sensor_fault",
     "recall",  # a supplier's batch recalled: not the kitchen's conduct
+    "stock_near_expiry",  # a reminder, not a fault
 }  # fmt: skip
 """Alert types about the equipment, not the kitchen's conduct: not on the public page."""
 VIOLATIONS = {
@@ -42,6 +43,7 @@ VIOLATIONS = {
     "hazard": ("巡查发现隐患", "Hazard found on patrol"),
     "sensor_excursion": ("冷藏冷冻温度超标", "Cold storage out of its range"),
     "disinfection_incomplete": ("消毒未达标", "Disinfection run too short or too cool"),
+    "stock_expired": ("库存食品过期", "Expired food in stock"),
 }
 STATES = {
     "open": ("待处理", "Open"),

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from edge import __version__, systemd
 from edge.config import EdgeConfig
+from edge.ledger.stock import Stock
 from edge.live.streams import LiveStreams
 from edge.notices import Notices
 from edge.sensors.service import Sensors
@@ -84,6 +85,10 @@ class Agent:
                 cfg.kitchen, cfg.data_dir, self.outbox, self.emit, self.snapshots
             )
             self.add_counters(self.kitchen.all_counters)
+        self.stock: Stock | None = None
+        if cfg.stall is None:  # a kitchen keeps a ledger and its stock
+            tz = cfg.kitchen.timezone_offset_h if cfg.kitchen else 8
+            self.stock = Stock(self.outbox, cfg.ledger.near_expiry_days, tz)
         self.sensors: Sensors | None = None
         if cfg.sensors:
             self.sensors = Sensors(cfg.sensors, self.outbox, self.emit, clock)
@@ -167,6 +172,10 @@ class Agent:
             self.kitchen.start()
         if self.sensors is not None:
             self.sensors.start()
+        if self.stock is not None:
+            t = threading.Thread(target=self._stock_dates, name="shian-stock", daemon=True)
+            t.start()
+            self._threads.append(t)
         if self.live is not None and self.cfg.kitchen is not None:
             try:  # the site's choice of public cameras, for the cloud to show and enforce
                 self.emit("live_offer", self.live.offer(self.cfg.kitchen.timezone_offset_h))
@@ -211,6 +220,17 @@ class Agent:
                 self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
             except (OutboxError, sqlite3.Error) as exc:  # counted; the source goes on
                 log.warning("sample event %d refused: %s", n, exc)
+
+    def _stock_dates(self) -> None:
+        """The stock's use-by dates, checked at start and every ``check_every_s``."""
+        assert self.stock is not None
+        while True:
+            try:
+                self.stock.check(self.clock())
+            except (OutboxError, sqlite3.Error) as exc:
+                log.warning("stock dates not checked: %s", exc)
+            if self._stop.wait(self.cfg.ledger.check_every_s):
+                return
 
     def alive(self, stale_s: float = 30) -> bool:
         """True while every worker is running and has looked up within ``stale_s``."""

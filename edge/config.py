@@ -343,6 +343,14 @@ class LedgerSettings(StrictModel):
         description="The collector's public address (https://trace.example.gov.cn): a scanned "
         "ticket is asked of it, never of the host its code names.",
     )
+    near_expiry_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Days before its use-by date a lot is near expiry, by product class "
+        "(vegetable, meat, dairy, grain, ...); the defaults are in docs/ledger.md.",
+    )
+    check_every_s: float = Field(
+        default=600, ge=5, description="How often the box checks its stock's dates."
+    )
 
 
 class EdgeConfig(StrictModel):

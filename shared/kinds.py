@@ -226,6 +226,10 @@ class LiveState(KindData):
 
 
 DATE = r"^\d{4}-\d\d-\d\d$"
+Category = Literal[
+    "vegetable", "fruit", "meat", "aquatic", "egg", "dairy", "grain", "oil", "condiment",
+    "frozen", "other",
+]  # fmt: skip
 
 
 class Purchase(KindData):
@@ -253,7 +257,38 @@ class Purchase(KindData):
     report_photo: str | None = Field(
         default=None, pattern=SNAPSHOT_ID, description="The batch's test report (a snapshot)."
     )
+    category: Category = Field(
+        default="other", description="Product class: its near-expiry rule (days) follows it."
+    )
     by: str = Field(min_length=1, max_length=32, description="Who took it in.")
+
+
+LOT = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class StockOut(KindData):
+    """Stock taken out of a lot (a purchase): used, discarded or returned."""
+
+    lot: str = Field(pattern=LOT, description="The lot: its purchase event's id.")
+    product: str = Field(min_length=1, max_length=32, description="What.")
+    batch: str = Field(default="", max_length=32, description="Its batch.")
+    quantity: float = Field(gt=0, le=1_000_000, description="How much was taken.")
+    left: float = Field(ge=0, le=1_000_000, description="What is left of the lot.")
+    reason: Literal["used", "discarded", "returned"] = Field(description="Why.")
+    by: str = Field(min_length=1, max_length=32, description="Who.")
+
+
+class StockExpiry(KindData):
+    """A lot near its use-by date (by its product class's rule), past it, or gone (cleared:
+    used up, discarded or returned)."""
+
+    lot: str = Field(pattern=LOT, description="The lot: its purchase event's id.")
+    product: str = Field(min_length=1, max_length=32, description="What.")
+    batch: str = Field(default="", max_length=32, description="Its batch.")
+    expires: str = Field(pattern=DATE, description="Its use-by date.")
+    left: float = Field(ge=0, le=1_000_000, description="What is left of it.")
+    unit: str = Field(max_length=8, description="The lot's unit.")
+    state: Literal["near", "expired", "cleared"] = Field(description="What happened.")
 
 
 SENSOR_NAME = CAMERA_NAME
@@ -333,6 +368,8 @@ KINDS: dict[str, type[KindData]] = {
     "sensor_fault": SensorFault,
     "disinfection_cycle": DisinfectionCycle,
     "purchase": Purchase,
+    "stock_out": StockOut,
+    "stock_expiry": StockExpiry,
 }
 
 

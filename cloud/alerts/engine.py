@@ -120,6 +120,8 @@ class AlertEngine:
                     self.clear(conn, now, e.site, atype, source, f"{e.kind} reported")
             elif e.kind == "rectification":
                 self.rectified_by_box(conn, now, e)
+            elif e.kind == "stock_expiry":
+                self._stock_expiry(conn, now, e)
             elif e.kind == "disinfection_cycle" and not d["proven"]:
                 self.raise_(
                     conn, now, site=e.site, device=e.device, type="disinfection_incomplete",
@@ -128,6 +130,19 @@ class AlertEngine:
                 )  # fmt: skip
         for st in statuses:
             self.on_status(conn, now, st)
+
+    def _stock_expiry(self, conn: Conn, now: float, e: Envelope) -> None:
+        """A lot near its use-by date, past it (which ends its near-expiry alert), or gone."""
+        d = e.data
+        if d["state"] in ("expired", "cleared"):
+            self.clear(conn, now, e.site, "stock_near_expiry", d["lot"], f"lot {d['state']}")
+        if d["state"] == "cleared":
+            self.clear(conn, now, e.site, "stock_expired", d["lot"], "lot used up or removed")
+            return
+        atype = "stock_expired" if d["state"] == "expired" else "stock_near_expiry"
+        self.raise_(conn, now, site=e.site, device=e.device, type=atype, source=d["lot"],
+                    title=f"{d['product']} {d['batch']}: {d['left']} {d['unit']} left, use by "
+                    f"{d['expires']}")  # fmt: skip
 
     def on_status(self, conn: Conn, now: float, st: Status) -> None:
         if st.state == "offline" and st.reason == "will":

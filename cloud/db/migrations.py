@@ -174,6 +174,10 @@ CREATE INDEX purchases_batch ON purchases(batch, stall);
 CREATE INDEX purchases_site ON purchases(site, received)
 """
 
+STOCK = """
+ALTER TABLE purchases ADD COLUMN used REAL NOT NULL DEFAULT 0
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
@@ -187,6 +191,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (10, "the console's lists newest first, by district and by site", CONSOLE_INDEXES),
     (11, "patrols: inspectors and their firms, tasks, checklist results, hazards", PATROLS),
     (12, "the kitchens' purchase ledgers, linked to the stalls' tickets", PURCHASES),
+    (13, "what each kitchen has taken out of each purchase", STOCK),
 ]
 
 _PG_TYPES = [

@@ -38,6 +38,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from edge.display import ledger
 from edge.display.records import Records
 from edge.stall.http import routes as stall_routes
 from edge.store.outbox import OutboxError
@@ -109,6 +110,7 @@ def make_app(agent: Agent) -> Starlette:
             "morning_checks": records.today("morning_check"),
             "disinfections": records.today("disinfection"),
             "sensors": agent.sensors.view(records.day_start()) if agent.sensors else [],
+            "stock": ledger.lots(agent),
         }
 
     async def hall_api(_: Request) -> Response:
@@ -263,6 +265,7 @@ def make_app(agent: Agent) -> Starlette:
             Route("/hall/cam/{name}.jpg", camera_jpeg),
             Route("/api/morning-check", morning, methods=["POST"]),
             Route("/api/disinfection", disinfection, methods=["POST"]),
+            *ledger.routes(agent),
             Route("/stall", stall_page),
             Route("/api/stall/stream", stall_stream),
             Route("/api/qr.svg", qr_svg),

@@ -16,26 +16,39 @@ from edge.config import EdgeConfig
 from shared.clikit import json_option, load_config, print_rows
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+CATEGORIES = ["vegetable", "fruit", "meat", "aquatic", "egg", "dairy", "grain", "oil",
+              "condiment", "frozen", "other"]  # fmt: skip
+category_option = click.option(
+    "--category", default="other", show_default=True, type=click.Choice(CATEGORIES),
+    help="Product class: when it is near expiry follows it.",
+)  # fmt: skip
+
+
+def _stock(config_path: Path) -> Any:
+    from edge.ledger.stock import Stock
+    from edge.store.outbox import Outbox
+
+    cfg = load_config(config_path, EdgeConfig)
+    tz = cfg.kitchen.timezone_offset_h if cfg.kitchen else 8
+    ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
+    return Stock(ob, cfg.ledger.near_expiry_days, tz)
 
 
 def _queue(config_path: Path, data: dict[str, Any]) -> str:
-    from edge.store.outbox import Outbox, OutboxError
-    from shared.kinds import Purchase
+    """Record a purchase and its lot in stock; the event's id."""
+    from edge.store.outbox import OutboxError
 
-    cfg = load_config(config_path, EdgeConfig)
+    stock = _stock(config_path)
     try:
-        entry = Purchase.model_validate(data)
+        return str(stock.record(data))
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
         raise click.ClickException(f"{where}: {err['msg']}") from None
-    ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
-    try:
-        return ob.enqueue("purchase", entry).id
     except OutboxError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
-        ob.close()
+        stock.outbox.close()
 
 
 def register(main: click.Group, config_option: Decorator) -> None:
@@ -56,6 +69,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
                   type=click.Choice(["kg", "piece", "box", "bag", "bottle", "litre"]))  # fmt: skip
     @click.option("--produced", default=None, help="YYYY-MM-DD.")
     @click.option("--expires", default=None, help="Use by, YYYY-MM-DD.")
+    @category_option
     @click.option("--by", required=True, help="Who took the delivery in.")
     @config_option
     def ledger_add(config_path: Path, **fields: Any) -> None:
@@ -69,8 +83,11 @@ def register(main: click.Group, config_option: Decorator) -> None:
     @click.argument("code")
     @click.option("--by", required=True, help="Who took the delivery in.")
     @click.option("--expires", default=None, help="Use by, YYYY-MM-DD (a ticket has none).")
+    @category_option
     @config_option
-    def ledger_scan(code: str, by: str, expires: str | None, config_path: Path) -> None:
+    def ledger_scan(
+        code: str, by: str, expires: str | None, category: str, config_path: Path
+    ) -> None:
         """Record a delivery from a market stall's ticket: CODE is what the scanner typed (the
         ticket's link). The ticket is asked of this box's collector and must be genuine.
 
@@ -84,7 +101,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
             ticket = fetch_ticket(cfg.ledger.trace_url, ticket_id, sig)
         except ScanError as exc:
             raise click.ClickException(str(exc)) from None
-        data = entry_from(ticket, by, expires)
+        data = {**entry_from(ticket, by, expires), "category": category}
         event = _queue(config_path, data)
         click.echo(json.dumps({"event": event, **data}, ensure_ascii=False))
 
@@ -107,3 +124,47 @@ def register(main: click.Group, config_option: Decorator) -> None:
             ob.close()
         print_rows(rows, ["product", "batch", "quantity", "unit", "supplier", "expires"], as_json)
         sys.exit(0)
+
+    @main.group()
+    def stock() -> None:
+        """Storage (仓储): the lots in stock, first-expired first-out, and taking stock out.
+
+        Example: shian-edge stock list
+        """
+
+    @stock.command("list")
+    @config_option
+    @json_option
+    def stock_list(config_path: Path, as_json: bool) -> None:
+        """The lots in stock, first-expired first-out.
+
+        Example: shian-edge stock list --json
+        """
+        s = _stock(config_path)
+        try:
+            rows = s.lots()
+        finally:
+            s.outbox.close()
+        print_rows(rows, ["lot", "product", "batch", "left", "unit", "expires", "warned"], as_json)
+
+    @stock.command("out")
+    @click.argument("lot")
+    @click.option("--quantity", type=float, required=True)
+    @click.option("--reason", default="used", show_default=True,
+                  type=click.Choice(["used", "discarded", "returned"]))  # fmt: skip
+    @click.option("--by", required=True)
+    @config_option
+    def stock_out(lot: str, quantity: float, reason: str, by: str, config_path: Path) -> None:
+        """Take stock out of a lot (never below nothing).
+
+        Example: shian-edge stock out 01a2163b-7bee-7102-8423-f30d289971eb --quantity 2 --by 李四
+        """
+        from edge.store.outbox import OutboxError
+
+        s = _stock(config_path)
+        try:
+            click.echo(f"taken (event {s.take(lot, quantity, reason, by)})")
+        except OutboxError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            s.outbox.close()

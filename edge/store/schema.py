@@ -161,6 +161,20 @@ CREATE INDEX IF NOT EXISTS sensor_readings_at ON sensor_readings(sensor, at);
 """
         ),
     ),
+    Migration(
+        5,
+        "storage: each purchase a lot, what is left of it, its expiry warnings",
+        _statements(
+            """
+-- edge.ledger.stock: the lots in stock, first-expired first-out
+CREATE TABLE IF NOT EXISTS stock (
+    lot TEXT PRIMARY KEY, product TEXT NOT NULL, batch TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL DEFAULT 'other', unit TEXT NOT NULL, quantity REAL NOT NULL,
+    left REAL NOT NULL, expires TEXT, received REAL NOT NULL, warned TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS stock_fefo ON stock(expires, received) WHERE left > 0;
+"""
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

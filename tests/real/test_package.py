@@ -57,6 +57,7 @@ def test_the_wheel_carries_what_the_code_reads_and_no_tests(wheel: Path) -> None
         "shian_profiles/boxes/pi5.toml",
         "shian_profiles/cameras/hikvision.toml",
         "shian_profiles/printers/generic_58mm.toml",
+        "shian_profiles/sensors/xy_md02.toml",
         "shian_units/shian-edge.service",
         "shian_units/shian-cloud.service",
         "shian_units/mosquitto/shian.conf",
@@ -106,6 +107,8 @@ def test_the_installers_commands_on_a_box(
     site.mkdir()
     r = edge.run("shian-edge", "scale", "profiles", cwd=site)
     assert "ad_st_gs" in r.stdout and "mettler_8217" in r.stdout
+    r = edge.run("shian-edge", "sensors", "profiles", cwd=site)  # pymodbus comes with a box
+    assert "xy_md02" in r.stdout and "temperature@1" in r.stdout
     models = tmp_path / "var" / "models"
     r = edge.run("shian-edge", "models", "install", "--models-dir", str(models), cwd=site)
     assert "ssd_oidv4" in r.stdout and "sha256 verified" in r.stdout
