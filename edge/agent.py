@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from edge import __version__, systemd
 from edge.config import EdgeConfig
+from edge.ledger.scan import entry_from, fetch_ticket, parse_code
+from edge.ledger.scanner import Scanner
 from edge.ledger.stock import Stock
 from edge.live.streams import LiveStreams
 from edge.notices import Notices
@@ -89,6 +91,10 @@ class Agent:
         if cfg.stall is None:  # a kitchen keeps a ledger and its stock
             tz = cfg.kitchen.timezone_offset_h if cfg.kitchen else 8
             self.stock = Stock(self.outbox, cfg.ledger.near_expiry_days, tz)
+        self.scanner: Scanner | None = None
+        if self.stock is not None and cfg.ledger.scanner_port:
+            self.scanner = Scanner(cfg.ledger.scanner_port, self._scanned,
+                                   cfg.ledger.scanner_baudrate)  # fmt: skip
         self.sensors: Sensors | None = None
         if cfg.sensors:
             self.sensors = Sensors(cfg.sensors, self.outbox, self.emit, clock)
@@ -172,6 +178,8 @@ class Agent:
             self.kitchen.start()
         if self.sensors is not None:
             self.sensors.start()
+        if self.scanner is not None:
+            self.scanner.start()
         if self.stock is not None:
             t = threading.Thread(target=self._stock_dates, name="shian-stock", daemon=True)
             t.start()
@@ -220,6 +228,17 @@ class Agent:
                 self.emit("test", {"note": f"sample event {n} from {self.cfg.device}", "n": n})
             except (OutboxError, sqlite3.Error) as exc:  # counted; the source goes on
                 log.warning("sample event %d refused: %s", n, exc)
+
+    def _scanned(self, code: str) -> str:
+        """A code from the door's serial scanner: the delivery recorded, or ValueError."""
+        assert self.stock is not None
+        ticket_id, sig = parse_code(code)
+        ticket = fetch_ticket(self.cfg.ledger.trace_url, ticket_id, sig)
+        try:
+            self.stock.record(entry_from(ticket, self.cfg.ledger.scanner_by))
+        except OutboxError as exc:
+            raise ValueError(str(exc)) from None
+        return f"{ticket.product} {ticket.batch} recorded"
 
     def _stock_dates(self) -> None:
         """The stock's use-by dates, checked at start and every ``check_every_s``."""
@@ -277,6 +296,8 @@ class Agent:
             self.kitchen.stop()
         if self.sensors is not None:
             self.sensors.stop()
+        if self.scanner is not None:
+            self.scanner.stop()
         self.sync.stop(timeout=20)  # a last session's goodbye, or the farewell: bounded
         for t in self._threads:
             t.join(2)

@@ -351,6 +351,15 @@ class LedgerSettings(StrictModel):
     check_every_s: float = Field(
         default=600, ge=5, description="How often the box checks its stock's dates."
     )
+    scanner_port: str = Field(
+        default="",
+        description="A serial barcode scanner at the door (/dev/serial/by-id/...): each code it "
+        "sends is a delivery recorded (a USB scanner in keyboard mode types into the screen).",
+    )
+    scanner_baudrate: int = Field(default=9600, description="The serial scanner's speed.")
+    scanner_by: str = Field(
+        default="scanner", max_length=32, description="Who deliveries scanned there are by."
+    )
 
 
 class EdgeConfig(StrictModel):

@@ -80,7 +80,7 @@ class Notices:
             raise OutboxError(f"notice {alert_id} is {state}: nothing to rectify now")
         snap: tuple[str, Path] | None = None
         if photo is not None:
-            snap = self._keep_photo(photo, evidence_dir or Path("."))
+            snap = self.keep_photo(photo, evidence_dir or Path("."))
         snapshots = SnapshotQueue(self.outbox)
 
         def also(conn: Any, _queued: Any) -> None:
@@ -95,8 +95,9 @@ class Notices:
         return queued[0].id
 
     @staticmethod
-    def _keep_photo(photo: Path, folder: Path) -> tuple[str, Path]:
-        """The photo as a JPEG in the evidence folder, named by a new snapshot id."""
+    def keep_photo(photo: Path, folder: Path) -> tuple[str, Path]:
+        """The photo as a JPEG in the evidence folder, named by a new snapshot id (a
+        rectification's, a delivery's licence or test report)."""
         data = photo.read_bytes()
         snap_id = str(uuid7())
         folder.mkdir(parents=True, exist_ok=True)

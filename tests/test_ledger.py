@@ -94,3 +94,16 @@ def test_a_batch_is_traced_and_recalled_across_kitchens(city: Store) -> None:
                   if t_.startswith("shian/v1/dev/k1/cmd/notice/"))  # fmt: skip
     assert "HX-03" in notice["title"] and "stop using batch HX-03" in notice["history"][-1]["note"]
     city.close()
+
+
+@given(st.binary(max_size=700))
+def test_any_line_from_a_serial_scanner_is_recorded_or_refused_with_a_reason(line: bytes) -> None:
+    from edge.ledger.scanner import Scanner
+
+    def record(code: str) -> str:
+        ticket, _sig = parse_code(code)  # as the agent does, before it asks the collector
+        return f"{ticket} recorded"
+
+    s = Scanner("", record)
+    s.handle(line)
+    assert s.last["message"] and isinstance(s.last["ok"], bool)

@@ -112,3 +112,19 @@ def test_the_collector_counts_what_is_left_and_alerts_on_dates(
     assert {a["type"]: a["state"] for a in cloud.alerts.list()}["stock_expired"] == "closed"
     assert json.loads(json.dumps(trace(cloud.db, "B1")))[0]["left_over"] == 0
     cloud.close()
+
+
+def test_a_delivery_carries_its_licence_and_test_report_as_snapshots(
+    stock: Stock, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    licence, report = tmp_path / "licence.jpg", tmp_path / "report.png"
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(licence, "JPEG")
+    Image.new("RGB", (64, 48), (10, 10, 200)).save(report, "PNG")  # made a JPEG on the box
+    stock.record(delivery("大米", "2027-05-01", "grain"),
+                 {"licence_photo": licence, "report_photo": report}, tmp_path / "ev")  # fmt: skip
+    data = sent(stock, "purchase")[0]
+    queued = dict(stock.outbox.read("SELECT id, path FROM snapshots"))
+    assert set(queued) == {data["licence_photo"], data["report_photo"]}
+    assert all(Path(p).read_bytes().startswith(b"\xff\xd8\xff") for p in queued.values())

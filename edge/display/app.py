@@ -111,6 +111,7 @@ def make_app(agent: Agent) -> Starlette:
             "disinfections": records.today("disinfection"),
             "sensors": agent.sensors.view(records.day_start()) if agent.sensors else [],
             "stock": ledger.lots(agent),
+            "scanned": agent.scanner.last if agent.scanner else {},
         }
 
     async def hall_api(_: Request) -> Response:

@@ -18,6 +18,13 @@ from shared.clikit import json_option, load_config, print_rows
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 CATEGORIES = ["vegetable", "fruit", "meat", "aquatic", "egg", "dairy", "grain", "oil",
               "condiment", "frozen", "other"]  # fmt: skip
+
+
+def photo_option(flag: str, help_: str) -> Decorator:
+    return click.option(flag, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=None, help=help_ + " JPEG or any image OpenCV reads.")  # fmt: skip
+
+
 category_option = click.option(
     "--category", default="other", show_default=True, type=click.Choice(CATEGORIES),
     help="Product class: when it is near expiry follows it.",
@@ -34,13 +41,15 @@ def _stock(config_path: Path) -> Any:
     return Stock(ob, cfg.ledger.near_expiry_days, tz)
 
 
-def _queue(config_path: Path, data: dict[str, Any]) -> str:
-    """Record a purchase and its lot in stock; the event's id."""
+def _queue(config_path: Path, data: dict[str, Any], photos: dict[str, Path] | None = None) -> str:
+    """Record a purchase (with its photos) and its lot in stock; the event's id."""
     from edge.store.outbox import OutboxError
 
     stock = _stock(config_path)
+    cfg = load_config(config_path, EdgeConfig)
+    evidence = cfg.kitchen.evidence_dir if cfg.kitchen and cfg.kitchen.evidence_dir else None
     try:
-        return str(stock.record(data))
+        return str(stock.record(data, photos, evidence or cfg.data_dir / "evidence"))
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -71,13 +80,19 @@ def register(main: click.Group, config_option: Decorator) -> None:
     @click.option("--expires", default=None, help="Use by, YYYY-MM-DD.")
     @category_option
     @click.option("--by", required=True, help="Who took the delivery in.")
+    @photo_option("--licence-photo", "The supplier's licence, photographed.")
+    @photo_option("--report-photo", "The batch's test report, photographed.")
     @config_option
-    def ledger_add(config_path: Path, **fields: Any) -> None:
-        """Record a delivery typed in.
+    def ledger_add(config_path: Path, licence_photo: Path | None, report_photo: Path | None,
+                   **fields: Any) -> None:  # fmt: skip
+        """Record a delivery typed in, with photos of the supplier's licence and the batch's
+        test report (sent with it as snapshots).
 
         Example: shian-edge ledger add --supplier 咸宁粮油 --product 大米 --quantity 50 --by 李四
         """
-        click.echo(f"recorded (event {_queue(config_path, fields)})")
+        photos = {k: v for k, v in (("licence_photo", licence_photo),
+                                    ("report_photo", report_photo)) if v is not None}  # fmt: skip
+        click.echo(f"recorded (event {_queue(config_path, fields, photos)})")
 
     @ledger.command("scan")
     @click.argument("code")

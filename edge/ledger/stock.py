@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+from edge.notices import Notices
 from edge.store.outbox import Outbox, OutboxError
+from edge.store.snapshots import SnapshotQueue
 from shared.kinds import Purchase, StockExpiry, StockOut
 
 NEAR_DAYS: dict[str, int] = {
@@ -33,11 +36,18 @@ class Stock:
         self.near_days = {**NEAR_DAYS, **(near_days or {})}
         self.tz = timezone(timedelta(hours=tz_offset_h))
 
-    def record(self, data: dict[str, Any]) -> str:
-        """Queue a purchase and put its lot in stock, in one transaction; the event's id."""
-        p = Purchase.model_validate(data)
+    def record(self, data: dict[str, Any], photos: dict[str, Path] | None = None,
+               evidence_dir: Path | None = None) -> str:  # fmt: skip
+        """Queue a purchase and put its lot in stock, in one transaction; the event's id.
+        ``photos``: ``licence_photo`` and ``report_photo`` files, sent as snapshots with it."""
+        kept = {field: Notices.keep_photo(path, evidence_dir or Path("evidence"))
+                for field, path in (photos or {}).items()}  # fmt: skip
+        p = Purchase.model_validate({**data, **{f: snap for f, (snap, _) in kept.items()}})
+        snapshots = SnapshotQueue(self.outbox)
 
         def lot(conn: sqlite3.Connection, queued: Any) -> None:
+            for snap_id, path in kept.values():
+                snapshots.add(conn, snap_id, path, path.stat().st_size)
             conn.execute(
                 f"INSERT INTO stock ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
                 (queued[0].id, p.product, p.batch, p.category, p.unit, p.quantity, p.quantity,

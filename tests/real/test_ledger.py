@@ -9,7 +9,10 @@ would (the stall's own box and printer are tested end to end in test_stall_e2e.p
 from __future__ import annotations
 
 import json
+import os
+import pty
 import time
+import tty
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -56,8 +59,8 @@ class Market:
         return f"https://elsewhere.example/t/{self.sold['ticket_id']}?s={self.sold['sig']}"
 
     def kitchen(self, box: str, site: str, **more: Any) -> tuple[Agent, Path]:
-        ecfg = edge_config(self.tmp, self.url, device=box, site=site,
-                           ledger={"trace_url": self.base}, **more)  # fmt: skip
+        ledger = {"trace_url": self.base, **more.pop("ledger", {})}
+        ecfg = edge_config(self.tmp, self.url, device=box, site=site, ledger=ledger, **more)
         written = ecfg.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
         conf = write_toml(self.tmp / f"{box}.toml", written)
         agent = Agent(ecfg)
@@ -199,3 +202,29 @@ def screen(market: Market) -> Iterator[tuple[Agent, int]]:
     wait_for(lambda: agent.web is not None, what="the screen")
     yield agent, port
     agent.stop()
+
+
+def test_a_serial_scanner_at_the_door_records_each_code(market: Market) -> None:
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = market.tmp / "ttyScanner"
+    link.symlink_to(os.ttyname(slave))
+    agent, _ = market.kitchen("kitchen-1", "canteen-001",
+                              ledger={"scanner_port": str(link), "scanner_by": "门卫"})  # fmt: skip
+    try:
+        assert agent.scanner is not None and agent.stock is not None
+        wait_for(lambda: agent.scanner.connected, what="the scanner's port open")  # type: ignore[union-attr]
+        os.write(master, b"\x00\xfe\xff garbage\r\n")  # noise on the line: refused, said why
+        wait_for(lambda: agent.scanner.last.get("ok") is False, what="the refusal")  # type: ignore[union-attr]
+        forged = market.code.replace(market.sold["sig"], "b" * 16)
+        os.write(master, forged.encode() + b"\r")
+        wait_for(lambda: "not_genuine" in agent.scanner.last.get("message", ""),  # type: ignore[union-attr]
+                 what="the forged ticket refused")  # fmt: skip
+        os.write(master, market.code.encode() + b"\r")  # the ticket, as the scanner sends it
+        lots = wait_for(lambda: agent.stock.lots(), what="the delivery in stock")  # type: ignore[union-attr]
+        assert lots[0]["product"] == "白菜" and lots[0]["left"] == 12.5
+        assert agent.scanner.last["ok"] and "recorded" in agent.scanner.last["message"]
+    finally:
+        agent.stop()
+        os.close(master)
+        os.close(slave)
