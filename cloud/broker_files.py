@@ -77,6 +77,9 @@ def acl_text(collector: str, devices: Iterable[Identity], supervisors: Iterable[
         )
     for s in sorted(supervisors, key=lambda i: i.name):
         name, district = check_name(s.name, "supervisor"), check_name(s.district, "district")
+        if s.role == "inspector":  # their login is for /patrol: no alerts, no commands
+            out.append(f"\n# inspector (patrols only)\nuser {name}\n")
+            continue
         out.append(
             f"\n# supervisor of {district}\nuser {name}\n"
             f"topic read shian/v1/alerts/{district}/+\n"

@@ -173,7 +173,8 @@ class Registry:
     def add_supervisor(
         self, name: str, district: str, role: str = "supervisor", firm: str = ""
     ) -> str:
-        password = self._put([Identity(name=name, kind="supervisor", district=district)])[name]
+        who = Identity(name=name, kind="supervisor", district=district, role=role)
+        password = self._put([who])[name]
         self.store.sites.add_supervisor(name, district, role, firm)
         self.sync_files()
         return password

@@ -99,9 +99,13 @@ def recall(store: Any, batch: str, stall: str, reason: str, actor: str, now: flo
             title = f"召回 Recall: {r['product']} batch {batch} from {stall}: {reason}"[:200]
             a = engine.raise_(conn, now, site=site, type="recall", source=f"{stall}.{batch}",
                               title=title, severity="critical", quiet=True)  # fmt: skip
-            engine.act(conn, now, a["id"], "request_rectification", actor,
-                       f"stop using batch {batch}, keep it apart, report what is left: {reason}",
-                       RECALL_DUE_S)  # fmt: skip
+            state = conn.execute("SELECT state FROM alerts WHERE id = ?", (a["id"],)).fetchone()
+            if state is not None and state[0] in ("open", "acknowledged"):  # not yet asked
+                engine.act(conn, now, a["id"], "request_rectification", actor,
+                           f"stop using batch {batch}, keep it apart, report what is left: "
+                           f"{reason}", RECALL_DUE_S)  # fmt: skip
+            else:  # recalled before: the kitchen already has its notice
+                engine.publish(conn, a["id"], now)
             made.append(a["id"])
         return made
 

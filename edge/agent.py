@@ -246,8 +246,8 @@ class Agent:
         while True:
             try:
                 self.stock.check(self.clock())
-            except (OutboxError, sqlite3.Error) as exc:
-                log.warning("stock dates not checked: %s", exc)
+            except Exception:  # never the end of the checks: said, and tried again later
+                log.exception("stock dates not checked")
             if self._stop.wait(self.cfg.ledger.check_every_s):
                 return
 

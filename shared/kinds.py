@@ -8,9 +8,9 @@ example in ``docs/protocol.md``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CAMERA_NAME = r"^[A-Za-z0-9_.-]{1,32}$"
 """As the edge config allows (they reach titles, pages and bot messages)."""
@@ -225,7 +225,19 @@ class LiveState(KindData):
     sent_bytes: int = Field(default=0, ge=0, description="Bytes sent, when stopped.")
 
 
-DATE = r"^\d{4}-\d\d-\d\d$"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _real_date(value: str) -> str:
+    """A calendar date in ASCII digits (2026-02-30 and full-width digits are refused: the box
+    computes with it)."""
+    from datetime import date
+
+    date.fromisoformat(value)  # ValueError: pydantic's validation error
+    return value
+
+
+CalendarDate = Annotated[str, Field(pattern=DATE), AfterValidator(_real_date)]
 Category = Literal[
     "vegetable", "fruit", "meat", "aquatic", "egg", "dairy", "grain", "oil", "condiment",
     "frozen", "other",
@@ -243,8 +255,8 @@ class Purchase(KindData):
     batch: str = Field(default="", max_length=32, description="The batch (lot) number.")
     quantity: float = Field(gt=0, le=1_000_000, description="How much, in unit.")
     unit: Literal["kg", "piece", "box", "bag", "bottle", "litre"] = Field(description="Unit.")
-    produced: str | None = Field(default=None, pattern=DATE, description="Produced on.")
-    expires: str | None = Field(default=None, pattern=DATE, description="Use by.")
+    produced: CalendarDate | None = Field(default=None, description="Produced on.")
+    expires: CalendarDate | None = Field(default=None, description="Use by.")
     ticket: str | None = Field(
         default=None, pattern=r"^[a-z2-7]{26}$", description="A stall's ticket it came with."
     )
@@ -285,7 +297,7 @@ class StockExpiry(KindData):
     lot: str = Field(pattern=LOT, description="The lot: its purchase event's id.")
     product: str = Field(min_length=1, max_length=32, description="What.")
     batch: str = Field(default="", max_length=32, description="Its batch.")
-    expires: str = Field(pattern=DATE, description="Its use-by date.")
+    expires: CalendarDate = Field(description="Its use-by date.")
     left: float = Field(ge=0, le=1_000_000, description="What is left of it.")
     unit: str = Field(max_length=8, description="The lot's unit.")
     state: Literal["near", "expired", "cleared"] = Field(description="What happened.")

@@ -107,3 +107,18 @@ def test_any_line_from_a_serial_scanner_is_recorded_or_refused_with_a_reason(lin
     s = Scanner("", record)
     s.handle(line)
     assert s.last["message"] and isinstance(s.last["ok"], bool)
+
+
+def test_a_recall_can_be_run_again_when_a_kitchen_is_found_later(city: Store) -> None:
+    t = signed_ticket(new_key(), market="m1", stall="stall-7", batch="HX-04")
+    feed(city, [ev("ticket", t, 1, "stall-7", "m1")], device="stall-7")
+    bought = {"supplier": "m1", "product": "白菜", "quantity": 5, "unit": "kg",
+              "ticket": t["ticket_id"], "ticket_sig": t["sig"], "by": "李四"}  # fmt: skip
+    feed(city, [ev("purchase", bought, 1, "k1", "s1")], device="k1")
+    first = recall(city, "HX-04", "stall-7", "农残超标", "operator", T0)
+    feed(city, [ev("purchase", bought, 1, "k2", "s2")], device="k2")  # its ledger came late
+    again = recall(city, "HX-04", "stall-7", "农残超标", "operator", T0 + 60)
+    assert first[0] in again and len(again) == 2
+    states = {city.alerts.get(i)["state"] for i in again}  # type: ignore[index]
+    assert states == {"rectification_requested"}
+    city.close()

@@ -201,3 +201,16 @@ def test_any_item_form_is_recorded_or_refused_with_a_reason(
         patrols.record(ZHAO, task, item, result, note, photos, T0, due_h)
     except PatrolError as exc:
         assert str(exc)
+
+
+def test_an_inspectors_broker_login_reads_no_alerts() -> None:
+    from cloud.broker_files import acl_text
+    from cloud.registry import Identity
+
+    acl = acl_text("c", [], [Identity(name="zhao", kind="supervisor", district="xianan",
+                                      role="inspector"),
+                             Identity(name="wang", kind="supervisor", district="xianan",
+                                      role="supervisor")])  # fmt: skip
+    zhao = acl.split("user zhao\n")[1].split("\n\n")[0]
+    assert "topic" not in zhao  # a login for /patrol only
+    assert "topic read shian/v1/alerts/xianan/+" in acl.split("user wang\n")[1]

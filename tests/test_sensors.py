@@ -73,7 +73,8 @@ def test_a_disinfection_run_is_proven_by_its_curve() -> None:
     c = Cycle(min_c=120, hold_s=600)
     assert c.feed(25, T0) is None and c.feed(118, T0 + 300) is None
     assert c.feed(121, T0 + 360) is None and c.feed(126, T0 + 700) is None
-    run = c.feed(90, T0 + 1000)
+    assert c.feed(122, T0 + 1000) is None
+    run = c.feed(90, T0 + 1010)  # from the first hot reading to the last one seen
     assert run is not None and run["proven"] and run["held_s"] == 640 and run["peak_c"] == 126
     assert c.feed(122, T0 + 2000) is None
     short = c.feed(80, T0 + 2300)
@@ -138,7 +139,6 @@ def test_the_collector_raises_and_closes_alerts_from_the_sensors_events(tmp_path
 
 def test_the_console_site_page_plots_a_sensors_day(tmp_path: Path) -> None:
     import re
-    import time
 
     from cloud.console import readings
     from cloud.store import Store
@@ -148,11 +148,16 @@ def test_the_console_site_page_plots_a_sensors_day(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db", tmp_path / "snaps")
     store.sites.set("s1", "xianan")
     register(store, "k1", "s1", district="xianan")
-    now = time.time()
+    from datetime import datetime, timedelta, timezone
+
+    from edge.sensors.rules import iso
+
+    china = timezone(timedelta(hours=8))  # noon today, far from the day's edges
+    now = datetime.now(china).replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
     minutes = [
-        {"sensor": "fridge-1", "kind": "fridge", "minute": "2026-11-30T02:14:00Z",
+        {"sensor": "fridge-1", "kind": "fridge", "minute": iso(now - 120 + i * 60),
          "values": {"temperature": {"min": t, "max": t, "mean": t, "n": 6}}}
-        for t in (3.9, 4.4, 5.0)
+        for i, t in enumerate((3.9, 4.4, 5.0))
     ]  # fmt: skip
     for i, m in enumerate(minutes):
         feed(store, [ev("sensor_minute", m, i + 1)], now - 120 + i * 60)

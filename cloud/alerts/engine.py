@@ -99,6 +99,8 @@ class AlertEngine:
             elif e.kind in SYSTEM:
                 atype, key, up = SYSTEM[e.kind]
                 source = d[key] if key else e.device
+                if key == "sensor":  # sensor names are each box's own: two boxes may both
+                    source = f"{e.device}/{source}"  # have a fridge-1
                 if up is None:  # state carried in the data
                     up = d.get("state") in ("lost", "raised")
                 if up:
@@ -369,6 +371,10 @@ class AlertEngine:
             if not rows or rows[0]["site"] != e.site:
                 raise ValueError(f"no alert {d['alert']} for site {e.site}")
             note = d.get("note", "")
+            owner = conn.execute("SELECT device FROM snapshots WHERE id = ?",
+                                 (d.get("photo") or "",)).fetchone()  # fmt: skip
+            if owner is not None and owner[0] != e.device:  # someone else's picture: not its
+                d = {**d, "photo": None}
             if d.get("photo"):
                 note += f" (photo: {self.web_base}/snap/{d['photo']}.jpg)"
             photos = [d["photo"]] if d.get("photo") else None

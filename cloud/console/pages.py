@@ -79,11 +79,12 @@ def photos(ids: list[str]) -> str:
     return "".join(f"<img alt='photo' src='/snap/{html.escape(p)}.jpg'>" for p in ids)
 
 
-def photo_input(field: str = "photos") -> str:
+def photo_input(field: str = "photos", kept: list[str] | None = None) -> str:
     """A camera/file input whose pictures ``photos.js`` resizes, uploads and lists, by id, in
-    the hidden ``field`` the form sends."""
+    the hidden ``field`` the form sends (after ``kept``: the photos it already has)."""
+    value = html.escape(",".join(kept or []))
     return (
-        f"<input type='hidden' name='{field}' value=''>"
+        f"<input type='hidden' name='{field}' value='{value}'>"
         f"<p><label>{two('照片', 'Photos')} <input type='file' accept='image/*' capture="
         f"'environment' multiple data-photos='{field}' data-max='{MAX_PER_FORM}'></label></p>"
         "<div class='thumbs'></div>"

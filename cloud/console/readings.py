@@ -17,18 +17,23 @@ def readings(db: Db, site: str, now: float) -> list[dict[str, Any]]:
     """Per sensor: its kind, its last minute, today's (time, mean temperature) points."""
     midnight = datetime.fromtimestamp(now, CHINA).replace(hour=0, minute=0, second=0)
     start = midnight.timestamp()
-    rows = db.query(
-        "SELECT data, received FROM events WHERE site = ? AND kind = 'sensor_minute'"
-        " AND received >= ? ORDER BY received LIMIT 20000",
+    rows = db.query(  # the newest first: a site with many sensors loses its morning, not now
+        "SELECT data FROM events WHERE site = ? AND kind = 'sensor_minute'"
+        " AND received >= ? ORDER BY received DESC LIMIT 20000",
         (site, start),
     )
-    out: dict[str, dict[str, Any]] = {}
+    minutes = []
     for r in rows:
         d = json.loads(r["data"])
+        at = datetime.fromisoformat(d["minute"].replace("Z", "+00:00")).timestamp()
+        if at >= start:  # by the minute measured, not when it arrived (a backlog)
+            minutes.append((at, d))
+    out: dict[str, dict[str, Any]] = {}
+    for at, d in sorted(minutes, key=lambda m: m[0]):
         s = out.setdefault(d["sensor"], {"sensor": d["sensor"], "kind": d["kind"], "points": []})
-        s["last"], s["at"] = d["values"], r["received"]
+        s["last"], s["at"] = d["values"], at
         if "temperature" in d["values"]:
-            s["points"].append((r["received"], float(d["values"]["temperature"]["mean"])))
+            s["points"].append((at, float(d["values"]["temperature"]["mean"])))
     for s in out.values():
         s["day_start"] = start
     return sorted(out.values(), key=lambda s: s["sensor"])

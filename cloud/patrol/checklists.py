@@ -28,7 +28,7 @@ class Item(BaseModel):
         description="The hazard's severity when the item fails."
     )
     due_h: float = Field(
-        gt=0, le=720, description="The business's default time to rectify, in hours."
+        ge=1, le=720, description="The business's default time to rectify, in hours."
     )
 
     @field_validator("id")

@@ -85,7 +85,7 @@ def visit(who: Session, t: dict[str, Any], now: float, message: str = "") -> str
             f" action='/console/patrol/{e(t['id'])}/items/{e(item.id)}'>{csrf(who)}"
             f"<p><b>{e(item.zh)}</b><br><span class='en'>{e(item.en)}</span></p><p>{radios}</p>"
             f"<textarea name='note' rows='2' maxlength='1000' placeholder='说明 note'>"
-            f"{e(r.get('note', ''))}</textarea>{photo_input()}"
+            f"{e(r.get('note', ''))}</textarea>{photo_input(kept=r.get('photos', []))}"
             f"<div class='thumbs saved'>{photos(r.get('photos', []))}</div>"
             f"<p><label>{two('整改期限（小时）', 'Deadline if failed (hours)')} <input name='due_h'"
             f" type='number' min='1' max='720' value='{int(r.get('due_h') or item.due_h)}'>"

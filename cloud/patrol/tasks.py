@@ -184,6 +184,13 @@ class Patrols:
             ids = self.photos_of(conn, who, photos)
             if result == "fail" and not note and not ids:
                 raise PatrolError("say what is wrong: a note or a photo")
+            opened = conn.execute(
+                "UPDATE patrol_tasks SET state = 'in_progress', started = coalesce(started, ?)"
+                " WHERE id = ? AND state != 'done'",
+                (now, t["id"]),
+            ).rowcount
+            if opened != 1:  # signed meanwhile, by a colleague: the report stands
+                raise PatrolError("this patrol is finished: its report is signed")
             conn.execute(
                 "INSERT INTO patrol_items (task, item, result, note, photos, due_h, at, by)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task, item) DO UPDATE SET"
@@ -191,30 +198,37 @@ class Patrols:
                 " due_h = excluded.due_h, at = excluded.at, by = excluded.by",
                 (t["id"], item.id, result, note, json.dumps(ids), due_h, now, who.name),
             )
-            conn.execute(
-                "UPDATE patrol_tasks SET state = 'in_progress', started = coalesce(started, ?)"
-                " WHERE id = ?",
-                (now, t["id"]),
-            )
 
     def finish(self, who: Session, task_id: str, now: float) -> list[str]:
         """Sign the report: every item must be answered; each failed one becomes a hazard
         with its rectification requested. The hazards' ids."""
         t = self._open_task(who, task_id)
-        missing = [i["item"].id for i in t["items"] if i["result"] is None]
-        if missing:
-            raise PatrolError(f"{len(missing)} item(s) not yet checked: {', '.join(missing)}")
         engine = self.store.engine
         if engine is None:
             raise PatrolError("this collector runs no alert engine")
 
         def sign(conn: Conn) -> list[str]:
             conn.lock("alerts")
-            if fetch_state(conn, t["id"]) == "done":  # finished meanwhile, by a colleague
+            signed = conn.execute(  # first: a colleague's save or signature waits, or fails
+                "UPDATE patrol_tasks SET state = 'done', finished = ?, finished_by = ?"
+                " WHERE id = ? AND state != 'done'",
+                (now, who.name, t["id"]),
+            ).rowcount
+            if signed != 1:
                 raise PatrolError("this patrol is finished: its report is signed")
+            rows = conn.execute(  # the results as they stand now, in this transaction
+                "SELECT item, result, note, photos, due_h FROM patrol_items WHERE task = ?",
+                (t["id"],),
+            ).fetchall()
+            results = {r[0]: {"result": r[1], "note": r[2], "photos": json.loads(r[3]),
+                              "due_h": r[4]} for r in rows}  # fmt: skip
+            missing = [i["item"].id for i in t["items"] if i["item"].id not in results]
+            if missing:
+                raise PatrolError(f"{len(missing)} item(s) not yet checked: "
+                                  f"{', '.join(missing)}")  # fmt: skip
             made = []
             for i in t["items"]:
-                item, r = i["item"], i["result"]
+                item, r = i["item"], results[i["item"].id]
                 if r["result"] != "fail":
                     continue
                 a = engine.raise_(
@@ -229,11 +243,6 @@ class Patrols:
                 conn.execute("UPDATE patrol_items SET hazard = ? WHERE task = ? AND item = ?",
                              (a["id"], t["id"], item.id))  # fmt: skip
                 made.append(a["id"])
-            conn.execute(
-                "UPDATE patrol_tasks SET state = 'done', finished = ?, finished_by = ?"
-                " WHERE id = ?",
-                (now, who.name, t["id"]),
-            )
             return made
 
         hazards: list[str] = self.store.in_transaction(sign)
@@ -271,8 +280,3 @@ class Patrols:
                        due_h * 3600 if due_h else None, photos=ids)  # fmt: skip
 
         self.store.in_transaction(apply)
-
-
-def fetch_state(conn: Conn, task_id: str) -> str:
-    row = conn.execute("SELECT state FROM patrol_tasks WHERE id = ?", (task_id,)).fetchone()
-    return str(row[0]) if row else ""

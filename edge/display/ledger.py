@@ -36,7 +36,10 @@ def lots(agent: Agent) -> list[dict[str, Any]]:
     today = datetime.now(agent.stock.tz).date()
     out = []
     for lot in agent.stock.lots()[:50]:
-        days = (date.fromisoformat(lot["expires"]) - today).days if lot["expires"] else None
+        try:
+            days: int | None = (date.fromisoformat(lot["expires"] or "") - today).days
+        except ValueError:  # no date
+            days = None
         out.append({**lot, "days_left": days})
     return out
 

@@ -181,5 +181,8 @@ def register(main: click.Group, config_option: Decorator) -> None:
             click.echo(f"taken (event {s.take(lot, quantity, reason, by)})")
         except OutboxError as exc:
             raise click.ClickException(str(exc)) from None
+        except ValidationError as exc:  # a name too long for the record, say
+            err = exc.errors(include_url=False)[0]
+            raise click.ClickException(f"{err['loc'][0]}: {err['msg']}") from None
         finally:
             s.outbox.close()

@@ -7,6 +7,7 @@ the host the code names, so a printed code cannot make the box fetch anything el
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -56,8 +57,8 @@ def fetch_ticket(trace_url: str, ticket_id: str, sig: str, timeout_s: float = 5.
             body = r.read(MAX_ANSWER + 1)
     except urllib.error.HTTPError as exc:
         body = exc.read(MAX_ANSWER + 1)
-    except (OSError, ValueError) as exc:
-        raise ScanError(f"the collector could not be asked: {exc}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # a broken answer too
+        raise ScanError(f"the collector could not be asked: {exc!r}"[:300]) from None
     if len(body) > MAX_ANSWER:
         raise ScanError("the collector's answer is too long")
     try:

@@ -75,6 +75,9 @@ class Scanner:
             self._said(True, self.on_code(code))
         except (ValueError, UnicodeDecodeError) as exc:  # ScanError is a ValueError
             self._said(False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception as exc:  # the box's own trouble (a database error): said, not fatal
+            log.exception("scanned code not recorded")
+            self._said(False, f"not recorded: {type(exc).__name__}")
 
     def _said(self, ok: bool, message: str) -> None:
         self.last = {"at": time.time(), "ok": ok, "message": message[:200]}

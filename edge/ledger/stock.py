@@ -9,6 +9,7 @@ sends ``cleared``.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,8 @@ from edge.notices import Notices
 from edge.store.outbox import Outbox, OutboxError
 from edge.store.snapshots import SnapshotQueue
 from shared.kinds import Purchase, StockExpiry, StockOut
+
+log = logging.getLogger("shian.ledger")
 
 NEAR_DAYS: dict[str, int] = {
     "vegetable": 1, "fruit": 2, "meat": 1, "aquatic": 1, "egg": 3, "dairy": 2, "frozen": 7,
@@ -83,8 +86,10 @@ class Stock:
                            expires=expires, left=0, unit=unit, state="cleared"), None))  # fmt: skip
 
         def update(conn: sqlite3.Connection, _queued: Any) -> None:
-            done = conn.execute("UPDATE stock SET left = ? WHERE lot = ? AND left = ?",
-                                (now_left, lot, left)).rowcount  # fmt: skip
+            done = conn.execute(
+                "UPDATE stock SET left = ? WHERE lot = ? AND left = ? AND warned = ?",
+                (now_left, lot, left, warned),
+            ).rowcount
             if done != 1:  # taken meanwhile by another screen: nothing is sent
                 raise OutboxError(f"lot {lot} changed meanwhile; try again")
 
@@ -96,9 +101,10 @@ class Stock:
         today = datetime.fromtimestamp(now, self.tz).date()
         sent = []
         for lot in self.lots():
-            if not lot["expires"]:
+            try:
+                expires = date.fromisoformat(lot["expires"] or "")
+            except ValueError:  # no date (or one a release before the check let in)
                 continue
-            expires = date.fromisoformat(lot["expires"])
             near = expires - timedelta(days=self.near_days.get(lot["category"], 3))
             state = "expired" if today > expires else "near" if today >= near else ""
             if not state or lot["warned"] == state or (lot["warned"] == "expired"):
@@ -108,9 +114,18 @@ class Stock:
                                 state=state)  # type: ignore[arg-type]  # fmt: skip
 
             def mark(conn: sqlite3.Connection, _q: Any, lot_id: str = lot["lot"],
-                     s: str = state) -> None:  # fmt: skip
-                conn.execute("UPDATE stock SET warned = ? WHERE lot = ?", (s, lot_id))
+                     s: str = state, was: str = lot["warned"]) -> None:  # fmt: skip
+                done = conn.execute(
+                    "UPDATE stock SET warned = ? WHERE lot = ? AND warned = ? AND left > 0",
+                    (s, lot_id, was),
+                ).rowcount
+                if done != 1:  # used up or warned meanwhile: this warning is not sent
+                    raise OutboxError(f"lot {lot_id} changed meanwhile")
 
-            self.outbox.enqueue_many([("stock_expiry", event, None)], also=mark)
+            try:
+                self.outbox.enqueue_many([("stock_expiry", event, None)], also=mark)
+            except OutboxError as exc:
+                log.info("stock: %s", exc)
+                continue
             sent.append(state)
         return sent

@@ -80,18 +80,20 @@ class Cycle:
     min_c: float
     hold_s: float
     began: float | None = None
+    last_hot: float = 0.0
     peak: float = -math.inf
 
     def feed(self, value: float, now: float) -> dict[str, Any] | None:
-        """A finished run (when the temperature falls back below ``min_c``), else None."""
+        """A finished run (when the temperature falls back below ``min_c``), else None. Its
+        time is from the first hot reading to the last: what was seen, not guessed."""
         if value >= self.min_c:
             if self.began is None:
                 self.began, self.peak = now, value
-            self.peak = max(self.peak, value)
+            self.peak, self.last_hot = max(self.peak, value), now
             return None
         if self.began is None:
             return None
-        held = now - self.began
+        held = min(self.last_hot - self.began, 86400.0)
         run = {"began": iso(self.began), "held_s": round(held, 1), "peak_c": self.peak,
                "min_c": self.min_c, "hold_s": self.hold_s,
                "proven": held >= self.hold_s}  # fmt: skip

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge.sensors.config import SensorSettings
@@ -60,6 +60,7 @@ class Sensors:
             if s.kind == "disinfection_cabinet":
                 sensor.cycle = Cycle(s.cycle_min_c, s.cycle_hold_s)
             self.sensors.append(sensor)
+        self._load_states()
         self.pruned = 0.0
         self.alive_at = time.monotonic()
         self._stop = threading.Event()
@@ -102,19 +103,55 @@ class Sensors:
             self._prune(now)
         return max(0.05, min(s.due for s in self.sensors) - now) if self.sensors else 60.0
 
+    def _load_states(self) -> None:
+        """An excursion raised or a sensor lost before a restart: still so, until a reading
+        says otherwise (then cleared or back is sent, and the collector's alert closes)."""
+        rows = {r[0]: r[1:] for r in self.outbox.read("SELECT * FROM sensor_state")}
+        for sensor in self.sensors:
+            raised, since, lost = rows.get(sensor.s.name, (0, None, 0))
+            sensor.silence.lost = bool(lost)
+            if sensor.excursion is not None and raised:
+                sensor.excursion.raised, sensor.excursion.since = True, since
+
+    def _save_state(self, sensor: Sensor) -> None:
+        ex = sensor.excursion
+        with self.outbox.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sensor_state (sensor, raised, since, lost) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (sensor) DO UPDATE SET raised = excluded.raised,"
+                " since = excluded.since, lost = excluded.lost",
+                (sensor.s.name, int(bool(ex and ex.raised)), ex.since if ex else None,
+                 int(sensor.silence.lost)),
+            )  # fmt: skip
+
     def _read(self, sensor: Sensor, now: float) -> None:
+        """One reading and what it means. When an event cannot be queued (a full disk), the
+        rules are put back as they were, so the next reading says it again."""
+        kept = (replace(sensor.silence), sensor.excursion and replace(sensor.excursion),
+                sensor.cycle and replace(sensor.cycle), replace(sensor.minutes))  # fmt: skip
+        try:
+            self._judge(sensor, now)
+        except (OutboxError, sqlite3.Error):
+            sensor.silence, sensor.excursion, sensor.cycle, sensor.minutes = kept
+            raise
+
+    def _judge(self, sensor: Sensor, now: float) -> None:
         name = sensor.s.name
         try:
             values = sensor.bus.read(sensor.profile, sensor.s.device_id)
         except SensorError as exc:
             sensor.last_error = str(exc)
+            if sensor.cycle is not None:
+                sensor.cycle.began = None  # a run the probe did not watch proves nothing
             if sensor.silence.failed(now):
                 log.warning("sensor %s lost: %s", name, exc)
                 self.emit("sensor_fault", {"sensor": name, "state": "lost", "reason": str(exc)})
+                self._save_state(sensor)
             return
         if sensor.silence.ok(now):
             log.info("sensor %s reads again", name)
             self.emit("sensor_fault", {"sensor": name, "state": "back", "reason": ""})
+            self._save_state(sensor)
         sensor.latest = {"at": now, **values}
         with self.outbox.transaction() as conn:
             conn.execute(
@@ -150,6 +187,7 @@ class Sensors:
             data.update(worst=worst, since=iso(since) if since else None)
         log.warning("sensor %s: %s at %.1f °C", sensor.s.name, change, temp)
         self.emit("sensor_excursion", data)
+        self._save_state(sensor)
 
     def _prune(self, now: float) -> None:
         self.pruned = now

@@ -175,6 +175,18 @@ CREATE INDEX IF NOT EXISTS stock_fefo ON stock(expires, received) WHERE left > 0
 """
         ),
     ),
+    Migration(
+        6,
+        "sensors' alert states, kept across a restart",
+        _statements(
+            """
+-- edge.sensors.service: an excursion raised, a sensor lost (cleared or back after a restart)
+CREATE TABLE IF NOT EXISTS sensor_state (
+    sensor TEXT PRIMARY KEY, raised INTEGER NOT NULL DEFAULT 0, since REAL,
+    lost INTEGER NOT NULL DEFAULT 0);
+"""
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

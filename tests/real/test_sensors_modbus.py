@@ -164,3 +164,25 @@ def test_the_hall_screen_shows_the_fridge_and_its_day(
     kinds = [e["kind"] for e in Outbox(tmp_path / "kitchen-1" / "outbox.db", "kitchen-1",
                                        "canteen-001").recent(500)]  # fmt: skip
     assert "sensor_excursion" in kinds
+
+
+def test_an_alert_raised_before_a_restart_clears_after_it(
+    tmp_path: Path, fridge: VirtualSensor
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", "k1", "s1", OutboxSettings(), clock=lambda: T0)
+    events: list[tuple[str, dict[str, Any]]] = []
+    cfg = SensorSettings(name="fridge-1", kind="fridge", port=str(fridge.link),
+                         profile="xy_md02", hold_s=0, silent_s=1)  # fmt: skip
+    fridge.set(temperature=12.0)
+    first = Sensors([cfg], outbox, lambda k, d: events.append((k, d)), clock=lambda: T0)
+    first.poll(T0)
+    first.stop()  # the agent restarts (an update), the fridge still warm
+    assert [d["state"] for k, d in events if k == "sensor_excursion"] == ["raised"]
+    fridge.set(temperature=4.5)
+    again = Sensors([cfg], outbox, lambda k, d: events.append((k, d)), clock=lambda: T0)
+    try:
+        again.poll(T0 + 60)
+        assert [d["state"] for k, d in events if k == "sensor_excursion"] == ["raised", "cleared"]
+    finally:
+        again.stop()
+        outbox.close()
