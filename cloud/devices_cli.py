@@ -10,10 +10,8 @@ from typing import Any
 
 import click
 
-from shared.clikit import json_option
+from shared.clikit import Decorator, json_option
 from shared.secretfiles import write_secret
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def register(

@@ -10,9 +10,8 @@ from typing import Any
 
 import click
 
+from shared.clikit import Decorator
 from shared.units import ensure_user, install_units, render_unit, service_options
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def register(main: click.Group, config_option: Decorator, get_config: Callable[..., Any]) -> None:

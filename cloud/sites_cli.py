@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from cloud.sites import GRADES, KINDS
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+from shared.clikit import Decorator
 
 
 def page_url(cfg: Any, site: str) -> str:

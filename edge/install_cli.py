@@ -6,17 +6,13 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from shared.clikit import json_option, print_rows
+from shared.clikit import Decorator, json_option, print_rows
 from shared.redact import redact
 from shared.units import service_options
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def register(main: click.Group, config_option: Decorator) -> None:

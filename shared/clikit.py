@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from shared.config import ConfigError, load
 
 F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+"""A shared option (``config_option``) as the command modules' ``register`` takes it."""
 M = TypeVar("M", bound=BaseModel)
 
 

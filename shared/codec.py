@@ -196,7 +196,8 @@ def _version(obj: dict[str, Any]) -> None:
         raise CodecError("schema_version", f"v={v} is newer than supported {SCHEMA_VERSION}")
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
+    """A validation error in one line: where, what, and how many more."""
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"]) or "(root)"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
@@ -214,7 +215,7 @@ def decode_event(obj: Any, topic_device: str | None) -> Envelope:
     try:
         env = Envelope.model_validate(obj)
     except ValidationError as exc:
-        raise CodecError("schema", _first_error(exc)) from None
+        raise CodecError("schema", first_error(exc)) from None
     if topic_device is not None and env.device != topic_device:
         raise CodecError(
             "device_mismatch", f"event device {env.device!r} on topic of {topic_device!r}"
@@ -285,7 +286,7 @@ def decode_status(payload: bytes, topic_device: str | None) -> Status:
     try:
         st = Status.model_validate(obj)
     except ValidationError as exc:
-        raise CodecError("schema", _first_error(exc)) from None
+        raise CodecError("schema", first_error(exc)) from None
     if topic_device is not None and st.device != topic_device:
         raise CodecError(
             "device_mismatch", f"status device {st.device!r} on topic of {topic_device!r}"

@@ -14,9 +14,8 @@ from typing import Any
 
 import click
 
-from shared.clikit import json_option, print_rows, run_for
+from shared.clikit import Decorator, json_option, print_rows, run_for
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 ConfigFn = Callable[[Path | None], Any]
 StoreFn = Callable[..., Any]
 

@@ -12,10 +12,9 @@ from typing import Any, cast
 
 import click
 
-from shared.clikit import json_option, print_rows
+from shared.clikit import Decorator, json_option, print_rows
 from shared.updates import Kind, SoftwareUpdate
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 WHEEL = re.compile(r"^shian-([0-9][0-9A-Za-z.+]*)-py3-none-any\.whl$")
 
 

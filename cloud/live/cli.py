@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+from shared.clikit import Decorator
 
 
 def register(

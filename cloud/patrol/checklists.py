@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.codec import first_error
 from shared.topics import check_name
 
 
@@ -69,9 +70,7 @@ def parse(text: str, where: str) -> Checklist:
     except tomllib.TOMLDecodeError as exc:
         raise ChecklistError(f"{where}: not TOML: {exc}") from None
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        at = ".".join(str(p) for p in err["loc"])
-        raise ChecklistError(f"{where}: {at}: {err['msg']}") from None
+        raise ChecklistError(f"{where}: {first_error(exc)}") from None
 
 
 def load(folder: Path | None = None) -> dict[str, Checklist]:

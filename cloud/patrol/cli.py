@@ -11,9 +11,7 @@ from typing import Any
 
 import click
 
-from shared.clikit import json_option, print_rows
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+from shared.clikit import Decorator, json_option, print_rows
 
 
 def register(

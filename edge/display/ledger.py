@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from edge.ledger.scan import entry_from, fetch_ticket, parse_code
 from edge.store.outbox import OutboxError
-from shared.codec import CodecError, loads
+from shared.codec import CodecError, first_error, loads
 
 if TYPE_CHECKING:
     from edge.agent import Agent
@@ -58,9 +58,7 @@ def routes(agent: Agent) -> list[Route]:
                     raise ValueError("the body must be a JSON object")
                 made = await run_in_threadpool(work, body)
             except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in err["loc"])
-                return JSONResponse({"error": f"{where}: {err['msg']}"}, status_code=400)
+                return JSONResponse({"error": first_error(exc)}, status_code=400)
             except (ValueError, TypeError, OutboxError, CodecError) as exc:  # ScanError too
                 first = (str(exc).splitlines() or [repr(exc)])[0]
                 return JSONResponse({"error": first}, status_code=400)

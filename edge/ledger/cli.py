@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,9 @@ import click
 from pydantic import ValidationError
 
 from edge.config import EdgeConfig
-from shared.clikit import json_option, load_config, print_rows
+from shared.clikit import Decorator, json_option, load_config, print_rows
+from shared.codec import first_error
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 CATEGORIES = ["vegetable", "fruit", "meat", "aquatic", "egg", "dairy", "grain", "oil",
               "condiment", "frozen", "other"]  # fmt: skip
 
@@ -31,29 +30,27 @@ category_option = click.option(
 )  # fmt: skip
 
 
-def _stock(config_path: Path) -> Any:
+def _stock(config_path: Path) -> tuple[EdgeConfig, Any]:
+    """The box's config, and its stock on its outbox (the caller closes it)."""
     from edge.ledger.stock import Stock
     from edge.store.outbox import Outbox
 
     cfg = load_config(config_path, EdgeConfig)
     tz = cfg.kitchen.timezone_offset_h if cfg.kitchen else 8
     ob = Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
-    return Stock(ob, cfg.ledger.near_expiry_days, tz)
+    return cfg, Stock(ob, cfg.ledger.near_expiry_days, tz)
 
 
 def _queue(config_path: Path, data: dict[str, Any], photos: dict[str, Path] | None = None) -> str:
     """Record a purchase (with its photos) and its lot in stock; the event's id."""
     from edge.store.outbox import OutboxError
 
-    stock = _stock(config_path)
-    cfg = load_config(config_path, EdgeConfig)
+    cfg, stock = _stock(config_path)
     evidence = cfg.kitchen.evidence_dir if cfg.kitchen and cfg.kitchen.evidence_dir else None
     try:
         return str(stock.record(data, photos, evidence or cfg.data_dir / "evidence"))
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise click.ClickException(f"{where}: {err['msg']}") from None
+        raise click.ClickException(first_error(exc)) from None
     except OutboxError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -155,7 +152,7 @@ def register(main: click.Group, config_option: Decorator) -> None:
 
         Example: shian-edge stock list --json
         """
-        s = _stock(config_path)
+        _, s = _stock(config_path)
         try:
             rows = s.lots()
         finally:
@@ -176,13 +173,12 @@ def register(main: click.Group, config_option: Decorator) -> None:
         """
         from edge.store.outbox import OutboxError
 
-        s = _stock(config_path)
+        _, s = _stock(config_path)
         try:
             click.echo(f"taken (event {s.take(lot, quantity, reason, by)})")
         except OutboxError as exc:
             raise click.ClickException(str(exc)) from None
         except ValidationError as exc:  # a name too long for the record, say
-            err = exc.errors(include_url=False)[0]
-            raise click.ClickException(f"{err['loc'][0]}: {err['msg']}") from None
+            raise click.ClickException(first_error(exc)) from None
         finally:
             s.outbox.close()

@@ -6,16 +6,13 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from edge.config import EdgeConfig
-from shared.clikit import json_option, load_config, print_rows
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+from shared.clikit import Decorator, json_option, load_config, print_rows
 
 
 def register(main: click.Group, config_option: Decorator) -> None:

@@ -61,6 +61,7 @@ class Sensors:
                 sensor.cycle = Cycle(s.cycle_min_c, s.cycle_hold_s)
             self.sensors.append(sensor)
         self._load_states()
+        self._plots: dict[str, tuple[tuple[int, float, bool], str]] = {}
         self.pruned = 0.0
         self.alive_at = time.monotonic()
         self._stop = threading.Event()
@@ -198,22 +199,33 @@ class Sensors:
 
     def view(self, day_start: float) -> list[dict[str, Any]]:
         """For the hall screen: each sensor's last reading, its state, and the day so far as a
-        small plot (five-minute means of the raw series)."""
+        small plot. The screen asks twice a second; the plot is drawn again once a minute."""
         out = []
+        minute = int(time.time() // 60)
         for sensor in self.sensors:
             s = sensor.s
-            buckets: dict[int, list[float]] = {}
-            for at, temp, _hum in self.today(s.name, day_start):
-                if temp is not None:
-                    buckets.setdefault(int((at - day_start) // 300), []).append(temp)
-            points = [(day_start + b * 300 + 150, sum(v) / len(v)) for b, v in buckets.items()]
+            key = (minute, day_start, bool(sensor.latest))  # and at its first reading
+            drawn = self._plots.get(s.name)
+            if drawn is None or drawn[0] != key:
+                drawn = (key, self._plot(sensor, day_start))
+                self._plots[s.name] = drawn
+            svg = drawn[1]
             ex = sensor.excursion
             state = ("lost" if sensor.silence.lost else "out" if ex is not None and ex.raised
                      else "ok")  # fmt: skip
-            svg = sparkline(points, day_start, s.low_c, s.high_c, s.name)
             out.append({"name": s.name, "kind": s.kind, "state": state, **sensor.latest,
                         "low": s.low_c, "high": s.high_c, "svg": svg})  # fmt: skip
         return out
+
+    def _plot(self, sensor: Sensor, day_start: float) -> str:
+        """The day so far: five-minute means of the raw series, the range dashed."""
+        s = sensor.s
+        buckets: dict[int, list[float]] = {}
+        for at, temp, _hum in self.today(s.name, day_start):
+            if temp is not None:
+                buckets.setdefault(int((at - day_start) // 300), []).append(temp)
+        points = [(day_start + b * 300 + 150, sum(v) / len(v)) for b, v in buckets.items()]
+        return sparkline(points, day_start, s.low_c, s.high_c, s.name)
 
     def today(self, name: str, since: float) -> list[tuple[float, float | None, float | None]]:
         """A sensor's raw readings since ``since`` (for the screen's plot of the day)."""

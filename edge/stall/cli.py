@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from edge.config import EdgeConfig, StallSettings
-from shared.clikit import json_option, limit_option, load_config, print_rows, run_for
+from shared.clikit import Decorator, json_option, limit_option, load_config, print_rows, run_for
 
 
 def _stall_config(config_path: Path) -> tuple[EdgeConfig, StallSettings]:
@@ -27,9 +26,6 @@ def _outbox(cfg: EdgeConfig) -> Any:
     from edge.store.outbox import Outbox
 
     return Outbox(cfg.outbox_path, cfg.device, cfg.site, cfg.outbox)
-
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def register(main: click.Group, config_option: Decorator) -> None:

@@ -6,16 +6,12 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
 from edge.config import EdgeConfig
-from shared.clikit import json_option, load_config, print_rows
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+from shared.clikit import Decorator, json_option, load_config, print_rows
 
 
 def _models_dir(config_path: Path | None, given: Path | None) -> Path:
