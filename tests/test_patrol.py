@@ -214,3 +214,15 @@ def test_an_inspectors_broker_login_reads_no_alerts() -> None:
     zhao = acl.split("user zhao\n")[1].split("\n\n")[0]
     assert "topic" not in zhao  # a login for /patrol only
     assert "topic read shian/v1/alerts/xianan/+" in acl.split("user wang\n")[1]
+
+
+def test_the_checklists_are_listed_before_any_database_exists(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cloud.cli import main
+
+    conf = tmp_path / "cloud.toml"
+    conf.write_text(f'data_dir = "{tmp_path / "fresh"}"\n', encoding="utf-8")
+    got = CliRunner().invoke(main, ["patrols", "checklists", "--config", str(conf)])
+    assert got.exit_code == 0, got.output
+    assert all(f"{c}: " in got.output for c in ("school_canteen", "restaurant", "market_stall"))

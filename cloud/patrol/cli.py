@@ -20,16 +20,16 @@ def register(
     get_config: Callable[..., Any],
     get_store: Callable[..., Any],
 ) -> None:
-    def patrols_of(config_path: Path | None) -> Any:
+    def templates(config_path: Path | None) -> dict[str, Any]:
+        """The shipped checklists and the operator's (checked when the config loads)."""
         from cloud.patrol import checklists
+
+        return checklists.load(get_config(config_path).console.checklists_dir)
+
+    def patrols_of(config_path: Path | None) -> Any:
         from cloud.patrol.tasks import Patrols
 
-        cfg = get_config(config_path)
-        try:
-            found = checklists.load(cfg.console.checklists_dir)
-        except checklists.ChecklistError as exc:
-            raise click.ClickException(str(exc)) from None
-        return Patrols(get_store(config_path), found)
+        return Patrols(get_store(config_path), templates(config_path))
 
     @main.group()
     def patrols() -> None:
@@ -71,10 +71,12 @@ def register(
 
         Example: shian-cloud patrols list --json
         """
+        from cloud.console.pages import when
         from cloud.patrol.tasks import OPERATOR
 
-        rows = patrols_of(config_path).tasks(OPERATOR, limit=100_000)
-        cols = ["id", "site", "district", "checklist", "inspector", "firm", "due", "state"]
+        rows = [{**t, "due_by": when(t["due"])}
+                for t in patrols_of(config_path).tasks(OPERATOR, limit=100_000)]  # fmt: skip
+        cols = ["id", "site", "district", "checklist", "inspector", "firm", "due_by", "state"]
         print_rows(rows, cols, as_json)
 
     @patrols.command("report")
@@ -114,5 +116,5 @@ def register(
 
         Example: shian-cloud patrols checklists
         """
-        for c in patrols_of(config_path).checklists.values():
+        for c in templates(config_path).values():  # no database needed
             click.echo(f"{c.id}: {c.zh} / {c.en} ({len(c.items)} items; {', '.join(c.kinds)})")
