@@ -356,8 +356,10 @@ class Collector:
             try:
                 self.store.evidence.prune()
                 self.store.dead.prune()
+                self.store.partitions.ensure(time.time())
+                self.store.partitions.prune(time.time())
             except Exception:
-                log.exception("pruning evidence and dead letters failed")
+                log.exception("pruning evidence, dead letters and old months failed")
         engine, fleet = self.store.engine, self.store.fleet
         if engine is None and fleet is None:
             return

@@ -89,9 +89,33 @@ class StoreSettings(StrictModel):
     pool_size: int = Field(
         default=4, ge=1, le=64, description="Most PostgreSQL connections this collector opens."
     )
+    keep_months: int = Field(
+        default=0,
+        ge=0,
+        description="PostgreSQL: drop a month of events (one partition) once it ended more than "
+        "this many months ago; 0 keeps every month. It must cover dedupe_days and a month more "
+        "(4 with the default), so that a redelivery is still found.",
+    )
+    dedupe_days: float = Field(
+        default=62,
+        ge=31,
+        le=366,
+        description="PostgreSQL: how far back a redelivered event is looked for. Longer than any "
+        "box's outbox max_age_s (30 days by default), after which a box gives an event up.",
+    )
     snapshots_dir: Path | None = Field(
         default=None, description="Evidence JPEGs; default a snapshots folder beside the database."
     )
+
+    @model_validator(mode="after")
+    def _keep_covers_dedupe(self) -> StoreSettings:
+        if self.keep_months and self.keep_months * 28 < self.dedupe_days + 31:
+            raise ValueError(
+                f"keep_months {self.keep_months} would drop events within dedupe_days "
+                f"({self.dedupe_days:g}) and the month before: keep at least "
+                f"{int((self.dedupe_days + 31) // 28) + 1}"
+            )
+        return self
 
     def target(self) -> Path | str:
         """What ``cloud.store.Store`` opens: the PostgreSQL URL, else the SQLite file."""

@@ -13,17 +13,27 @@ from shared.models import Envelope
 
 
 class Events:
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, dedupe_days: float = 62) -> None:
         self.db = db
+        self.dedupe_s = dedupe_days * 86400
 
-    @staticmethod
-    def new(conn: Conn, events: list[Envelope]) -> list[Envelope]:
+    def new(self, conn: Conn, events: list[Envelope], now: float) -> list[Envelope]:
         """The events of a batch not stored before, once each (a redelivery raises no alert
-        twice and is not inserted again)."""
+        twice and is not inserted again).
+
+        On PostgreSQL ``events`` is partitioned by month (``cloud.db.partitions``), so no
+        unique index spans it: a redelivery is looked for among the events received in the
+        last ``dedupe_days`` (a box gives up an unconfirmed event after its outbox's
+        ``max_age_s``, 30 days by default), which reads only those months. The devices'
+        locks, taken before, keep two collectors from storing one event together. SQLite's
+        one table keeps its primary key and looks everywhere."""
         if not events:
             return []
         ids = [str(e.id) for e in events]
-        seen = {r[0] for r in select_in(conn, "SELECT id FROM events", "id", ids)}
+        sql = "SELECT id FROM events"
+        if conn.dialect == "postgresql":
+            sql += f" WHERE received >= {now - self.dedupe_s!r} AND"
+        seen = {r[0] for r in select_in(conn, sql, "id", ids)}
         fresh: dict[str, Envelope] = {}
         for e in events:
             if str(e.id) not in seen:

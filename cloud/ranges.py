@@ -32,13 +32,15 @@ def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def select_in(conn: Conn, sql: str, column: str, keys: list[str]) -> list[Any]:
-    """``sql WHERE column IN (keys)``, in chunks (SQLite limits the parameters)."""
+    """``sql WHERE column IN (keys)``, in chunks (SQLite limits the parameters); ``sql`` may
+    end in ``WHERE ... AND`` to add its own condition."""
     out: list[Any] = []
     unique = sorted(set(keys))
     for i in range(0, len(unique), 500):
         chunk = unique[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        out.extend(conn.execute(f"{sql} WHERE {column} IN ({marks})", chunk).fetchall())
+        where = " " if sql.endswith(" AND") else " WHERE "
+        out.extend(conn.execute(f"{sql}{where}{column} IN ({marks})", chunk).fetchall())
     return out
 
 

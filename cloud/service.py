@@ -33,6 +33,8 @@ class CloudService:
             pool_size=cfg.store.pool_size,
             retention=cfg.evidence,
             fleet=Rollouts(cfg),
+            keep_months=cfg.store.keep_months,
+            dedupe_days=cfg.store.dedupe_days,
         )
         self.collector = Collector(cfg, self.store)
         self.live = LiveService(cfg, self.store.db) if cfg.live.rtmp_url else None

@@ -25,6 +25,7 @@ from cloud.alerts.repo import Alerts, Webhooks
 from cloud.batch import DeadLetter, Snapshot, WriteResult
 from cloud.config import EvidenceSettings
 from cloud.db import open_database
+from cloud.db.partitions import Partitions
 from cloud.deadletters import DeadLetters
 from cloud.devices import Devices
 from cloud.events import Events
@@ -56,15 +57,20 @@ class Store:
         pool_size: int = 4,
         retention: EvidenceSettings | None = None,
         fleet: Rollouts | None = None,
+        keep_months: int = 0,
+        dedupe_days: float = 62,
     ) -> None:
         """``target``: an SQLite file, or a ``postgresql://`` URL (then give ``snapshots_dir``).
-        ``engine`` and ``fleet`` take what each batch brings, in its transaction."""
+        ``engine`` and ``fleet`` take what each batch brings, in its transaction;
+        ``keep_months`` and ``dedupe_days`` are PostgreSQL's (``StoreSettings``)."""
         self.db = open_database(target, pool_size)
         base = Path(target).parent if self.db.dialect == "sqlite" else Path(".")
         self.engine, self.fleet = engine, fleet
         retention = retention or EvidenceSettings()
         self.registry = RegistryTable(self.db)
-        self.events = Events(self.db)
+        self.events = Events(self.db, dedupe_days)
+        self.partitions = Partitions(self.db, keep_months)
+        self.partitions.ensure(time.time())
         self.devices = Devices(self.db)
         self.evidence = Evidence(self.db, snapshots_dir or base / "snapshots", retention)
         self.dead = DeadLetters(self.db, retention)
@@ -101,7 +107,7 @@ class Store:
         devices = {e.device for e in ok.events} | {st.device for st in ok.statuses}
         res = WriteResult()
         with self.db.tx(locks=[f"device:{d}" for d in devices]) as conn:
-            new_events = self.events.new(conn, ok.events)
+            new_events = self.events.new(conn, ok.events, now)
             accepted = ok.events
             refused = self.tickets.claim(conn, new_events, dead)
             if refused:

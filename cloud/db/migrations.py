@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
-from cloud.db.base import Db
+from cloud.db.base import Conn, Db
+from cloud.db.partitions import partition_events
 
 BASE = """
 CREATE TABLE IF NOT EXISTS events (
@@ -178,7 +180,7 @@ STOCK = """
 ALTER TABLE purchases ADD COLUMN used REAL NOT NULL DEFAULT 0
 """
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+MIGRATIONS: list[tuple[int, str, str | Callable[[Conn], None]]] = [
     (1, "base schema", BASE),
     (2, "district incidents", INCIDENTS),
     (3, "leases: one collector of a group publishes alerts and posts to bots", LEASES),
@@ -192,6 +194,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (11, "patrols: inspectors and their firms, tasks, checklist results, hazards", PATROLS),
     (12, "the kitchens' purchase ledgers, linked to the stalls' tickets", PURCHASES),
     (13, "what each kitchen has taken out of each purchase", STOCK),
+    (14, "PostgreSQL: events partitioned by month of receipt", partition_events),
 ]
 
 _PG_TYPES = [
@@ -227,8 +230,11 @@ def migrate(db: Db) -> list[int]:
         for version, name, sql in MIGRATIONS:
             if version in done:
                 continue
-            for stmt in statements(for_postgres(sql) if db.dialect == "postgresql" else sql):
-                conn.execute(stmt)
+            if callable(sql):  # a step in code: it knows its dialect
+                sql(conn)
+            else:
+                for stmt in statements(for_postgres(sql) if db.dialect == "postgresql" else sql):
+                    conn.execute(stmt)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
                 (version, name, time.time()),
