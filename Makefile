@@ -28,7 +28,7 @@ demo: $(STAMP) demo-deps
 DEMO_PACKAGES := chromium fonts-noto-cjk nginx libnginx-mod-rtmp ffmpeg python3-gi \
 	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-ugly
-SYSTEM_PACKAGES := mosquitto postgresql openssl systemd $(DEMO_PACKAGES)
+SYSTEM_PACKAGES := mosquitto postgresql openssl systemd nats-server $(DEMO_PACKAGES)
 
 # $(call apt_install,PACKAGES): install those of PACKAGES that are missing.
 define apt_install

@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 from cloud.batch import DeadLetter, Snapshot, WriteResult
 from cloud.config import CloudConfig
 from cloud.db import is_transient
+from cloud.intake import NatsIntake
 from cloud.publisher import AlertPublisher
 from cloud.ranges import merge_ranges
 from cloud.store import Store
@@ -35,7 +36,14 @@ from shared import SCHEMA_VERSION, topics
 from shared.alerts import ALL_SUPERVISOR_COMMANDS
 from shared.codec import CodecError, check_snapshot, decode_batch, decode_status, internal
 from shared.models import Ack, Envelope, Hello, Status
-from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
+from shared.mqtt import (
+    UNSUPPORTED_PROTOCOL,
+    Backoff,
+    Endpoints,
+    connect_kwargs,
+    make_client,
+    protocols,
+)
 from shared.redact import redact
 
 log = logging.getLogger("shian.collector")
@@ -113,6 +121,7 @@ class Collector:
     def __init__(self, cfg: CloudConfig, store: Store) -> None:
         self.cfg = cfg
         self.settings = cfg.broker()
+        self.brokers = Endpoints(self.settings, self.settings.client_id)
         self.store = store
         self.counters = {
             "messages": 0,
@@ -131,16 +140,35 @@ class Collector:
             store, self.settings.client_id, cfg.collector.publisher_lease_s
         )
         self._member: tuple[Any, list[str]] | None = None
+        self._client: Any = None  # the MQTT session's client, while connected
+        c = cfg.collector
+        self.intake = (
+            NatsIntake(
+                c.intake_urls,
+                c.share_group or "collectors",
+                self._take,
+                self.settings.username,
+                self.settings.secret(),
+            )
+            if c.intake_urls
+            else None
+        )
         self.failure: str | None = None
         self.failed = threading.Event()
         self._started = self._stopping = False
         self._next_prune = 0.0
+
+    def _take(self, topic: str, payload: bytes) -> None:
+        """A message from the intake's queue group (nothing to acknowledge to a broker)."""
+        self._inbox.put(Incoming(None, 0, 0, topic, payload))
 
     def _leave_group(self) -> None:
         """On a clean stop, unsubscribe from the shared subscriptions first: the broker would
         otherwise keep queueing this collector's share for its persistent session while it is
         away (round robin does not skip an absent member), and those messages would wait for
         it or for the boxes to send them again."""
+        if self.intake is not None:
+            self.intake.stop()
         if self._member is None or not self.connected.is_set():
             return
         client, subscriptions = self._member
@@ -156,6 +184,8 @@ class Collector:
             self.store.engine.connected_since = since
 
     def start(self) -> None:
+        if self.intake is not None:  # a member of the group before the hello asks for resends
+            self.intake.start()
         self._writer.start()
         self.publisher.start()
         self._net.start()
@@ -193,6 +223,8 @@ class Collector:
                 continue
             if outcome == "ok":
                 backoff.reset()
+            if self.brokers.next():  # that node failed or dropped us: the next one
+                log.info("collector moving to broker %s", redact(self.brokers.url))
             if not self._stop.is_set():
                 self._stop.wait(backoff.next_delay())
 
@@ -209,13 +241,12 @@ class Collector:
         )
         try:
             client.connect(
-                s.host,
-                s.port,
+                *self.brokers.address,
                 s.keepalive_s,
                 **connect_kwargs(protocol, clean=False, session_expiry_s=c.session_expiry_s),
             )
         except (OSError, ValueError) as exc:
-            log.warning("cannot connect to %s: %s", redact(s.url), redact(str(exc)))
+            log.warning("cannot connect to %s: %s", redact(self.brokers.url), redact(str(exc)))
             return "error"
         client.loop_start()
         try:
@@ -234,27 +265,32 @@ class Collector:
             topics.shared(group, t)
             for t in (topics.ALL_EVENTS, topics.ALL_SNAPSHOTS, ALL_SUPERVISOR_COMMANDS)
         ] + [topics.shared(group, topics.ALL_STATUS)]
-        client.on_subscribe = lambda *_: events.put(("suback",))
-        client.subscribe([(t, 1) for t in subscriptions])
-        if not self._subscribed(events, s.connect_timeout_s):
-            client.disconnect()
-            client.loop_stop()
-            return "error"
-        if group:
-            self._member = (client, subscriptions)
+        if self.intake is None:  # else the boxes' messages come by the intake's queue group
+            client.on_subscribe = lambda *_: events.put(("suback",))
+            client.subscribe([(t, 1) for t in subscriptions])
+            if not self._subscribed(events, s.connect_timeout_s):
+                client.disconnect()
+                client.loop_stop()
+                return "error"
+            if group:
+                self._member = (client, subscriptions)
         log.info(
             "collector connected to %s (MQTT %s, session present: %s)",
-            s.url,
+            redact(self.brokers.url),
             "5" if protocol == MQTTProtocolVersion.MQTTv5 else "3.1.1",
             ev[2].session_present,
         )
+        # the broker lost what it held for us (or never had it); with an intake, this process
+        # starting may have lost what a queue group had handed to it before
+        fresh = self.intake is not None and self.counters["sessions"] == 0
         self.counters["sessions"] += 1
-        if not ev[2].session_present:  # the broker lost what it held for us (or never had it)
+        if fresh or not ev[2].session_present:
             hello = Hello(v=SCHEMA_VERSION, session=uuid.uuid4().hex)  # after the subscriptions
             client.publish(topics.COLLECTOR_HELLO, hello.model_dump_json(), qos=1, retain=True)
         self.connected.set()
         self._heard(time.time())
         self.publisher.attach(client)
+        self._client = client
         try:  # this thread never touches the database: a locked store must not end the session
             next_clock, expiry = 0.0, None
             if protocol == MQTTProtocolVersion.MQTTv5:  # a stopped collector's time expires
@@ -276,6 +312,7 @@ class Collector:
                     return "ok"
             return "ok"
         finally:
+            self._client = None
             self.publisher.detach()
             self.connected.clear()
             self._heard(None)
@@ -380,9 +417,11 @@ class Collector:
         if res is None:
             return None  # stopping: not acknowledged, so the broker keeps them
         for m in batch:
-            if m.qos > 0:
+            if m.qos > 0 and m.client is not None:
                 m.client.ack(m.mid, m.qos)
-        self._confirm(batch[-1].client, res.accepted, res.snapshots)
+        client = batch[-1].client or self._client
+        if client is not None:  # else the boxes send again, and the copies are dropped
+            self._confirm(client, res.accepted, res.snapshots)
         self.wake_publisher()
         self.counters["messages"] += len(batch)
         self.counters["events"] += res.inserted

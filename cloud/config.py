@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -54,6 +55,23 @@ class CollectorSettings(StrictModel):
         "PostgreSQL store split the load (needs a broker with shared subscriptions, e.g. "
         "Mosquitto 2 or EMQX).",
     )
+    intake_urls: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="nats://host:port of the nodes of a NATS cluster: take the boxes' messages as "
+        "a member of the NATS queue group share_group (competing consumers; NATS has no MQTT "
+        "shared subscriptions) and keep MQTT for publishing. docs/scaling.md.",
+    )
+
+    @field_validator("intake_urls")
+    @classmethod
+    def _nats_urls(cls, v: list[str]) -> list[str]:
+        for u in v:
+            parts = urlsplit(u)
+            if parts.scheme not in ("nats", "tls") or not parts.hostname:
+                raise ValueError(f"{u}: must look like nats://host:4222")
+        return v
+
     session_expiry_s: int = Field(
         default=7 * 86400,
         ge=0,

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,12 +41,32 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+def _broker_url(v: str) -> str:
+    parts = urlsplit(v)
+    try:
+        parts.port  # noqa: B018 - a port out of range raises here
+    except ValueError as exc:
+        raise ValueError(f"{v}: {exc}") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+    return v
+
+
 class MqttSettings(StrictModel):
     """How to reach the MQTT broker."""
 
     url: str = Field(
         default="mqtt://127.0.0.1:1883",
         description="Broker URL: mqtt://host:port, or mqtts://host:port for TLS.",
+    )
+    failover_urls: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Other nodes of the same broker cluster, in url's scheme. When the node in "
+        "use cannot be reached or drops the session, the next is tried (each client takes them "
+        "in an order of its own, so a dead node's clients spread over the others). A move loses "
+        "and doubles nothing: the outbox sends again what is not confirmed, and the collector "
+        "stores each event once.",
     )
     protocol: Literal["auto", "5", "3.1.1"] = Field(
         default="auto", description="MQTT version; auto tries 5 and falls back to 3.1.1."
@@ -73,10 +101,20 @@ class MqttSettings(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
-        return v
+        return _broker_url(v)
+
+    @field_validator("failover_urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        return [_broker_url(u) for u in v]
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> MqttSettings:
+        scheme = urlsplit(self.url).scheme
+        for u in self.failover_urls:
+            if urlsplit(u).scheme != scheme:
+                raise ValueError(f"failover url {u} is not {scheme}:// like url (one TLS setting)")
+        return self
 
     @property
     def host(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -84,3 +85,29 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+class Endpoints:
+    """The broker nodes a client may use: ``url`` first, then ``failover_urls`` in an order
+    of the client's own (seeded by its id, so the clients of a node that dies spread over the
+    others rather than all moving to the same one). ``next`` moves on after a failure."""
+
+    def __init__(self, settings: MqttSettings, seed: str) -> None:
+        rest = list(settings.failover_urls)
+        random.Random(seed).shuffle(rest)
+        self.urls = [settings.url, *rest]
+        self.index = 0
+
+    @property
+    def url(self) -> str:
+        return self.urls[self.index]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        parts = urlsplit(self.url)
+        return parts.hostname or "", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    def next(self) -> bool:
+        """Move to the next node; False when there is only one."""
+        self.index = (self.index + 1) % len(self.urls)
+        return len(self.urls) > 1

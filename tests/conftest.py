@@ -177,6 +177,8 @@ def write_toml(path: Path, data: dict[str, Any]) -> Path:
             return "true" if v else "false"
         if isinstance(v, int | float):
             return repr(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     lines = [f"{k} = {val(v)}" for k, v in data.items() if not isinstance(v, dict)]

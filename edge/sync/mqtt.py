@@ -41,7 +41,14 @@ from edge.sync.pending import OutboxWrites, Unconfirmed
 from shared import topics
 from shared.codec import BATCH_OVERHEAD, batch_payload, encode_status
 from shared.models import Ack, Hello, Status
-from shared.mqtt import UNSUPPORTED_PROTOCOL, Backoff, connect_kwargs, make_client, protocols
+from shared.mqtt import (
+    UNSUPPORTED_PROTOCOL,
+    Backoff,
+    Endpoints,
+    connect_kwargs,
+    make_client,
+    protocols,
+)
 from shared.redact import redact
 
 log = logging.getLogger("shian.sync")
@@ -85,6 +92,7 @@ class SyncWorker:
             "sync_acked_events": 0,
             "sync_broker_rejected": 0,
             "sync_connect_failures": 0,
+            "sync_broker_moves": 0,
             "sync_confirmed_events": 0,
             "sync_resends": 0,
             "sync_bad_commands": 0,
@@ -100,6 +108,7 @@ class SyncWorker:
         self._q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="shian-sync", daemon=True)
         self._backoff = Backoff(cfg.mqtt.backoff_initial_s, cfg.mqtt.backoff_max_s)
+        self.brokers = Endpoints(cfg.mqtt, cfg.device)
 
     # -- control ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +154,9 @@ class SyncWorker:
                 return
             if self._stop.is_set():
                 break
+            if self.brokers.next():  # that node failed or dropped us: the next one
+                log.info("moving to broker %s", redact(self.brokers.url))
+                self.counters["sync_broker_moves"] += 1
             if time.monotonic() - began >= self.cfg.mqtt.backoff_max_s:
                 self._backoff.reset()  # a session that held: the next one may start at once
             delay = self._backoff.next_delay()
@@ -163,7 +175,7 @@ class SyncWorker:
         client.connect_timeout = 3.0  # the agent's stop waits for this thread
         self._sess += 1
         try:
-            client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
+            client.connect(*self.brokers.address, mq.keepalive_s, **connect_kwargs(protocol))
         except (OSError, ValueError) as exc:
             log.info("stopped while the broker is away; no offline status left (%s)", exc)
             return
@@ -196,6 +208,7 @@ class SyncWorker:
         client.on_disconnect = lambda _c, _u, _f, rc, _p: q.put(("gone", rc))
         client.on_publish = lambda _c, _u, mid, rc, _p: q.put(("ack", mid, rc))
         client.on_message = lambda _c, _u, msg: q.put(("cmd", msg.topic, msg.payload, msg.retain))
+        client.on_subscribe = lambda _c, _u, _mid, codes, _p: q.put(("suback", codes))
         client.max_inflight_messages_set(cfg.sync.inflight_window + 4)  # + status messages
         client.max_queued_messages_set(0)
         gone = self.status("offline", "will")
@@ -204,10 +217,10 @@ class SyncWorker:
         will = encode_status(self._stamp(gone))
         client.will_set(topics.status(cfg.device), will, qos=1, retain=True)
         try:
-            client.connect(mq.host, mq.port, mq.keepalive_s, **connect_kwargs(protocol))
+            client.connect(*self.brokers.address, mq.keepalive_s, **connect_kwargs(protocol))
         except (OSError, ValueError) as exc:
             self.counters["sync_connect_failures"] += 1
-            log.warning("cannot connect to %s: %s", redact(mq.url), redact(str(exc)))
+            log.warning("cannot connect to %s: %s", redact(self.brokers.url), redact(str(exc)))
             return "unreachable"
         client.loop_start()
         try:
@@ -259,9 +272,14 @@ class SyncWorker:
         self.connected, self._client = True, client
         self.counters["sync_sessions"] += 1
         log.info(
-            "connected to %s (MQTT %s)", redact(cfg.mqtt.url), "5" if protocol == 5 else "3.1.1"
+            "connected to %s (MQTT %s)", redact(self.brokers.url), "5" if protocol == 5 else "3.1.1"
         )
-        client.subscribe([(topics.commands(cfg.device), 1), (topics.COLLECTOR_HELLO, 1)])
+        # QoS 0: the box's session is clean, so the broker keeps nothing for it while it is
+        # away (what must outlive that is retained: notices, the collector's hello), and a
+        # copy lost on a dropped connection is sent again by its sender (a confirmation, when
+        # the box sends again). QoS 1 would add nothing but, on a NATS cluster, a JetStream
+        # consumer made and deleted at each connection (docs/scaling.md).
+        client.subscribe([(topics.commands(cfg.device), 0), (topics.COLLECTOR_HELLO, 0)])
         self._publish_status(client, "online")
         inflight: dict[int, list[int]] = {}
         cursor = 0  # highest seq published in this session; all below it are in flight or acked
@@ -357,6 +375,11 @@ class SyncWorker:
                     if self._command(ev[1], ev[2]):
                         confirm_wait = cfg.sync.confirm_timeout_s
                         probe, heard = None, True
+                elif ev[0] == "suback" and any(_failed(c) for c in ev[1]):
+                    # no commands, and no confirmations, would reach this session: a cluster
+                    # node that cannot make the subscription now; another session (or node)
+                    log.warning("broker refused the subscriptions: %s", [str(c) for c in ev[1]])
+                    end = end or "error"
                 elif ev[0] == "gone":
                     log.warning("disconnected: %s", ev[1])
                     end = end or "error"

@@ -30,14 +30,15 @@ pytestmark = pytest.mark.real
 class Supervisor:
     """A live subscriber to a district's alerts (what a phone app would be)."""
 
-    def __init__(self, url: str, district: str) -> None:
+    def __init__(self, url: str, district: str, protocol: str = "auto") -> None:
         self.got: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
         self.seen: list[tuple[str, dict[str, Any]]] = []
-        s = MqttSettings(url=url)
+        s = MqttSettings(url=url, protocol=protocol)  # type: ignore[arg-type]
         self.client = make_client(s, f"phone-{district}", protocols(s)[0])
         self.client.on_message = lambda _c, _u, m: self.got.put((m.topic, json.loads(m.payload)))
         self.client.connect(s.host, s.port)
         self.client.loop_start()
+        wait_for(self.client.is_connected, what="the phone's CONNACK")
         done = self.client.subscribe(
             [(f"shian/v1/alerts/{district}/+", 1), (f"shian/v1/escalations/{district}", 1)]
         )

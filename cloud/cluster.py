@@ -1,0 +1,82 @@
+"""The province's broker: a NATS cluster with JetStream and MQTT (docs/scaling.md).
+
+Boxes and supervisors speak MQTT 3.1.1 to any node; their sessions, QoS 1 messages and
+retained messages are kept in JetStream, replicated on the nodes, so a node's loss loses no
+session. Collectors take the boxes' messages as one NATS queue group (``cloud.intake``): each
+message reaches one collector. This module writes each node's config, the recipe the tests,
+the benchmark and an operator run alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLUSTER_NAME = "shian"
+
+
+@dataclass
+class ClusterPlan:
+    """Where each node listens and keeps its data. One machine (tests, a trial) uses one
+    host and distinct ports; an operator gives each node its own host and the same ports."""
+
+    host: str
+    client_ports: list[int]
+    cluster_ports: list[int]
+    mqtt_ports: list[int]
+    http_ports: list[int]
+    data_dir: Path
+    hosts: list[str] = field(default_factory=list)
+    """One host per node; empty means ``host`` for every node."""
+    auth_file: Path | None = None
+    """Users and their permissions (``cloud.broker_nats``), included by every node."""
+    max_file_store: str = "8G"
+
+    def node_host(self, i: int) -> str:
+        return self.hosts[i] if self.hosts else self.host
+
+
+def node_config(plan: ClusterPlan, i: int) -> str:
+    """nats-server's config for node ``i`` (0-based) of the plan."""
+    n = len(plan.client_ports)
+    host = plan.node_host(i)
+    routes = ", ".join(
+        f'"nats-route://{plan.node_host(k)}:{plan.cluster_ports[k]}"' for k in range(n) if k != i
+    )
+    store = plan.data_dir / f"n{i + 1}"
+    auth = f'\ninclude "{plan.auth_file}"\n' if plan.auth_file else ""
+    return f"""# Shian province broker, node {i + 1} of {n} (written by shian-cloud cluster config)
+server_name: "n{i + 1}"
+listen: "{host}:{plan.client_ports[i]}"
+http: "{host}:{plan.http_ports[i]}"
+max_payload: 1MB
+
+jetstream {{
+  store_dir: "{store}"
+  max_memory_store: 256MB
+  max_file_store: {plan.max_file_store}
+}}
+
+cluster {{
+  name: "{CLUSTER_NAME}"
+  listen: "{host}:{plan.cluster_ports[i]}"
+  routes: [{routes}]
+}}
+
+mqtt {{
+  listen: "{host}:{plan.mqtt_ports[i]}"
+  # a QoS 1 message not acknowledged by a client is sent again after this long
+  ack_wait: "30s"
+  # what the boxes' and collectors' sessions hold in flight, per subscription
+  max_ack_pending: 1024
+  # A QoS 1 subscription's consumer lives on the client's node. Replicated (the default,
+  # 3), each SUBSCRIBE costs about a second, and none can be made while a node is down: a
+  # box moving off a dead node could not subscribe again. The boxes' sessions are clean, so
+  # a consumer lost with its node loses nothing they need; the streams stay replicated.
+  consumer_replicas: 1
+  # Sessions, QoS 1 messages and retained messages on every node. Said, not left to the
+  # server: it counts the nodes it knows when the first client connects, and streams made
+  # while a route is still coming up get 2 replicas, which lose their quorum with one node.
+  stream_replicas: {len(plan.client_ports)}
+}}
+{auth}"""

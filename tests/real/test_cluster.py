@@ -1,0 +1,204 @@
+"""The province's broker run for real: three NATS nodes (JetStream and MQTT) started by the
+tests, boxes failing over between nodes, collectors splitting one stream as a NATS queue
+group on one PostgreSQL, and nodes and collectors SIGKILLed with boxes streaming: nothing
+lost, nothing doubled, alerts still reaching supervisors. Recovery times are printed (the
+benchmark, bench/province.py, measures them at scale)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud.config import CloudConfig
+from cloud.service import CloudService
+from cloud.store import Store
+from edge.agent import Agent
+from edge.config import EdgeConfig
+from tests.conftest import cloud_config, edge_config, register, wait_for
+from tests.real.test_alerts_e2e import Supervisor
+from tests.real.test_postgres_collectors import start_process
+from tests.real.test_sync_e2e import Producer, assert_exactly_once, stored
+from tests.support.nats import NatsCluster, nats_binary
+from tests.test_alerts_engine import violation
+
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(nats_binary() is None, reason="nats-server is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    c = NatsCluster(tmp_path_factory.mktemp("nats")).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(autouse=True)
+def _whole(cluster: NatsCluster) -> Iterator[None]:
+    """Every test begins and ends with the three nodes up (a test may kill one)."""
+    yield
+    for i, proc in enumerate(cluster.procs):
+        if proc is None:
+            cluster.restart(i)
+
+
+def collector(
+    tmp_path: Path, cluster: NatsCluster, name: str, first: int, db: str = ""
+) -> CloudConfig:
+    urls = cluster.mqtt_urls
+    cfg = cloud_config(tmp_path / name, urls[first], share_group="collectors",
+                       intake_urls=cluster.nats_urls)  # fmt: skip
+    assert cfg.mqtt is not None
+    cfg.mqtt.client_id = f"collector-{name}"
+    cfg.mqtt.failover_urls = [u for u in urls if u != urls[first]]
+    if db:
+        cfg.store.url = db
+        cfg.store.snapshots_dir = tmp_path / "snapshots"
+    return cfg
+
+
+def box(tmp_path: Path, cluster: NatsCluster, device: str, first: int) -> EdgeConfig:
+    urls = cluster.mqtt_urls
+    cfg = edge_config(tmp_path, urls[first], device=device)
+    cfg.mqtt.failover_urls = [u for u in urls if u != urls[first]]
+    return cfg
+
+
+def test_a_box_fails_over_when_its_node_is_killed(tmp_path: Path, cluster: NatsCluster) -> None:
+    cloud = CloudService(collector(tmp_path, cluster, "a", first=0))
+    register(cloud.store, "box-1", "canteen-001")
+    cloud.start()
+    assert cloud.collector.connected.wait(20)
+    agent = Agent(box(tmp_path, cluster, "box-1", first=1))
+    producer = Producer(agent.outbox, 1500)
+    try:
+        agent.start()
+        producer.start()
+        wait_for(lambda: cloud.store.events.count() > 300, what="stream under way")
+        killed = time.monotonic()
+        cluster.kill(1)  # the box's node
+        wait_for(lambda: agent.sync.counters["sync_broker_moves"] >= 1, what="the box moved")
+        before = cloud.store.events.count()
+        wait_for(lambda: cloud.store.events.count() > before + 50, what="stream again")
+        print(f"box failover: stream flowing again {time.monotonic() - killed:.2f} s after kill")
+        assert producer.done.wait(60)
+        wait_for(lambda: cloud.store.events.count() >= 1501, timeout=90, what="every event")
+        wait_for(lambda: agent.outbox.stats().depth == 0, timeout=60, what="all confirmed")
+        assert_exactly_once(cloud.store, "box-1", 1501)
+        assert agent.sync.brokers.url != cluster.mqtt_urls[1]
+    finally:
+        agent.stop()
+        cloud.stop()
+
+
+def test_two_collectors_split_one_stream(
+    tmp_path: Path, cluster: NatsCluster, postgres_url: str
+) -> None:
+    services = [
+        CloudService(collector(tmp_path, cluster, n, first=i, db=postgres_url))
+        for i, n in enumerate(("a", "b"))
+    ]
+    for i in range(4):
+        register(services[0].store, f"box-{i}", "canteen-001")
+    for s in services:
+        s.start()
+        assert s.collector.connected.wait(20)
+    agents = [Agent(box(tmp_path, cluster, f"box-{i}", first=i % 3)) for i in range(4)]
+    try:
+        for a in agents:
+            a.start()
+        for n in range(200):
+            for a in agents:
+                a.emit("test", {"n": n})
+        wait_for(lambda: services[0].store.events.count() == 4 * 201, what="all events")
+        wait_for(lambda: all(a.outbox.stats().depth == 0 for a in agents), what="confirmed")
+        for i in range(4):
+            assert_exactly_once(services[0].store, f"box-{i}", 201)
+    finally:
+        for a in agents:
+            a.stop()
+        counts = [s.collector.counters["events"] for s in services]
+        for s in services:
+            s.stop()
+    assert all(c > 0 for c in counts), f"both collectors took a share: {counts}"
+    assert sum(counts) == 4 * 201, f"each event stored by one collector: {counts}"
+
+
+def test_kill_a_node_then_a_collector_with_boxes_streaming(
+    tmp_path: Path, cluster: NatsCluster, postgres_url: str
+) -> None:
+    cfgs = {n: collector(tmp_path, cluster, n, first=i, db=postgres_url)
+            for i, n in enumerate(("a", "b"))}  # fmt: skip
+    store = Store(postgres_url, tmp_path / "snapshots")
+    store.sites.set("canteen-001", "xianan")
+    store.sites.add_supervisor("wang", "xianan")
+    for i in range(3):
+        register(store, f"box-{i}", "canteen-001", district="xianan")
+    procs = {n: start_process(tmp_path, cfg, n) for n, cfg in cfgs.items()}
+    phone: Supervisor | None = None
+    agents = [Agent(box(tmp_path, cluster, f"box-{i}", first=i)) for i in range(3)]
+    producers = [Producer(a.outbox, 3000, every=0.01) for a in agents]
+    recovery: dict[str, float] = {}
+
+    def flowing_again(since: float, devices: list[str]) -> float:
+        """Until each of ``devices`` has 50 more events stored than now."""
+        before = {d: stored(store, d) for d in devices}
+        wait_for(lambda: all(stored(store, d) > n + 50 for d, n in before.items()),
+                 timeout=90, what="stream again")  # fmt: skip
+        return time.monotonic() - since
+
+    try:
+        phone = Supervisor(cluster.mqtt_urls[2], "xianan", protocol="3.1.1")  # NATS: 3.1.1
+        for a, p in zip(agents, producers, strict=True):
+            a.start()
+            p.start()
+        wait_for(lambda: store.events.count() > 500, timeout=60, what="stream under way")
+        moved = agents[0].sync
+        assert moved.brokers.url == cluster.mqtt_urls[0]
+        t = time.monotonic()
+        cluster.kill(0)  # box-0's node and collector a's
+        wait_for(lambda: moved.brokers.url != cluster.mqtt_urls[0] and moved.connected,
+                 timeout=60, what="box-0 on another node")  # fmt: skip
+        recovery["node killed: its box on another node"] = time.monotonic() - t
+        recovery["node killed: its box's stream again"] = flowing_again(t, ["box-0"])
+        t = time.monotonic()
+        procs["a"].send_signal(signal.SIGKILL)
+        procs["a"].wait(10)
+        everyone = [f"box-{i}" for i in range(3)]
+        recovery["collector killed: every box's stream again"] = flowing_again(t, everyone)
+        recovery["node restarted: current"] = cluster.restart(0)
+        procs["a"] = start_process(tmp_path, cfgs["a"], "a2")
+        for p in producers:
+            assert p.done.wait(120)
+        t = time.monotonic()
+        wait_for(lambda: store.events.count() >= 3 * 3001, timeout=120, what="every event")
+        wait_for(lambda: all(a.outbox.stats().depth == 0 for a in agents), timeout=120,
+                 what="every event confirmed")  # fmt: skip
+        recovery["after the last event: all confirmed"] = time.monotonic() - t
+        t = time.monotonic()
+        agents[0].emit("violation", violation("cam1"))  # box-0 is on another node now
+        alert = wait_for(lambda: phone.latest(type="animal_in_kitchen"), what="the alert")
+        recovery["alert to the supervisor"] = time.monotonic() - t
+        assert alert["site"] == "canteen-001" and alert["state"] == "open"
+    finally:
+        if phone is not None:
+            phone.close()
+        for a in agents:
+            a.stop()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
+    print("recovery (s):", {k: round(v, 2) for k, v in recovery.items()})
+    for i in range(3):
+        rows = store.db.query(
+            "SELECT count(*) AS n FROM events WHERE device = ? AND kind = 'test'", (f"box-{i}",)
+        )
+        assert rows[0]["n"] == 3000, f"box-{i}: every test event once"
+    assert all(d["missing"] == 0 for d in store.devices.list())
+    store.close()
