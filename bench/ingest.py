@@ -3,9 +3,9 @@
 collector: what the collector's writer does for each transaction, without the network: decode
     MQTT messages (each a box's batch of 10 events) and ``Store.write`` them (idempotent
     inserts, sequence ranges, device counters, the alert engine) 50 messages per transaction.
-raw: the same rows put into a table of the same shape with one ``executemany`` per
-    transaction of the same size, with the same durability (SQLite WAL + synchronous=FULL;
-    PostgreSQL synchronous_commit=on).
+raw: the same rows put into the same table (the collector's schema, migrated: on PostgreSQL,
+    events by month) with one ``executemany`` per transaction of the same size, with the same
+    durability (SQLite WAL + synchronous=FULL; PostgreSQL synchronous_commit=on).
 Both on a fresh database each run; medians of the runs, the ratio collector / raw.
 
 Used by bench/city.py; alone: ``python bench/ingest.py --json``.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cloud.alerts.engine import AlertEngine
 from cloud.collector import Incoming, classify
 from cloud.config import AlertSettings
-from cloud.db.migrations import BASE, statements
+from cloud.db import open_database
 from cloud.registry import Identity
 from cloud.store import Store
 from shared.codec import batch_payload, envelope_json
@@ -96,15 +96,18 @@ def collector_rate(target: str | Path, incoming: list[Incoming], snaps: Path) ->
     return n / elapsed
 
 
-EVENTS_DDL = [s for s in statements(BASE) if " events (" in s or " ON events(" in s]
-"""The events table and its indexes, as the collector has them."""
+def same_table(target: str | Path) -> None:
+    """The collector's schema, migrated (on PostgreSQL, events by month), for the raw
+    insert to go into the same table."""
+    open_database(target).close()
+
+
 INSERT = "INSERT INTO events (id, device, site, seq, ts, kind, data, received) VALUES "
 
 
 def raw_rate_sqlite(path: Path, msgs: list[list[tuple[Any, ...]]]) -> float:
+    same_table(path)
     db = open_db(path)
-    for stmt in EVENTS_DDL:
-        db.conn.execute(stmt)
     rows = [(*r, time.time()) for m in msgs for r in m]
     per = PER_TX * PER_MESSAGE
     t0 = time.perf_counter()
@@ -119,13 +122,10 @@ def raw_rate_sqlite(path: Path, msgs: list[list[tuple[Any, ...]]]) -> float:
 def raw_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]]) -> float:
     import psycopg
 
-    from cloud.db.migrations import for_postgres
-
+    same_table(url)
     rows = [(*r, time.time()) for m in msgs for r in m]
     per = PER_TX * PER_MESSAGE
     with psycopg.connect(url, autocommit=True) as conn:
-        for stmt in EVENTS_DDL:
-            conn.execute(for_postgres(stmt))
         cur = conn.cursor()
         t0 = time.perf_counter()
         for i in range(0, len(rows), per):

@@ -36,6 +36,9 @@ def select_in(conn: Conn, sql: str, column: str, keys: list[str]) -> list[Any]:
     end in ``WHERE ... AND`` to add its own condition."""
     out: list[Any] = []
     unique = sorted(set(keys))
+    if conn.dialect == "postgresql":  # one array parameter: one statement psycopg prepares
+        where = " " if sql.endswith(" AND") else " WHERE "
+        return conn.execute(f"{sql}{where}{column} = ANY(?)", [unique]).fetchall() if unique else []
     for i in range(0, len(unique), 500):
         chunk = unique[i : i + 500]
         marks = ",".join("?" * len(chunk))
@@ -58,13 +61,19 @@ def add_seqs(conn: Conn, seqs: dict[str, list[int]]) -> dict[str, list[tuple[int
         after = merge_ranges(before, got)
         if after == before:
             continue
-        gone += [(device, lo) for lo, hi in set(before) - set(after)]
+        starts = {lo for lo, _ in after}  # a range grown at its top keeps its row
+        gone += [(device, lo) for lo, hi in set(before) - set(after) if lo not in starts]
         added += [(device, lo, hi) for lo, hi in set(after) - set(before)]
         had = set(holes(before))
         top = before[-1][1] if before else 0
         new = [h for h in holes(after) if h not in had and h[1] > top]
         if new:
             gaps[device] = new
-    conn.executemany("DELETE FROM seq_ranges WHERE device = ? AND lo = ?", gone)
-    conn.executemany("INSERT INTO seq_ranges (device, lo, hi) VALUES (?,?,?)", added)
+    if gone:
+        conn.executemany("DELETE FROM seq_ranges WHERE device = ? AND lo = ?", gone)
+    conn.executemany(
+        "INSERT INTO seq_ranges (device, lo, hi) VALUES (?,?,?)"
+        " ON CONFLICT (device, lo) DO UPDATE SET hi = excluded.hi",
+        added,
+    )
     return gaps

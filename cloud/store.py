@@ -114,7 +114,6 @@ class Store:
                 accepted = [e for e in ok.events if str(e.id) not in refused]
                 new_events = [e for e in new_events if str(e.id) not in refused]
             if accepted:
-                self.devices.touch(conn, [(e.device, e.site) for e in accepted], now)
                 self.events.add(conn, accepted, new_events, now, res)
                 self.tickets.insert(conn, new_events, now)
                 purchases.insert(conn, new_events, now)

@@ -139,6 +139,12 @@ def _text(value: str, surrogates: bool) -> None:
 _CONTAINERS = (dict, list, _Refused)
 
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_PLAIN = json.JSONDecoder()
+_RISKY = re.compile(rb"[-+.0-9eE]{%d}|[eE][-+]?[0-9]{3}|NaN|Infinity" % (MAX_NUMBER_CHARS + 1))
+"""What ``_DECODER``'s hooks could refuse: a run of number characters longer than any
+allowed number, an exponent of three digits (1e400 is no finite float), NaN, Infinity. It
+may also match inside a string: then the hooks just run.
+A payload without it is decoded with no Python call per number."""
 
 
 def check_shape(obj: Any, depth: int = 1, surrogates: bool = True) -> None:
@@ -178,7 +184,7 @@ def loads(payload: bytes, *, shape: bool = True) -> Any:
         raise CodecError("oversize", f"{len(payload)} bytes > limit {MAX_MESSAGE_BYTES}")
     try:
         text = payload.decode("utf-8")  # JSON between systems is UTF-8 (RFC 8259), not -16/-32
-        obj = _DECODER.decode(text)
+        obj = (_DECODER if _RISKY.search(payload) else _PLAIN).decode(text)
     except RecursionError:
         raise CodecError("limit", f"nested deeper than {MAX_DEPTH}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

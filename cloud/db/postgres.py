@@ -10,6 +10,8 @@ themselves need no lock: ``INSERT ... ON CONFLICT DO NOTHING`` on the event id i
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +31,10 @@ except ImportError as exc:  # pragma: no cover - installed with the project
     ) from exc
 
 _VALUES = re.compile(r"^\s*INSERT\b.*?\bVALUES\s*(\((?:\?\s*,\s*)*\?\))", re.I | re.S)
+_INTO = re.compile(
+    r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*\((?:\?\s*,\s*)*\?\)", re.I | re.S
+)
+_SCALARS = (str, int, float, type(None))
 MULTI_ROW = 200
 
 
@@ -48,6 +54,16 @@ def text_safe(params: Sequence[Any]) -> Sequence[Any]:
     return [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in params]
 
 
+def _as_json(rows: list[Sequence[Any]]) -> bool:
+    """Whether every value of the rows says the same in JSON (no bytes, booleans, NaN or
+    infinities)."""
+    return all(
+        type(v) in _SCALARS and (type(v) is not float or math.isfinite(v))
+        for row in rows
+        for v in row
+    )
+
+
 class PostgresConn:
     dialect: Dialect = "postgresql"
 
@@ -65,8 +81,26 @@ class PostgresConn:
         one plan per 200 rows, not one per row); anything else is pipelined row by row.
         Rows of one upsert must not repeat a key (PostgreSQL refuses to update a row twice in
         one statement): callers pass unique rows."""
-        rows = [text_safe(row) for row in params]
+        rows = list(params)
         cur = self.raw.cursor()
+        into = _INTO.match(sql)
+        if into is not None and rows and _as_json(rows):
+            # One statement with one parameter, the rows as a JSON array: psycopg prepares
+            # and keeps it, where a multi-row VALUES of hundreds of placeholders is parsed
+            # again in Python at each call; PostgreSQL casts each field to its column's type.
+            table, cols = into.group(1), [c.strip() for c in into.group(2).split(",")]
+            doc = json.dumps([dict(zip(cols, row, strict=True)) for row in rows])
+            if "\\u0000" in doc:  # a NUL somewhere (rare): as U+FFFD, like text_safe
+                doc = json.dumps([dict(zip(cols, text_safe(r), strict=True)) for r in rows])
+            names = ", ".join(cols)
+            tail = placeholders(sql[into.end() :])
+            cur.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names}"
+                f" FROM json_populate_recordset(NULL::{table}, %s){tail}",
+                (doc,),
+            )
+            return cur
+        rows = [text_safe(row) for row in rows]
         values = _VALUES.search(sql)
         if values is None or not rows:
             cur.executemany(placeholders(sql), rows)
