@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from cloud import broker_nats
 from cloud.registry import Identity
 from shared.secretfiles import write_secret
 from shared.topics import check_name
@@ -96,33 +97,40 @@ class BrokerFiles:
     def __init__(self, folder: Path, group: str = "mosquitto") -> None:
         self.folder, self.group = folder, group
         self.passwd, self.acl = folder / "passwd", folder / "acl"
+        self.nats_passwd, self.nats_users = folder / "nats-passwd", folder / "nats-users.conf"
+        """The same users for a NATS cluster (``cloud.broker_nats``): bcrypt hashes, and
+        the users with their permissions that every node includes."""
 
-    def users(self) -> dict[str, str]:
-        """Each user's hashed password, as the passwd file holds it."""
-        if not self.passwd.exists():
+    def users(self, path: Path | None = None) -> dict[str, str]:
+        """Each user's hashed password, as the passwd file (or ``path``) holds it."""
+        path = path or self.passwd
+        if not path.exists():
             return {}
         users: dict[str, str] = {}
-        for line in self.passwd.read_text().splitlines():
+        for line in path.read_text().splitlines():
             name, sep, hashed = line.partition(":")
             if sep and name:
                 users[name] = hashed
         return users
 
-    def _write_passwd(self, users: dict[str, str]) -> None:
+    def _write_passwd(self, users: dict[str, str], path: Path | None = None) -> None:
         text = "".join(f"{name}:{hashed}\n" for name, hashed in sorted(users.items()))
-        write_secret(self.passwd, text, 0o640, self.group)
+        write_secret(path or self.passwd, text, 0o640, self.group)
 
     def set_passwords(self, passwords: dict[str, str]) -> None:
-        """Set (or replace) the passwords of these users, in one write of the file."""
-        users = self.users()
+        """Set (or replace) the passwords of these users, in one write of each file."""
+        users, nats = self.users(), self.users(self.nats_passwd)
         for name, password in passwords.items():
             users[check_name(name, "user")] = hash_password(password)
+            nats[name] = broker_nats.hash_password(password)
         self._write_passwd(users)
+        self._write_passwd(nats, self.nats_passwd)
 
     def remove(self, name: str) -> None:
-        users = self.users()
-        if users.pop(name, None) is not None:
-            self._write_passwd(users)
+        for path in (self.passwd, self.nats_passwd):
+            users = self.users(path)
+            if users.pop(name, None) is not None:
+                self._write_passwd(users, path)
 
     def touch_reload(self) -> None:
         """Written after both files are in place: ``shian-broker-reload.path`` watches it."""
@@ -131,4 +139,8 @@ class BrokerFiles:
     def write_acl(
         self, collector: str, devices: Iterable[Identity], supervisors: Iterable[Identity]
     ) -> None:
+        devices, supervisors = list(devices), list(supervisors)
         write_secret(self.acl, acl_text(collector, devices, supervisors), 0o640, self.group)
+        hashes = self.users(self.nats_passwd)
+        text = broker_nats.users_text(collector, devices, supervisors, hashes)
+        write_secret(self.nats_users, text, 0o640, self.group)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from cloud.alerts.cli import register as register_alert_commands
+from cloud.cluster_cli import register as register_cluster_commands
 from cloud.config import DEFAULT_PATH, CloudConfig
 from cloud.devices_cli import register as register_device_commands
 from cloud.fleet.cli import register as register_fleet_commands
@@ -247,6 +248,7 @@ register_site_commands(main, config_option, _config, _store)
 register_live_commands(main, config_option, _config, _store)
 register_patrol_commands(main, config_option, _config, _store)
 register_ledger_commands(main, config_option, _config, _store)
+register_cluster_commands(main, config_option, _config)
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ the benchmark and an operator run alike.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +37,22 @@ class ClusterPlan:
         return self.hosts[i] if self.hosts else self.host
 
 
-def node_config(plan: ClusterPlan, i: int) -> str:
-    """nats-server's config for node ``i`` (0-based) of the plan."""
+def node_config(plan: ClusterPlan, i: int, conf_dir: Path | None = None) -> str:
+    """nats-server's config for node ``i`` (0-based) of the plan, to be written in
+    ``conf_dir`` (default ``data_dir``): nats-server reads an include relative to it."""
     n = len(plan.client_ports)
     host = plan.node_host(i)
     routes = ", ".join(
         f'"nats-route://{plan.node_host(k)}:{plan.cluster_ports[k]}"' for k in range(n) if k != i
     )
     store = plan.data_dir / f"n{i + 1}"
-    auth = f'\ninclude "{plan.auth_file}"\n' if plan.auth_file else ""
+    auth = ""
+    if plan.auth_file:
+        where = os.path.relpath(plan.auth_file, conf_dir or plan.data_dir)
+        auth = (
+            "\n# the registry's users (shian-cloud writes them; reload every node)\n"
+            f'include "{where}"\n'
+        )
     return f"""# Shian province broker, node {i + 1} of {n} (written by shian-cloud cluster config)
 server_name: "n{i + 1}"
 listen: "{host}:{plan.client_ports[i]}"

@@ -186,3 +186,32 @@ def test_any_devices_csv_registers_or_is_refused_clearly(tmp_path_factory: Any, 
         assert r.output.startswith("Error: ") and not list((work / "bundles").glob("*.json"))
     elif text.startswith("k1,s1,d1,kitchen"):
         assert (work / "bundles" / "k1.json").exists() and "registered" in r.output
+
+
+@given(names, names)
+def test_a_name_is_one_subject_level_on_the_cluster_or_left_off(name: str, district: str) -> None:
+    """cloud.broker_nats: a name the registry takes is one NATS subject level in its user's
+    grants, or (holding a '.', which NATS reads as two levels) the user is left off."""
+    from cloud.broker_nats import users_text
+
+    try:
+        check_name(name, "device")
+        check_name(district, "district")
+    except ValueError:
+        return  # the registry refuses it (the test above)
+    box = Identity(name=name, kind="device", role="kitchen", site="s1", district=district)
+    sup = Identity(name="wang", kind="supervisor", district=district)
+    text = users_text("c", [box], [sup], {name: "$2b$06$h", "wang": "$2b$06$h", "c": "$2b$06$h"})
+    granted = re.findall(r'"(shian\.[^"]*)"', text)
+    if "." in name:
+        assert f'user: "{name}"' not in text
+    else:
+        assert f'user: "{name}"' in text
+        assert f"shian.v1.dev.{name}.events" in granted
+    if "." in district:
+        assert 'user: "wang"' not in text
+    for subject in granted:  # every grant is the fixed shape with its names as single levels
+        assert re.fullmatch(
+            r"shian\.v1\.(dev|alerts|escalations|sup|collector)(\.[^.\s\"]+)+", subject
+        )
+        assert ">" not in subject[:-1] and "*" not in subject.replace(".*", "")

@@ -6,18 +6,26 @@ benchmark, bench/province.py, measures them at scale)."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
+from pydantic import SecretStr
 
 from cloud.config import CloudConfig
 from cloud.service import CloudService
 from cloud.store import Store
 from edge.agent import Agent
 from edge.config import EdgeConfig
+from shared.codec import batch_payload, envelope_json
+from shared.config import MqttSettings
+from shared.ids import uuid7
+from shared.mqtt import make_client
 from tests.conftest import cloud_config, edge_config, register, wait_for
 from tests.real.test_alerts_e2e import Supervisor
 from tests.real.test_postgres_collectors import start_process
@@ -202,3 +210,73 @@ def test_kill_a_node_then_a_collector_with_boxes_streaming(
         assert rows[0]["n"] == 3000, f"box-{i}: every test event once"
     assert all(d["missing"] == 0 for d in store.devices.list())
     store.close()
+
+
+def one_event(device: str) -> bytes:
+    ts = "2026-12-01T00:00:00.000Z"
+    body = envelope_json(
+        event_id=str(uuid7()),
+        device=device,
+        site="canteen-001",
+        seq=1,
+        ts=ts,
+        kind="test",
+        data_json='{"n":1}',
+    )
+    return batch_payload([body])
+
+
+def test_the_registry_s_users_and_their_subjects_on_the_cluster(tmp_path: Path) -> None:
+    """The users shian-cloud writes for NATS (cloud.broker_nats) on a cluster of their own:
+    a box publishes only its own topics (a publish for another box is dropped, never
+    delivered), a wrong password is refused, a supervisor reads only its district."""
+    from cloud.broker_files import BrokerFiles
+    from cloud.registry import Identity
+
+    files = BrokerFiles(tmp_path / "broker")
+    pw = {"collector-a": "c-secret-1", "box-1": "b1-secret", "box-2": "b2-secret", "wang": "w-pw"}
+    files.set_passwords(pw)
+    boxes = [Identity(name=b, kind="device", role="kitchen", site="canteen-001", district="xianan")
+             for b in ("box-1", "box-2")]  # fmt: skip
+    sups = [Identity(name="wang", kind="supervisor", role="supervisor", district="xianan")]
+    files.write_acl("collector-a", boxes, sups)
+    (tmp_path / "nats").mkdir()
+    probe = ("collector-a", pw["collector-a"])  # the readiness probe needs a user with a grant
+    cluster = NatsCluster(tmp_path / "nats", auth_file=files.nats_users, probe_user=probe)
+    cluster.start()
+    try:
+        cfg = collector(tmp_path, cluster, "a", first=0)
+        assert cfg.mqtt is not None
+        cfg.mqtt.username, cfg.mqtt.password = "collector-a", SecretStr(pw["collector-a"])
+        cloud = CloudService(cfg)
+        for b in boxes:
+            register(cloud.store, b.name, "canteen-001")
+        cloud.start()
+        assert cloud.collector.connected.wait(20)
+        s = MqttSettings(
+            url=cluster.mqtt_urls[1], username="box-1", password=SecretStr(pw["box-1"])
+        )
+        q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        c = make_client(s, "box-1", MQTTProtocolVersion.MQTTv311)
+        c.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
+        c.connect(s.host, s.port)
+        c.loop_start()
+        assert not q.get(timeout=10)[1].is_failure
+        # PUBACKed by NATS all the same (a violation it logs), and dropped
+        c.publish("shian/v1/dev/box-2/events", one_event("box-2"), qos=1).wait_for_publish(10)
+        c.publish("shian/v1/dev/box-1/events", one_event("box-1"), qos=1).wait_for_publish(10)
+        wait_for(lambda: cloud.store.events.count() == 1, what="box-1's own event")
+        assert cloud.collector.counters["messages"] == 1, "box-2's topic never reached it"
+        assert cloud.store.dead.list() == []
+        c.disconnect()
+        c.loop_stop()
+        bad = MqttSettings(url=cluster.mqtt_urls[2], username="box-1", password=SecretStr("x"))
+        c = make_client(bad, "box-1b", MQTTProtocolVersion.MQTTv311)
+        c.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
+        c.connect(bad.host, bad.port)
+        c.loop_start()
+        assert q.get(timeout=10)[1].is_failure, "a wrong password is refused"
+        c.loop_stop()
+        cloud.stop()
+    finally:
+        cluster.stop()

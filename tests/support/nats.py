@@ -22,13 +22,15 @@ from cloud.cluster import ClusterPlan, node_config
 from tests.support.mosquitto import free_port
 
 
-def mqtt_round_trip(port: int, timeout: float = 3) -> bool:
+def mqtt_round_trip(port: int, timeout: float = 3, user: tuple[str, str] | None = None) -> bool:
     """Whether a QoS 1 message published to the node on ``port`` comes back to a QoS 1
     subscriber on the same node within ``timeout``."""
     got = threading.Event()
     topic = f"shian/probe/{uuid.uuid4().hex}"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
     client.on_message = lambda _c, _u, _m: got.set()
+    if user:
+        client.username_pw_set(*user)
     try:
         client.connect("127.0.0.1", port, 10)
     except OSError:
@@ -55,7 +57,13 @@ def nats_binary() -> str | None:
 
 
 class NatsCluster:
-    def __init__(self, workdir: Path, nodes: int = 3, auth_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: int = 3,
+        auth_file: Path | None = None,
+        probe_user: tuple[str, str] | None = None,
+    ) -> None:
         binary = nats_binary()
         if binary is None:
             raise RuntimeError("nats-server is not installed (make system-deps)")
@@ -71,6 +79,7 @@ class NatsCluster:
             auth_file=auth_file,
         )
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
+        self.probe_user = probe_user
 
     @property
     def mqtt_urls(self) -> list[str]:
@@ -107,7 +116,7 @@ class NatsCluster:
             proc = self.procs[pending[0]]
             if proc is None or proc.poll() is not None:
                 raise RuntimeError(f"NATS node {pending[0] + 1} exited")
-            if mqtt_round_trip(self.plan.mqtt_ports[pending[0]]):
+            if mqtt_round_trip(self.plan.mqtt_ports[pending[0]], user=self.probe_user):
                 pending.pop(0)
             else:
                 time.sleep(0.1)
