@@ -22,13 +22,14 @@ demo: $(STAMP) demo-deps
 # What the demo needs from Debian's packages: headless Chromium (with CJK fonts) as the phone,
 # and for live views the media server (nginx and its RTMP module), FFmpeg (the box copies a
 # camera with it) and GStreamer's RTSP server with x264 (the stand-in H.264 camera,
-# edge/live/testcam.py). The tests need those and their other real parts: the Mosquitto broker,
+# edge/live/testcam.py), and nats-server for the province (three nodes, cloud/demo_province.py).
+# The tests need those and their other real parts: the Mosquitto broker,
 # the PostgreSQL server (the tests start a cluster of their own with its initdb, on a free
 # port), openssl for the TLS tests, systemd-analyze.
-DEMO_PACKAGES := chromium fonts-noto-cjk nginx libnginx-mod-rtmp ffmpeg python3-gi \
+DEMO_PACKAGES := chromium fonts-noto-cjk nginx libnginx-mod-rtmp ffmpeg python3-gi nats-server \
 	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-ugly
-SYSTEM_PACKAGES := mosquitto postgresql openssl systemd nats-server $(DEMO_PACKAGES)
+SYSTEM_PACKAGES := mosquitto postgresql openssl systemd $(DEMO_PACKAGES)
 
 # $(call apt_install,PACKAGES): install those of PACKAGES that are missing.
 define apt_install

@@ -32,6 +32,7 @@ import click
 from cloud.demo_fleet import story as fleet_story
 from cloud.demo_ledger import story as ledger_story
 from cloud.demo_patrol import story as patrol_story
+from cloud.demo_province import story as province_story
 from cloud.demo_sensors import Fridge
 from cloud.demo_setup import KITCHEN, SITES, STALL, DemoSetup, has_kitchen_data
 from cloud.store import Store
@@ -112,6 +113,7 @@ class Demo:
         self.keeper = Keeper(self)  # Restart=always, as systemd does for a real box
         self.fleet_ok: bool | None = None
         self.patrol_ok: bool | None = None
+        self.province = ""
         self.wang_password = ""
         from cloud.demo_live import LiveKitchen
 
@@ -499,6 +501,8 @@ class Demo:
         patrol = "a failed item became a hazard, rectified from the box, verified"
         click.echo(f"patrol: {patrol if self.patrol_ok else 'MISMATCH: the hazard is not closed'}")
         ok = ok and bool(self.patrol_ok)
+        click.echo(f"province: {self.province or 'MISMATCH: an event lost or doubled'}")
+        ok = ok and bool(self.province)
         cli = Path(sys.executable).parent / "shian-cloud"
         click.echo(f"\nLook around: {cli} events list --config {self.w}/cloud.toml")
         click.echo(f"            {cli} fleet status --config {self.w}/cloud.toml")
@@ -565,6 +569,10 @@ def run_demo(workdir: Path, seconds: float) -> int:
             except RuntimeError as exc:
                 demo.fleet_ok = False
                 _say(f"the updates did not complete: {exc}")
+            try:
+                demo.province = province_story(workdir, _say, _wait)
+            except (RuntimeError, OSError, TimeoutError) as exc:
+                _say(f"the province did not complete: {exc}")
     except KeyboardInterrupt:
         pass
     finally:
