@@ -38,10 +38,10 @@ class Events:
         if not events:
             return []
         ids = [str(e.id) for e in events]
-        sql = "SELECT id FROM events"
+        sql, since = "SELECT id FROM events", []
         if conn.dialect == "postgresql":
-            sql += f" WHERE received >= {now - self.dedupe_s!r} AND"
-        seen = {r[0] for r in select_in(conn, sql, "id", ids)}
+            sql, since = sql + " WHERE received >= ? AND", [now - self.dedupe_s]
+        seen = {r[0] for r in select_in(conn, sql, "id", ids, since)}
         fresh: dict[str, Envelope] = {}
         for i, e in zip(ids, events, strict=True):
             if i not in seen:

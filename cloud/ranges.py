@@ -3,6 +3,7 @@ the gaps. Pure functions, and their table (``seq_ranges``) read and written set-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cloud.db import Conn
@@ -31,19 +32,24 @@ def holes(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def select_in(conn: Conn, sql: str, column: str, keys: list[str]) -> list[Any]:
+def select_in(
+    conn: Conn, sql: str, column: str, keys: list[str], params: Sequence[Any] = ()
+) -> list[Any]:
     """``sql WHERE column IN (keys)``, in chunks (SQLite limits the parameters); ``sql`` may
-    end in ``WHERE ... AND`` to add its own condition."""
+    end in ``WHERE ... AND`` to add its own condition, with its ``params`` (a parameter, not a
+    literal: the same statement each time, prepared once)."""
     out: list[Any] = []
     unique = sorted(set(keys))
     if conn.dialect == "postgresql":  # one array parameter: one statement psycopg prepares
         where = " " if sql.endswith(" AND") else " WHERE "
-        return conn.execute(f"{sql}{where}{column} = ANY(?)", [unique]).fetchall() if unique else []
+        if not unique:
+            return []
+        return conn.execute(f"{sql}{where}{column} = ANY(?)", [*params, unique]).fetchall()
     for i in range(0, len(unique), 500):
         chunk = unique[i : i + 500]
         marks = ",".join("?" * len(chunk))
         where = " " if sql.endswith(" AND") else " WHERE "
-        out.extend(conn.execute(f"{sql}{where}{column} IN ({marks})", chunk).fetchall())
+        out.extend(conn.execute(f"{sql}{where}{column} IN ({marks})", [*params, *chunk]).fetchall())
     return out
 
 
