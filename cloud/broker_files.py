@@ -99,7 +99,8 @@ class BrokerFiles:
         self.passwd, self.acl = folder / "passwd", folder / "acl"
         self.nats_passwd, self.nats_users = folder / "nats-passwd", folder / "nats-users.conf"
         """The same users for a NATS cluster (``cloud.broker_nats``): bcrypt hashes, and
-        the users with their permissions that every node includes."""
+        the users with their permissions that every node includes, readable by the group
+        ``nats`` (Debian's nats-server runs as that user)."""
 
     def users(self, path: Path | None = None) -> dict[str, str]:
         """Each user's hashed password, as the passwd file (or ``path``) holds it."""
@@ -143,4 +144,4 @@ class BrokerFiles:
         write_secret(self.acl, acl_text(collector, devices, supervisors), 0o640, self.group)
         hashes = self.users(self.nats_passwd)
         text = broker_nats.users_text(collector, devices, supervisors, hashes)
-        write_secret(self.nats_users, text, 0o640, self.group)
+        write_secret(self.nats_users, text, 0o640, "nats")

@@ -64,6 +64,13 @@ def _level(name: str, what: str) -> str | None:
     return None if "." in name else name
 
 
+def _unhashed(name: str) -> str:
+    """A user whose password was set before the cluster's hashes were kept: only its
+    Mosquitto hash exists, which NATS cannot read. Said in the file; a new password (for a
+    box, a new bundle) puts it on the cluster."""
+    return f"    # {name}: no NATS password yet (set before the cluster): give it a new one\n"
+
+
 def users_text(
     collector: str,
     devices: Iterable[Identity],
@@ -84,6 +91,7 @@ def users_text(
             out.append(f"    # box {d.name}: a name with '.' cannot be one NATS level\n")
             continue
         if name not in hashes:
+            out.append(_unhashed(name))
             continue
         base = f"shian.v1.dev.{name}"
         out.append(
@@ -108,6 +116,7 @@ def users_text(
             )
             continue
         if name not in hashes:
+            out.append(_unhashed(name))
             continue
         if s.role == "inspector":
             out.append(_user(name, hashes[name], [], [], '["MQTT"]'))

@@ -32,6 +32,9 @@ class ClusterPlan:
     auth_file: Path | None = None
     """Users and their permissions (``cloud.broker_nats``), included by every node."""
     max_file_store: str = "8G"
+    route_password: str = ""
+    """The nodes' password among themselves: a route without it is refused, so no host that
+    reaches the cluster port can join and read everything. Empty: none (never in production)."""
 
     def node_host(self, i: int) -> str:
         return self.hosts[i] if self.hosts else self.host
@@ -42,8 +45,16 @@ def node_config(plan: ClusterPlan, i: int, conf_dir: Path | None = None) -> str:
     ``conf_dir`` (default ``data_dir``): nats-server reads an include relative to it."""
     n = len(plan.client_ports)
     host = plan.node_host(i)
+    cred = f"route:{plan.route_password}@" if plan.route_password else ""
     routes = ", ".join(
-        f'"nats-route://{plan.node_host(k)}:{plan.cluster_ports[k]}"' for k in range(n) if k != i
+        f'"nats-route://{cred}{plan.node_host(k)}:{plan.cluster_ports[k]}"'
+        for k in range(n)
+        if k != i
+    )
+    route_auth = (
+        f'\n  authorization {{ user: "route", password: "{plan.route_password}" }}'
+        if plan.route_password
+        else ""
     )
     store = plan.data_dir / f"n{i + 1}"
     auth = ""
@@ -56,7 +67,9 @@ def node_config(plan: ClusterPlan, i: int, conf_dir: Path | None = None) -> str:
     return f"""# Shian province broker, node {i + 1} of {n} (written by shian-cloud cluster config)
 server_name: "n{i + 1}"
 listen: "{host}:{plan.client_ports[i]}"
-http: "{host}:{plan.http_ports[i]}"
+# monitoring (connections, subscriptions): this machine only
+http: "127.0.0.1:{plan.http_ports[i]}"
+pid_file: "{store}.pid"
 max_payload: 1MB
 
 jetstream {{
@@ -67,7 +80,7 @@ jetstream {{
 
 cluster {{
   name: "{CLUSTER_NAME}"
-  listen: "{host}:{plan.cluster_ports[i]}"
+  listen: "{host}:{plan.cluster_ports[i]}"{route_auth}
   routes: [{routes}]
 }}
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 
 from cloud.cluster import ClusterPlan, node_config
 from shared.clikit import Decorator
+from shared.secretfiles import write_secret
 
 
 def register(main: click.Group, config_option: Decorator, get_config: Callable[..., Any]) -> None:
@@ -65,11 +67,12 @@ def register(main: click.Group, config_option: Decorator, get_config: Callable[.
             http_ports=[http_port + k for k in step],
             data_dir=data_dir,
             auth_file=auth,
+            route_password=secrets.token_urlsafe(24),
         )
         out.mkdir(parents=True, exist_ok=True)
         for i in range(len(hosts)):
-            path = out / f"n{i + 1}.conf"
-            path.write_text(node_config(plan, i, conf_dir=out))
+            path = out / f"n{i + 1}.conf"  # it holds the routes' password: for nats only
+            write_secret(path, node_config(plan, i, conf_dir=out), 0o640, "nats")
             click.echo(f"{path}: nats-server -c {path}  (MQTT on {hosts[i]}:{plan.mqtt_ports[i]})")
         urls = ", ".join(f'"mqtt://{h}:{p}"' for h, p in zip(hosts, plan.mqtt_ports, strict=True))
         intake = ", ".join(

@@ -8,6 +8,7 @@ docs/scaling.md tells an operator to run.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import subprocess
@@ -78,6 +79,7 @@ class NatsCluster:
             http_ports=ports[3 * nodes : 4 * nodes],
             data_dir=workdir,
             auth_file=auth_file,
+            route_password=secrets.token_urlsafe(16),
         )
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
         self.probe_user = probe_user
@@ -91,9 +93,14 @@ class NatsCluster:
         return [f"nats://127.0.0.1:{p}" for p in self.plan.client_ports]
 
     def start(self, timeout: float = 60) -> NatsCluster:
-        for i in range(len(self.procs)):
-            self._spawn(i)
-        self.wait_ready(timeout)
+        """Start every node and wait until each carries MQTT; on failure none is left."""
+        try:
+            for i in range(len(self.procs)):
+                self._spawn(i)
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _spawn(self, i: int) -> None:

@@ -43,6 +43,7 @@ from shared.mqtt import (
     connect_kwargs,
     make_client,
     protocols,
+    tls_context,
 )
 from shared.redact import redact
 
@@ -149,6 +150,10 @@ class Collector:
                 self._take,
                 self.settings.username,
                 self.settings.secret(),
+                backlog=self._inbox.qsize,
+                max_backlog=20 * c.batch_max_messages,
+                on_state=self._intake_state,
+                tls=tls_context(self.settings) if c.intake_urls[0].startswith("tls://") else None,
             )
             if c.intake_urls
             else None
@@ -157,6 +162,11 @@ class Collector:
         self.failed = threading.Event()
         self._started = self._stopping = False
         self._next_prune = 0.0
+
+    def _intake_state(self, up: bool) -> None:
+        """With an intake the boxes are heard through it: its loss is silence (the silence
+        checks wait), not every box going quiet at once."""
+        self._heard(time.time() if up and self.connected.is_set() else None)
 
     def _take(self, topic: str, payload: bytes) -> None:
         """A message from the intake's queue group (nothing to acknowledge to a broker)."""
@@ -288,7 +298,7 @@ class Collector:
             hello = Hello(v=SCHEMA_VERSION, session=uuid.uuid4().hex)  # after the subscriptions
             client.publish(topics.COLLECTOR_HELLO, hello.model_dump_json(), qos=1, retain=True)
         self.connected.set()
-        self._heard(time.time())
+        self._heard(time.time() if self.intake is None or self.intake.connected.is_set() else None)
         self.publisher.attach(client)
         self._client = client
         try:  # this thread never touches the database: a locked store must not end the session
@@ -357,6 +367,8 @@ class Collector:
                     self.failure = f"{t.name} thread is not running"
             if not self.publisher.alive and not self._stopping:
                 self.failure = "collector-pub thread is not running"
+            if self.intake is not None and not self.intake.alive and not self._stopping:
+                self.failure = "collector-intake thread is not running"
         return self.failure
 
     def _writer_loop(self) -> None:

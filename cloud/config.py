@@ -58,9 +58,10 @@ class CollectorSettings(StrictModel):
     intake_urls: list[str] = Field(
         default_factory=list,
         max_length=16,
-        description="nats://host:port of the nodes of a NATS cluster: take the boxes' messages as "
-        "a member of the NATS queue group share_group (competing consumers; NATS has no MQTT "
-        "shared subscriptions) and keep MQTT for publishing. docs/scaling.md.",
+        description="nats://host:port (or tls://) of the nodes of a NATS cluster: take the boxes' "
+        "messages as a member of the NATS queue group share_group ('collectors' when empty): "
+        "competing consumers, since NATS has no MQTT shared subscriptions; MQTT is kept for "
+        "publishing. docs/scaling.md.",
     )
 
     @field_validator("intake_urls")
@@ -116,10 +117,11 @@ class StoreSettings(StrictModel):
     )
     dedupe_days: float = Field(
         default=62,
-        ge=31,
+        ge=61,
         le=366,
         description="PostgreSQL: how far back a redelivered event is looked for. Longer than any "
-        "box's outbox max_age_s (30 days by default), after which a box gives an event up.",
+        "box's outbox max_age_s (30 days by default, 60 at most), after which a box gives an event "
+        "up.",
     )
     snapshots_dir: Path | None = Field(
         default=None, description="Evidence JPEGs; default a snapshots folder beside the database."

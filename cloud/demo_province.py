@@ -5,6 +5,7 @@ collectors go on, and every event is stored once (docs/scaling.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -59,12 +60,14 @@ def story(workdir: Path, say: Any, wait: Any) -> str:
     cluster = NatsCluster(work).start()
     say(f"province: 3 NATS nodes (JetStream, MQTT) ready in {time.monotonic() - began:.1f} s")
     urls, db = cluster.mqtt_urls, work / "province.db"
-    services: list[CloudService] = []
-    agents: list[Agent] = []
     stop = threading.Event()
-    try:
-        for name in ("c1", "c2"):
-            services.append(CloudService(_collector(work, name, urls, cluster.nats_urls, db)))
+    with contextlib.ExitStack() as running:  # each thing started is stopped, whatever fails
+        running.callback(cluster.stop)
+        running.callback(stop.set)
+        services = [
+            CloudService(_collector(work, name, urls, cluster.nats_urls, db))
+            for name in ("c1", "c2")
+        ]
         store = services[0].store
         store.sites.set(SITE, "province")
         store.registry.put_many(
@@ -73,6 +76,7 @@ def story(workdir: Path, say: Any, wait: Any) -> str:
         )  # fmt: skip
         for s in services:
             s.start()
+            running.callback(s.stop)
             wait(s.collector.connected.is_set, 30, "a collector on the cluster")
         agents = [Agent(_box(work, n, urls)) for n in range(BOXES)]
         made = [0] * BOXES
@@ -85,6 +89,7 @@ def story(workdir: Path, say: Any, wait: Any) -> str:
         threads = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(BOXES)]
         for a in agents:
             a.start()
+            running.callback(a.stop)
         for t in threads:
             t.start()
         wait(lambda: store.events.count() > 60, 60, "the boxes streaming")
@@ -117,10 +122,3 @@ def story(workdir: Path, say: Any, wait: Any) -> str:
             f"3 NATS nodes, one SIGKILLed: its box moved in {took:.1f} s; {total} events, "
             f"2 collectors ({shares[0]} + {shares[1]}), lost 0, doubled 0"
         )
-    finally:
-        stop.set()
-        for a in agents:
-            a.stop()
-        for s in services:
-            s.stop()
-        cluster.stop()

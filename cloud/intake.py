@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,9 +38,19 @@ def topic_of(subject: str) -> str:
     return subject.replace(".", "/")
 
 
+MAX_PENDING = 20_000
+"""Messages the client library may hold for this member before it drops (the boxes send
+them again, unconfirmed)."""
+
+
 class NatsIntake:
-    """A member of the collectors' queue group, on its own thread and event loop; ``deliver``
-    is called on that thread with (topic, payload) for each message."""
+    """A member of the collectors' queue group, on its own thread and event loop.
+
+    ``deliver`` is called on that thread with (topic, payload) for each message, but only
+    while ``backlog()`` (what the collector has yet to write) is under ``max_backlog``: a slow
+    or absent database holds the intake back instead of filling the collector's memory, and
+    what then waits in the client past ``MAX_PENDING`` is dropped, to come again from the
+    boxes. ``on_state`` is told when the intake can hear the boxes (True) or not (False)."""
 
     def __init__(
         self,
@@ -48,9 +59,15 @@ class NatsIntake:
         deliver: Callable[[str, bytes], None],
         user: str = "",
         password: str | None = None,
+        *,
+        backlog: Callable[[], int] = lambda: 0,
+        max_backlog: int = 5_000,
+        on_state: Callable[[bool], None] = lambda _up: None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.urls, self.group, self.deliver = urls, group, deliver
-        self.user, self.password = user, password
+        self.user, self.password, self.tls = user, password, tls
+        self.backlog, self.max_backlog, self.on_state = backlog, max_backlog, on_state
         self.connected = threading.Event()
         self.counters = {"messages": 0, "reconnects": 0}
         self._loop = asyncio.new_event_loop()
@@ -83,10 +100,12 @@ class NatsIntake:
         async def reconnected() -> None:
             self.counters["reconnects"] += 1
             self.connected.set()
+            self.on_state(True)
             log.info("intake reconnected to %s", self._nc.connected_url.netloc)
 
         async def disconnected() -> None:
             self.connected.clear()
+            self.on_state(False)
             log.warning("intake lost its NATS server; reconnecting")
 
         async def error(exc: Exception) -> None:
@@ -104,19 +123,37 @@ class NatsIntake:
         }
         if self.user:
             opts.update(user=self.user, password=self.password or "")
+        if self.tls is not None:
+            opts["tls"] = self.tls
         self._nc = await nats.connect(**opts)
 
         async def on_message(msg: Any) -> None:
+            while self.backlog() >= self.max_backlog:  # the writer is behind: hold back
+                await asyncio.sleep(0.05)
             self.counters["messages"] += 1
             self.deliver(topic_of(msg.subject), bytes(msg.data))
 
         for subject in SUBJECTS:
-            await self._nc.subscribe(subject, queue=self.group, cb=on_message)
+            await self._nc.subscribe(
+                subject,
+                queue=self.group,
+                cb=on_message,
+                pending_msgs_limit=MAX_PENDING,
+                pending_bytes_limit=64 * 1024 * 1024,
+            )
         await self._nc.flush()  # the subscriptions are known to the server before we go on
         self.connected.set()
+        self.on_state(True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
-        """Leave the group: drain (the messages already delivered go to ``deliver``), close."""
+        """Leave the group: drain (the messages already delivered go to ``deliver``), close.
+        Safe when it never started."""
+        if not self._thread.is_alive():
+            return
         if self._nc is not None and self._loop.is_running():
             fut = asyncio.run_coroutine_threadsafe(self._nc.drain(), self._loop)
             try:

@@ -70,7 +70,10 @@ class Store:
         self.registry = RegistryTable(self.db)
         self.events = Events(self.db, dedupe_days)
         self.partitions = Partitions(self.db, keep_months)
-        self.partitions.ensure(time.time())
+        try:
+            self.partitions.ensure(time.time())
+        except Exception:  # a lock not had in time: the pruning tries again, months ahead
+            log.warning("making the coming months of events failed", exc_info=True)
         self.devices = Devices(self.db)
         self.evidence = Evidence(self.db, snapshots_dir or base / "snapshots", retention)
         self.dead = DeadLetters(self.db, retention)

@@ -29,7 +29,11 @@ class OutboxSettings(StrictModel):
         default=256 * 1024 * 1024, ge=64 * 1024, description="Most bytes of unconfirmed events."
     )
     max_age_s: float = Field(
-        default=30 * 86400, gt=0, description="Unconfirmed events older than this are expired."
+        default=30 * 86400,
+        gt=0,
+        le=60 * 86400,
+        description="Unconfirmed events older than this are expired. At most 60 days: the "
+        "collector looks for a redelivered event that far back (its store's dedupe_days).",
     )
     when_full: Literal["drop_oldest", "reject_new"] = Field(
         default="drop_oldest",

@@ -38,13 +38,19 @@ def make_client(
     if settings.username:
         client.username_pw_set(settings.username, settings.secret())
     if settings.tls:
-        ctx = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-        if settings.cert_file:
-            ctx.load_cert_chain(
-                str(settings.cert_file), str(settings.key_file) if settings.key_file else None
-            )
-        client.tls_set_context(ctx)
+        client.tls_set_context(tls_context(settings))
     return client
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The TLS context of ``settings``: its CA, and its client certificate if any (the
+    collector's NATS intake uses the same)."""
+    ctx = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.cert_file:
+        ctx.load_cert_chain(
+            str(settings.cert_file), str(settings.key_file) if settings.key_file else None
+        )
+    return ctx
 
 
 def connect_kwargs(
@@ -93,7 +99,7 @@ class Endpoints:
     others rather than all moving to the same one). ``next`` moves on after a failure."""
 
     def __init__(self, settings: MqttSettings, seed: str) -> None:
-        rest = list(settings.failover_urls)
+        rest = list(dict.fromkeys(u for u in settings.failover_urls if u != settings.url))
         random.Random(seed).shuffle(rest)
         self.urls = [settings.url, *rest]
         self.index = 0

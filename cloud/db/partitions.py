@@ -11,6 +11,7 @@ fits in it); there these functions do nothing.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,10 @@ log = logging.getLogger("shian.store")
 
 AHEAD_MONTHS = 2
 """Months made ahead of the current one."""
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
+"""Making or dropping a month locks ``events`` whole: behind a long reader (a dump, a big
+export) it would hold every write up. It gives up instead, and is tried again at the next
+pruning (it is made two months ahead)."""
 
 _COLUMNS = (
     "id TEXT NOT NULL, device TEXT NOT NULL, site TEXT NOT NULL, seq BIGINT NOT NULL,"
@@ -85,12 +90,17 @@ def _month(table: str) -> Month:
     return Month(int(table[7:11]), int(table[12:14]))
 
 
+_TABLE = re.compile(r"events_\d{4}_\d{2}")
+
+
 def _existing(conn: Conn) -> set[str]:
+    """The month tables (and ``events_default``) of this schema's ``events``; a table an
+    operator attached by hand under another name is left alone."""
     rows = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
+        " WHERE i.inhparent = 'events'::regclass"
     ).fetchall()
-    return {r[0] for r in rows}
+    return {r[0] for r in rows if r[0] == "events_default" or _TABLE.fullmatch(r[0])}
 
 
 def _make_months(conn: Conn, first: Month | None, last: Month | None, t: float) -> list[str]:
@@ -135,6 +145,7 @@ class Partitions:
         if not self.enabled:
             return []
         with self.db.tx(locks=["schema"]) as conn:
+            conn.execute(LOCK_TIMEOUT)
             months = [_month(n) for n in _existing(conn) if n != "events_default"]
             months.append(Month.of(now))  # from the first month to the last: no hole is left
             first = min(months, key=lambda m: m.start)
@@ -152,8 +163,7 @@ class Partitions:
             " greatest(c.reltuples, 0)::bigint AS rows,"
             " pg_total_relation_size(c.oid) AS bytes"
             " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
-            " ORDER BY c.relname"
+            " WHERE i.inhparent = 'events'::regclass ORDER BY c.relname"
         )
 
     def prune(self, now: float) -> list[str]:
@@ -164,6 +174,7 @@ class Partitions:
         cut = Month.of(now).minus(self.keep_months)
         dropped = []
         with self.db.tx(locks=["schema"]) as conn:
+            conn.execute(LOCK_TIMEOUT)
             for name in sorted(_existing(conn)):
                 if name == "events_default":
                     continue

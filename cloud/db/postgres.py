@@ -84,10 +84,11 @@ class PostgresConn:
         rows = list(params)
         cur = self.raw.cursor()
         into = _INTO.match(sql)
-        if into is not None and rows and _as_json(rows):
+        if into is not None and rows and "?" not in sql[into.end() :] and _as_json(rows):
             # One statement with one parameter, the rows as a JSON array: psycopg prepares
             # and keeps it, where a multi-row VALUES of hundreds of placeholders is parsed
-            # again in Python at each call; PostgreSQL casts each field to its column's type.
+            # again in Python at each call; PostgreSQL casts each field to its column's type
+            # (so an integer column takes integers: a float like 3.0 is refused, not rounded).
             table, cols = into.group(1), [c.strip() for c in into.group(2).split(",")]
             doc = json.dumps([dict(zip(cols, row, strict=True)) for row in rows])
             if "\\u0000" in doc:  # a NUL somewhere (rare): as U+FFFD, like text_safe

@@ -212,6 +212,16 @@ def test_kill_a_node_then_a_collector_with_boxes_streaming(
     store.close()
 
 
+def _login(url: str, user: str, password: str) -> tuple[Any, queue.SimpleQueue[Any]]:
+    s = MqttSettings(url=url, username=user, password=SecretStr(password))
+    q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    c = make_client(s, f"{user}-{uuid7().hex[:6]}", MQTTProtocolVersion.MQTTv311)
+    c.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
+    c.connect(s.host, s.port)
+    c.loop_start()
+    return c, q
+
+
 def one_event(device: str) -> bytes:
     ts = "2026-12-01T00:00:00.000Z"
     body = envelope_json(
@@ -229,7 +239,8 @@ def one_event(device: str) -> bytes:
 def test_the_registry_s_users_and_their_subjects_on_the_cluster(tmp_path: Path) -> None:
     """The users shian-cloud writes for NATS (cloud.broker_nats) on a cluster of their own:
     a box publishes only its own topics (a publish for another box is dropped, never
-    delivered), a wrong password is refused, a supervisor reads only its district."""
+    delivered), a wrong password is refused, a supervisor subscribes to his district's alerts
+    and not another's."""
     from cloud.broker_files import BrokerFiles
     from cloud.registry import Identity
 
@@ -252,31 +263,30 @@ def test_the_registry_s_users_and_their_subjects_on_the_cluster(tmp_path: Path) 
         for b in boxes:
             register(cloud.store, b.name, "canteen-001")
         cloud.start()
-        assert cloud.collector.connected.wait(20)
-        s = MqttSettings(
-            url=cluster.mqtt_urls[1], username="box-1", password=SecretStr(pw["box-1"])
-        )
-        q: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        c = make_client(s, "box-1", MQTTProtocolVersion.MQTTv311)
-        c.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
-        c.connect(s.host, s.port)
-        c.loop_start()
-        assert not q.get(timeout=10)[1].is_failure
-        # PUBACKed by NATS all the same (a violation it logs), and dropped
-        c.publish("shian/v1/dev/box-2/events", one_event("box-2"), qos=1).wait_for_publish(10)
-        c.publish("shian/v1/dev/box-1/events", one_event("box-1"), qos=1).wait_for_publish(10)
-        wait_for(lambda: cloud.store.events.count() == 1, what="box-1's own event")
-        assert cloud.collector.counters["messages"] == 1, "box-2's topic never reached it"
-        assert cloud.store.dead.list() == []
-        c.disconnect()
-        c.loop_stop()
-        bad = MqttSettings(url=cluster.mqtt_urls[2], username="box-1", password=SecretStr("x"))
-        c = make_client(bad, "box-1b", MQTTProtocolVersion.MQTTv311)
-        c.on_connect = lambda _c, _u, _f, rc, _p: q.put(("connack", rc))
-        c.connect(bad.host, bad.port)
-        c.loop_start()
-        assert q.get(timeout=10)[1].is_failure, "a wrong password is refused"
-        c.loop_stop()
-        cloud.stop()
+        try:
+            assert cloud.collector.connected.wait(20)
+            c, q = _login(cluster.mqtt_urls[1], "box-1", pw["box-1"])
+            assert not q.get(timeout=10)[1].is_failure
+            # PUBACKed by NATS all the same (a violation it logs), and dropped
+            c.publish("shian/v1/dev/box-2/events", one_event("box-2"), qos=1).wait_for_publish(10)
+            c.publish("shian/v1/dev/box-1/events", one_event("box-1"), qos=1).wait_for_publish(10)
+            wait_for(lambda: cloud.store.events.count() == 1, what="box-1's own event")
+            assert cloud.collector.counters["messages"] == 1, "box-2's topic never reached it"
+            assert cloud.store.dead.list() == []
+            c.disconnect()
+            c.loop_stop()
+            c, q = _login(cluster.mqtt_urls[2], "box-1", "a guess")
+            assert q.get(timeout=10)[1].is_failure, "a wrong password is refused"
+            c.loop_stop()
+            c, q = _login(cluster.mqtt_urls[0], "wang", pw["wang"])
+            assert not q.get(timeout=10)[1].is_failure
+            c.on_subscribe = lambda _c, _u, _m, codes, _p: q.put(("suback", codes))
+            c.subscribe([("shian/v1/alerts/xianan/+", 0), ("shian/v1/alerts/chibi/+", 0)])
+            codes = q.get(timeout=10)[1]
+            assert [x.is_failure for x in codes] == [False, True], "his district's, not chibi's"
+            c.disconnect()
+            c.loop_stop()
+        finally:
+            cloud.stop()
     finally:
         cluster.stop()
