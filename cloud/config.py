@@ -384,6 +384,22 @@ class ProvisioningSettings(StrictModel):
     device_broker_url: str = Field(
         default="mqtts://127.0.0.1:8883", description="The broker URL written into bundles."
     )
+    device_failover_urls: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="The other nodes of a broker cluster, same scheme. Each bundle then starts "
+        "its box on one node of all of them (chosen by the box's name, so the boxes spread "
+        "over the nodes) with the others as its failover_urls.",
+    )
+
+    @field_validator("device_failover_urls")
+    @classmethod
+    def _same_scheme(cls, v: list[str]) -> list[str]:
+        for u in v:
+            if urlsplit(u).scheme not in ("mqtt", "mqtts") or not urlsplit(u).hostname:
+                raise ValueError(f"{u}: must look like mqtts://host:8883")
+        return v
+
     ca_file: Path | None = Field(default=None, description="CA certificate put into bundles.")
     bundle_dir: Path = Field(
         default=Path("bundles"), description="Where bundles are written (relative: in data_dir)."

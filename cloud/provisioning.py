@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import zlib
 from dataclasses import replace
 from typing import Any
 
@@ -138,7 +139,7 @@ class Registry:
             "site": ident.site,
             "role": ident.role,
             "mqtt": {
-                "url": p.device_broker_url,
+                **_nodes(p.device_broker_url, p.device_failover_urls, ident.name),
                 "username": ident.name,
                 "password": password,
                 "ca_pem": p.ca_file.read_text() if p.ca_file else None,
@@ -191,3 +192,13 @@ class Registry:
     def list(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.store.registry.all()
         return rows
+
+
+def _nodes(url: str, failover: list[str], name: str) -> dict[str, Any]:
+    """A box's broker: one node of a cluster, chosen by its name (so the boxes spread over
+    the nodes), and the others to move to; or the one broker."""
+    nodes = list(dict.fromkeys([url, *failover]))
+    if len(nodes) == 1:
+        return {"url": url}
+    first = zlib.crc32(name.encode()) % len(nodes)
+    return {"url": nodes[first], "failover_urls": nodes[first + 1 :] + nodes[:first]}

@@ -156,6 +156,11 @@ def provision(
         "",
         "[mqtt]",
         f"url = {_toml(b['mqtt']['url'])}",
+        *(
+            [f"failover_urls = {_toml(list(b['mqtt']['failover_urls']))}"]
+            if b["mqtt"].get("failover_urls")
+            else []
+        ),
         f"username = {_toml(b['mqtt']['username'])}",
         f"password_file = {_toml(str(conf_dir / 'mqtt_password'))}",
     ]

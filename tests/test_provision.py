@@ -145,3 +145,25 @@ def test_not_a_bundle(tmp_path: Path) -> None:
     p.write_text('{"v": 2}')
     r = CliRunner().invoke(main, ["provision", str(p), "--dir", str(tmp_path / "etc")])
     assert r.exit_code == 1 and "not a Shian bundle" in r.output
+
+
+def test_a_cluster_bundle_spreads_the_boxes_and_gives_each_its_failover(tmp_path: Path) -> None:
+    from cloud.provisioning import _nodes
+    from edge.config import EdgeConfig
+    from shared.config import load
+
+    nodes = ["mqtts://n1:8883", "mqtts://n2:8883", "mqtts://n3:8883"]
+    firsts = set()
+    for i in range(30):
+        got = _nodes(nodes[0], nodes[1:], f"kitchen-{i}")
+        assert sorted([got["url"], *got["failover_urls"]]) == nodes, "every node once"
+        firsts.add(got["url"])
+    assert firsts == set(nodes), "the boxes start spread over the nodes"
+    assert _nodes(nodes[0], [], "kitchen-1") == {"url": nodes[0]}
+    b = json.loads(bundle(tmp_path).read_text())
+    b["mqtt"].update(_nodes(nodes[0], nodes[1:], "kitchen-17"))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    out = provision(tmp_path / "b.json", tmp_path / "etc", tmp_path / "data")
+    cfg = load(out.path, EdgeConfig)  # the box's config, validated as the agent loads it
+    mine = [b["mqtt"]["url"], *b["mqtt"]["failover_urls"]]
+    assert [cfg.mqtt.url, *cfg.mqtt.failover_urls] == mine
