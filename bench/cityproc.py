@@ -71,10 +71,20 @@ class CollectorProcess:
             self.proc.wait(60)
 
 
-class Simulator:
-    """bench/citysim.py in a process of its own (so that a power cut can be a SIGKILL)."""
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used, from /proc; None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
 
-    def __init__(self, port: int, boxes: int, log: Path) -> None:
+
+class Simulator:
+    """bench/citysim.py in a process of its own (so that a power cut can be a SIGKILL).
+    ``extra``: more citysim arguments (``--brokers``, ``--first``, ``--sub-qos``, ...)."""
+
+    def __init__(self, port: int, boxes: int, log: Path, extra: list[str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -83,6 +93,7 @@ class Simulator:
                 str(port),
                 "--boxes",
                 str(boxes),
+                *(extra or []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

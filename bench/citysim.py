@@ -9,10 +9,21 @@ lines on stdin; answers JSON lines on stdout:
     rate <x>        multiply every box's rate by x (0 stops, 5 is a morning rush)
     backlog <s>     queue at once the events of s seconds at the normal rate (an outage)
     mark            start a new latency sample (event made -> collector's confirmation)
-    stats           {"connected", "generated", "unconfirmed", "latency_ms": [p50, p99, n]}
+    stats           {"connected", "generated", "unconfirmed", "latency_ms": [p50, p99, n],
+                     "nodes": [boxes connected per broker], "watched": [boxes, back]}
     dump            {"seqs": {device: last seq}}
+    latencies       {"latencies": [ms, ...]} of the current sample (to merge several processes)
+    watch <i>       remember the boxes connected to broker i now; stats' "watched" then says
+                    how many of them are connected again in a session begun since
+    pending_before <t>   {"pending": unconfirmed events made at or before t (epoch seconds),
+                    "examples": [[device, seq, age, connected, broker, since sent, queued], ...]}
 
     python bench/citysim.py --port 1883 --boxes 2000
+    python bench/citysim.py --brokers 4001,4002,4003 --boxes 2500 --first 2500 --sub-qos 0
+
+With --brokers (ports on 127.0.0.1, or mqtt://host:port), box n starts at broker n % k and,
+when a session fails or drops, moves to the next in the order given (as the edge's
+failover_urls). MQTT 3.1.1 always (a NATS cluster speaks nothing else).
 """
 
 from __future__ import annotations
@@ -22,11 +33,13 @@ import asyncio
 import contextlib
 import json
 import random
+import resource
 import statistics
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiomqtt
 
@@ -40,6 +53,7 @@ from shared.signing import new_ticket_id
 
 KITCHEN_PER_S = 4 / 3600  # violations
 STALL_PER_S = 1 / 90  # tickets, market hours
+PUBLISH_TIMEOUT_S = 30  # a PUBACK not back by then ends the session (aiomqtt's timeout)
 
 
 def iso(t: float) -> str:
@@ -72,6 +86,7 @@ class Box:
         self.wake = asyncio.Event()
         self.last_sent = 0.0
         self.began = 0.0  # when the current MQTT session began
+        self.node = n % len(sim.brokers)  # the broker in use (--brokers), then the next
 
     def data(self) -> str:
         if self.kitchen:
@@ -169,16 +184,18 @@ class Box:
                 qos=1,
                 retain=True,
             )
+            host, port = self.sim.brokers[self.node]
             try:
                 async with aiomqtt.Client(
-                    "127.0.0.1",
-                    a.port,
+                    host,
+                    port,
+                    protocol=aiomqtt.ProtocolVersion.V311,
                     identifier=self.device,
                     will=will,
                     keepalive=60,
                     clean_session=True,
                     max_inflight_messages=20,
-                    timeout=30,
+                    timeout=a.connect_timeout_s,
                 ) as client:
                     delay = a.backoff_initial_s
                     await self.session(client, began)
@@ -188,18 +205,39 @@ class Box:
                 print(f"{self.device}: {exc!r}", file=sys.stderr, flush=True)
             finally:
                 self.sim.connected.discard(self.n)
+            self.node = (self.node + 1) % len(self.sim.brokers)  # that one failed: the next
             await asyncio.sleep(delay * self.sim.rng.uniform(0.5, 1.5))  # jitter
             delay = min(delay * 2, a.backoff_max_s)
 
     async def session(self, client: aiomqtt.Client, began: float) -> None:
-        await client.subscribe(topics.command(self.device, "ack"), qos=1)
+        granted = await client.subscribe(
+            topics.command(self.device, "ack"), qos=self.sim.args.sub_qos
+        )
+        if any((g if isinstance(g, int) else g.value) >= 0x80 for g in granted):  # refused
+            raise aiomqtt.MqttError(f"subscription refused: {granted}")
         await client.publish(
-            topics.status(self.device), self.status("online", "", began), qos=1, retain=True
+            topics.status(self.device),
+            self.status("online", "", began),
+            qos=1,
+            retain=True,
+            timeout=PUBLISH_TIMEOUT_S,
         )
         self.sim.connected.add(self.n)
         self.to_send = sorted(self.unconfirmed)  # a new session sends all unconfirmed again
         self.wake.set()
-        await asyncio.gather(self.sender(client), self.heartbeat(client), self.receiver(client))
+        # the session's tasks end together: a sender left behind by a dropped session would
+        # take events off to_send for a client that is gone (they would wait for a resend)
+        tasks = [
+            asyncio.create_task(f(client)) for f in (self.sender, self.heartbeat, self.receiver)
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in done:
+            t.result()  # the session's end: its MqttError
 
     async def sender(self, client: aiomqtt.Client) -> None:
         timeout = self.sim.args.confirm_timeout_s
@@ -214,7 +252,12 @@ class Box:
                 bodies = [self.unconfirmed[s][0] for s in chunk if s in self.unconfirmed]
                 if bodies:
                     self.last_sent = time.time()
-                    await client.publish(topics.events(self.device), batch_payload(bodies), qos=1)
+                    await client.publish(
+                        topics.events(self.device),
+                        batch_payload(bodies),
+                        qos=1,
+                        timeout=PUBLISH_TIMEOUT_S,
+                    )
 
     async def heartbeat(self, client: aiomqtt.Client) -> None:
         every = self.sim.args.heartbeat_s
@@ -225,6 +268,7 @@ class Box:
                 self.status("online", "", time.time()),
                 qos=1,
                 retain=True,
+                timeout=PUBLISH_TIMEOUT_S,
             )
             await asyncio.sleep(every)
 
@@ -243,7 +287,10 @@ class Sim:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.rng = random.Random(args.seed)
-        self.boxes = [Box(self, n) for n in range(args.boxes)]
+        self.brokers = broker_addresses(args)
+        self.boxes = [Box(self, n) for n in range(args.first, args.first + args.boxes)]
+        self.watched: set[int] = set()
+        self.watched_since = 0.0
         self.connected: set[int] = set()
         self.generated = 0
         self.multiplier = 1.0
@@ -260,6 +307,20 @@ class Sim:
             "unconfirmed": sum(len(b.unconfirmed) for b in self.boxes),
             "latency_ms": [*pct, len(lat)],
             "latency_mean_ms": statistics.fmean(lat) if lat else None,
+            "nodes": [
+                sum(1 for b in self.boxes if b.n in self.connected and b.node == i)
+                for i in range(len(self.brokers))
+            ],
+            "watched": [
+                len(self.watched),
+                sum(
+                    1
+                    for b in self.boxes
+                    if b.n in self.watched
+                    and b.n in self.connected
+                    and b.began > self.watched_since
+                ),
+            ],
         }
 
     def command(self, line: str) -> dict[str, object]:
@@ -277,10 +338,52 @@ class Sim:
             self.marked, self.latencies = time.time(), []
         elif word == "dump":
             return {"seqs": {b.device: b.seq for b in self.boxes}}
+        elif word == "latencies":
+            return {"latencies": [round(x, 2) for x in self.latencies]}
+        elif word == "watch":
+            node = int(rest[0])
+            self.watched_since = time.time()
+            self.watched = {b.n for b in self.boxes if b.n in self.connected and b.node == node}
+        elif word == "pending_before":
+            t = float(rest[0])
+            late = [
+                (b, s) for b in self.boxes for s, (_, made) in b.unconfirmed.items() if made <= t
+            ]
+            examples = [
+                [b.device, s, round(time.time() - b.unconfirmed[s][1], 1), b.n in self.connected,
+                 b.node, round(time.time() - b.last_sent, 1), s in b.to_send]
+                for b, s in late[:5]
+            ]  # fmt: skip
+            return {"pending": len(late), "examples": examples}
         return self.stats()
 
 
+def broker_addresses(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """--brokers (ports or mqtt://host:port, comma-separated), else 127.0.0.1:--port."""
+    if not args.brokers:
+        return [("127.0.0.1", args.port)]
+    out = []
+    for item in (x.strip() for x in args.brokers.split(",")):
+        if item.isdigit():
+            out.append(("127.0.0.1", int(item)))
+            continue
+        parts = urlsplit(item if "://" in item else f"mqtt://{item}")
+        if not parts.hostname or not parts.port:  # never a broker of someone else's, on 1883
+            raise SystemExit(f"--brokers {item}: say the port (4001, host:4001, mqtt://host:4001)")
+        out.append((parts.hostname, parts.port))
+    return out
+
+
+def more_files() -> None:
+    """A socket per box: the soft limit on open files up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def main(args: argparse.Namespace) -> None:
+    more_files()
     sim = Sim(args)
     tasks = [asyncio.create_task(f()) for b in sim.boxes for f in (b.run, b.generate)]
     reader = asyncio.StreamReader()
@@ -294,7 +397,12 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, required=True, help="Broker port on 127.0.0.1.")
+    p.add_argument("--port", type=int, help="Broker port on 127.0.0.1 (or --brokers).")
+    p.add_argument("--brokers", default="", help="Broker ports or mqtt:// urls, comma-separated:"
+                   " box n starts at n %% k and fails over in the order given.")  # fmt: skip
+    p.add_argument("--first", type=int, default=0, help="Number of the first box (a slice).")
+    p.add_argument("--sub-qos", type=int, choices=(0, 1), default=1,
+                   help="QoS of the boxes' cmd/ack subscription (the edge: 0).")  # fmt: skip
     p.add_argument("--boxes", type=int, default=2000, help="How many boxes (half kitchens).")
     p.add_argument("--seed", type=int, default=1, help="Random seed.")
     p.add_argument("--ramp-s", type=float, default=10, help="Boxes first connect over this.")
@@ -302,4 +410,9 @@ if __name__ == "__main__":
     p.add_argument("--confirm-timeout-s", type=float, default=30, help="As the edge's default.")
     p.add_argument("--backoff-initial-s", type=float, default=0.5, help="As the edge's default.")
     p.add_argument("--backoff-max-s", type=float, default=60.0, help="As the edge's default.")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument("--connect-timeout-s", type=float, default=30,
+                   help="Wait for a CONNACK or SUBACK (the edge: 10).")  # fmt: skip
+    parsed = p.parse_args()
+    if parsed.port is None and not parsed.brokers:
+        p.error("--port or --brokers")
+    asyncio.run(main(parsed))
