@@ -93,7 +93,10 @@ def accounting(store: Store, made: dict[str, int]) -> dict[str, int]:
         "redeliveries_absorbed": int(absorbed or 0),
     }
     if store.db.dialect == "postgresql":  # for sizing: the table with its indexes, per event
-        size = store.db.query("SELECT pg_total_relation_size('events') AS b")[0]["b"]
+        size = store.db.query(  # events is partitioned by month: its months' tables and indexes
+            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) AS b FROM pg_inherits"
+            " WHERE inhparent = 'events'::regclass"
+        )[0]["b"]
         out["pg_bytes_per_event"] = round(int(size) / max(1, out["events"]))
     return out
 
