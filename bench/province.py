@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -53,6 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from city import accounting, machine, register_sites, wait_until  # noqa: E402
 from cityproc import CollectorProcess, Simulator, cpu_seconds  # noqa: E402
 
+from cloud.cluster_local import quiet_port  # noqa: E402
 from cloud.store import Store  # noqa: E402
 from tests.conftest import cloud_config, write_toml  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
@@ -65,28 +64,6 @@ POLL_S = 0.25
 def say(what: str) -> None:
     """Progress, on stderr (the results go to stdout)."""
     print(f"{datetime.now():%H:%M:%S} {what}", file=sys.stderr, flush=True)
-
-
-_taken: set[int] = set()
-
-
-def quiet_port() -> int:
-    """A free port below the kernel's ephemeral range. The tests' free ports come from that
-    range, where, with thousands of boxes reconnecting, a dead node's port is soon some box's
-    own end of a connection, and the node cannot start again on it."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    while True:
-        port = rng.randrange(10_000, low)
-        if port in _taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _taken.add(port)
-        return port
 
 
 def pct(values: list[float], q: float) -> float | None:

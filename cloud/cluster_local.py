@@ -8,9 +8,11 @@ docs/scaling.md tells an operator to run.
 
 from __future__ import annotations
 
+import random
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -21,7 +23,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.cluster import ClusterPlan, node_config
-from cloud.demo_setup import free_port
 
 
 def mqtt_round_trip(port: int, timeout: float = 3, user: tuple[str, str] | None = None) -> bool:
@@ -52,6 +53,31 @@ def mqtt_round_trip(port: int, timeout: float = 3, user: tuple[str, str] | None 
         client.loop_stop()
 
 
+_taken: set[int] = set()
+
+
+def quiet_port() -> int:
+    """A free port below the kernel's ephemeral range. Ports from that range (the usual
+    "bind to 0") are soon some client's own end of a connection when many reconnect, and a
+    killed node could not start again on its port."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    while True:
+        port = rng.randrange(10_000, max(10_001, low))
+        if port in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+
+
 def nats_binary() -> str | None:
     return shutil.which("nats-server") or (
         "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
@@ -70,7 +96,7 @@ class NatsCluster:
         if binary is None:
             raise RuntimeError("nats-server is not installed (make system-deps)")
         self.binary, self.workdir = binary, workdir
-        ports = [free_port() for _ in range(4 * nodes)]
+        ports = [quiet_port() for _ in range(4 * nodes)]
         self.plan = ClusterPlan(
             host="127.0.0.1",
             client_ports=ports[0:nodes],

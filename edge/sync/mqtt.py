@@ -109,6 +109,7 @@ class SyncWorker:
         self._thread = threading.Thread(target=self._run, name="shian-sync", daemon=True)
         self._backoff = Backoff(cfg.mqtt.backoff_initial_s, cfg.mqtt.backoff_max_s)
         self.brokers = Endpoints(cfg.mqtt, cfg.device)
+        self._sent: dict[int, float] = {}
 
     # -- control ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -282,6 +283,7 @@ class SyncWorker:
         client.subscribe([(topics.commands(cfg.device), 0), (topics.COLLECTOR_HELLO, 0)])
         self._publish_status(client, "online")
         inflight: dict[int, list[int]] = {}
+        self._sent = {}  # mid -> when published (the PUBACK watchdog)
         cursor = 0  # highest seq published in this session; all below it are in flight or acked
         snaps: dict[int, str] = {}  # mid -> snapshot id
         snap_cursor = ""
@@ -350,6 +352,7 @@ class SyncWorker:
             end = None
             for ev in events:  # in arrival order: a PUBACK is taken before its confirmation
                 if ev[0] == "ack":
+                    self._sent.pop(ev[1], None)
                     seqs = inflight.pop(ev[1], None)
                     if seqs is None:
                         snap = snaps.pop(ev[1], None)
@@ -388,6 +391,13 @@ class SyncWorker:
                 self.counters["sync_acked_events"] += len(acked)
             self.writes.flush()
             self.counters["sync_confirmed_events"] = self.writes.confirmed_events
+            if not end and self._sent:
+                waited = time.monotonic() - min(self._sent.values())
+                if waited > cfg.mqtt.connect_timeout_s:
+                    # A broker that lost a PUBACK (a cluster node electing a leader) leaves
+                    # the window full for ever: MQTT sends again only in a new session.
+                    log.warning("no PUBACK from the broker for %.0f s: a new session", waited)
+                    end = "error"
             if end:
                 return end
 
@@ -458,6 +468,7 @@ class SyncWorker:
                 log.info("publish not accepted (%s); waiting for the session to end", info.rc)
                 return cursor
             inflight[info.mid] = [r.seq for r in batch]
+            self._sent[info.mid] = time.monotonic()
             cursor = batch[-1].seq
             self.counters["sync_messages"] += 1
             if len(inflight) >= sync.inflight_window:

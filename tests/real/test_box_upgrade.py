@@ -3,6 +3,8 @@ had not yet had confirmed reaches a real collector, each exactly once."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -18,15 +20,14 @@ pytestmark = pytest.mark.real
 def test_the_unconfirmed_events_of_an_old_database_are_sent_once(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    old_box(tmp_path)  # tmp_path/stall-7/outbox.db: 1-10 confirmed, 11-30 not
-    # the fixture's events are dated 2025-11-24: keep them past the 30 days a box would
-    cfg = edge_config(
-        tmp_path,
-        mosquitto.url,
-        device="stall-7",
-        site="market-huaxin-07",
-        outbox={"max_age_s": 20 * 365 * 86400},
-    )
+    path = old_box(tmp_path)  # tmp_path/stall-7/outbox.db: 1-10 confirmed, 11-30 not
+    # the fixture's events were queued 2025-11-24; a box keeps an unconfirmed event 60 days at
+    # most (the collector looks that far back for a redelivery): queued today, here
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE outbox SET created = ?", (time.time(),))
+    conn.commit()
+    conn.close()
+    cfg = edge_config(tmp_path, mosquitto.url, device="stall-7", site="market-huaxin-07")
     with running_cloud(
         cloud_config(tmp_path, mosquitto.url), "stall-7", "market-huaxin-07"
     ) as cloud:

@@ -72,7 +72,9 @@ def collector(
 
 def box(tmp_path: Path, cluster: NatsCluster, device: str, first: int) -> EdgeConfig:
     urls = cluster.mqtt_urls
-    cfg = edge_config(tmp_path, urls[first], device=device)
+    # a box sends again what is unconfirmed after 2 s, doubling to 8 s (120 s by default):
+    # what a dead node or collector held comes again within the tests' waits
+    cfg = edge_config(tmp_path, urls[first], device=device, sync={"confirm_timeout_max_s": 8})
     cfg.mqtt.failover_urls = [u for u in urls if u != urls[first]]
     return cfg
 
