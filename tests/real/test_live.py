@@ -156,7 +156,10 @@ def test_a_view_plays_on_a_phone_and_the_box_stops_after_the_last_viewer(
         page.wait_for_function(
             f"document.querySelector('video').currentTime > {t0} + 1.5", timeout=20_000
         )
-        started = [e for e in rig.live_events() if e["state"] == "started"]
+        started = wait_for(
+            lambda: [e for e in rig.live_events() if e["state"] == "started"],
+            what="the box's live event",
+        )
         assert [(e["camera"], e["mode"]) for e in started] == [("hot", "copy")]
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "live-view.png"), full_page=True)
@@ -180,7 +183,10 @@ def test_a_camera_without_h264_falls_back_to_jpeg_frames(rig: Rig, browser: Any)
             " return i && i.complete && i.naturalWidth > 0; })()",
             timeout=30_000,
         )
-        started = [e for e in rig.live_events() if e["state"] == "started"]
+        started = wait_for(  # the box's live event comes by its outbox: it may follow a frame
+            lambda: [e for e in rig.live_events() if e["state"] == "started"],
+            what="the box's live event",
+        )
         assert [(e["camera"], e["mode"]) for e in started] == [("cold", "jpeg")]
         page.screenshot(path=str(ARTIFACTS / "live-view-jpeg.png"))
     finally:
