@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.config import MqttSettings, StrictModel, is_loopback
+from shared.config import MqttSettings, StrictModel, broker_url, is_loopback
 
 DEFAULT_PATH = Path("/etc/shian/cloud.toml")
 
@@ -395,10 +395,7 @@ class ProvisioningSettings(StrictModel):
     @field_validator("device_failover_urls")
     @classmethod
     def _same_scheme(cls, v: list[str]) -> list[str]:
-        for u in v:
-            if urlsplit(u).scheme not in ("mqtt", "mqtts") or not urlsplit(u).hostname:
-                raise ValueError(f"{u}: must look like mqtts://host:8883")
-        return v
+        return [broker_url(u) for u in v]
 
     ca_file: Path | None = Field(default=None, description="CA certificate put into bundles.")
     bundle_dir: Path = Field(

@@ -69,11 +69,9 @@ class Store:
         retention = retention or EvidenceSettings()
         self.registry = RegistryTable(self.db)
         self.events = Events(self.db, dedupe_days)
+        # months are made by the migration and then by the collector's pruning, not by every
+        # command that opens the store
         self.partitions = Partitions(self.db, keep_months)
-        try:
-            self.partitions.ensure(time.time())
-        except Exception:  # a lock not had in time: the pruning tries again, months ahead
-            log.warning("making the coming months of events failed", exc_info=True)
         self.devices = Devices(self.db)
         self.evidence = Evidence(self.db, snapshots_dir or base / "snapshots", retention)
         self.dead = DeadLetters(self.db, retention)

@@ -41,7 +41,8 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _broker_url(v: str) -> str:
+def broker_url(v: str) -> str:
+    """``v`` if it is an mqtt:// or mqtts:// URL with a host and a valid port."""
     parts = urlsplit(v)
     try:
         parts.port  # noqa: B018 - a port out of range raises here
@@ -101,12 +102,12 @@ class MqttSettings(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        return _broker_url(v)
+        return broker_url(v)
 
     @field_validator("failover_urls")
     @classmethod
     def _urls(cls, v: list[str]) -> list[str]:
-        return [_broker_url(u) for u in v]
+        return [broker_url(u) for u in v]
 
     @model_validator(mode="after")
     def _one_scheme(self) -> MqttSettings:
