@@ -42,20 +42,31 @@ def stored(store: Store, device: str) -> int:
 
 
 class Producer(threading.Thread):
-    """Queues ``total`` test events into an outbox file in small committed batches."""
+    """Queues ``total`` test events into an outbox file in small committed batches; with no
+    total, until ``finish()``. ``produced`` counts what is queued."""
 
-    def __init__(self, outbox: Outbox, total: int, batch: int = 10, every: float = 0.005):
+    def __init__(
+        self, outbox: Outbox, total: int | None, batch: int = 10, every: float = 0.005
+    ) -> None:
         super().__init__(daemon=True)
         self.outbox, self.total, self.batch, self.every = outbox, total, batch, every
-        self.done = threading.Event()
+        self.done, self.halt = threading.Event(), threading.Event()
+        self.produced = 0
+
+    def finish(self) -> int:
+        """Stop and return how many events were queued."""
+        self.halt.set()
+        self.join()
+        return self.produced
 
     def run(self) -> None:
-        n = 0
-        while n < self.total:
-            k = min(self.batch, self.total - n)
+        total = self.total
+        while (total is None or self.produced < total) and not self.halt.is_set():
+            k = self.batch if total is None else min(self.batch, total - self.produced)
+            n = self.produced
             self.outbox.enqueue_many([("test", {"n": n + i}, None) for i in range(k)])
-            n += k
-            self.done.wait(self.every)
+            self.produced += k
+            self.halt.wait(self.every)
         self.done.set()
 
 
