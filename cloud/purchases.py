@@ -52,7 +52,7 @@ def _link(conn: Conn, purchases: list[Envelope], now: float) -> None:
                 state = "not_genuine"
             else:
                 stall, state, batch = held[0], "linked", held[1].get("batch", batch)
-        rows.append((str(e.id), e.site, e.device, d["supplier"], d["product"], batch,
+        rows.append((e.id, e.site, e.device, d["supplier"], d["product"], batch,
                      float(d["quantity"]), d["unit"], d.get("expires"), d.get("ticket"), stall,
                      state, now))  # fmt: skip
     conn.executemany(

@@ -11,7 +11,14 @@ from cloud.db import Conn
 
 def merge_ranges(ranges: list[tuple[int, int]], seqs: list[int]) -> list[tuple[int, int]]:
     """Merge sequence numbers into sorted, non-overlapping, non-adjacent ranges."""
-    items = sorted(ranges + [(s, s) for s in seqs])
+    runs: list[tuple[int, int]] = []  # a box's seqs mostly come in runs: a tuple per run
+    for s in sorted(seqs):
+        if runs and s <= runs[-1][1] + 1:
+            if s > runs[-1][1]:
+                runs[-1] = (runs[-1][0], s)
+        else:
+            runs.append((s, s))
+    items = sorted(ranges + runs)
     out: list[tuple[int, int]] = []
     for lo, hi in items:
         if out and lo <= out[-1][1] + 1:

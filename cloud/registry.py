@@ -135,13 +135,13 @@ class RegistryTable:
         """The active devices among ``names``, in one query (the collector's per-batch read)."""
         wanted = sorted(set(names))
         out: dict[str, Identity] = {}
+        sql = "SELECT * FROM registry WHERE kind = 'device' AND revoked IS NULL AND name"
+        if self.db.dialect == "postgresql":  # one array parameter: one statement, prepared once
+            rows = self.db.query(sql + " = ANY(?)", [wanted]) if wanted else []
+            return {r["name"]: _identity(r) for r in rows}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
-            rows = self.db.query(
-                "SELECT * FROM registry WHERE kind = 'device' AND revoked IS NULL AND name IN"
-                f" ({','.join('?' * len(chunk))})",
-                chunk,
-            )
+            rows = self.db.query(f"{sql} IN ({','.join('?' * len(chunk))})", chunk)
             out.update((r["name"], _identity(r)) for r in rows)
         return out
 

@@ -112,8 +112,8 @@ class Store:
             accepted = ok.events
             refused = self.tickets.claim(conn, new_events, dead)
             if refused:
-                accepted = [e for e in ok.events if str(e.id) not in refused]
-                new_events = [e for e in new_events if str(e.id) not in refused]
+                accepted = [e for e in ok.events if e.id not in refused]
+                new_events = [e for e in new_events if e.id not in refused]
             if accepted:
                 self.events.add(conn, accepted, new_events, now, res)
                 self.tickets.insert(conn, new_events, now)

@@ -86,7 +86,7 @@ class Tickets:
         for e in sales:
             owner = owners.setdefault(e.data["ticket_id"], e.device)
             if owner != e.device:
-                refused.add(str(e.id))
+                refused.add(e.id)
                 reason = f"ticket_conflict: ticket {e.data['ticket_id']} belongs to {owner}"
                 dead.append(DeadLetter(topics.events(e.device), event_bytes(e), reason))
         return refused
@@ -100,7 +100,7 @@ class Tickets:
                 (
                     e.data["ticket_id"],
                     e.device,
-                    str(e.id),
+                    e.id,
                     json.dumps(e.data, ensure_ascii=False),
                     now,
                 )

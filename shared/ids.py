@@ -14,6 +14,10 @@ import threading
 import time
 import uuid
 
+UUID7_TEXT = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+"""A UUIDv7 as ``str(uuid7())`` writes it: lowercase, with hyphens. Ids travel and are stored
+as this text, one spelling for each id (a dedupe key must have one)."""
+
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0

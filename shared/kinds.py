@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from shared.ids import UUID7_TEXT
+
 CAMERA_NAME = r"^[A-Za-z0-9_.-]{1,32}$"
 """As the edge config allows (they reach titles, pages and bot messages)."""
-SNAPSHOT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+SNAPSHOT_ID = UUID7_TEXT
 """A UUIDv7, as on the snapshot topic (it reaches links in alerts)."""
 
 

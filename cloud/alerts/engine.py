@@ -380,9 +380,9 @@ class AlertEngine:
             photos = [d["photo"]] if d.get("photo") else None
             alert = self.act(conn, now, d["alert"], "rectify", f"device:{e.device}",
                              note.strip(), photos=photos)  # fmt: skip
-            reply = Reply(id=str(e.id), ok=True, alert=alert).model_dump()
+            reply = Reply(id=e.id, ok=True, alert=alert).model_dump()
         except ValueError as exc:
-            reply = Reply(id=str(e.id), ok=False, reason=str(exc)).model_dump()
+            reply = Reply(id=e.id, ok=False, reason=str(exc)).model_dump()
         queue_message(conn, f"shian/v1/dev/{e.device}/cmd/reply", json.dumps(reply), now)
 
     def command(self, conn: Conn, now: float, supervisor: str, payload: bytes) -> None:

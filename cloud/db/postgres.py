@@ -83,6 +83,8 @@ class PostgresConn:
         one statement): callers pass unique rows."""
         rows = list(params)
         cur = self.raw.cursor()
+        if not rows:  # nothing to send: no round trip (a batch with no tickets, no dead letters)
+            return cur
         into = _INTO.match(sql)
         if into is not None and rows and "?" not in sql[into.end() :] and _as_json(rows):
             # One statement with one parameter, the rows as a JSON array: psycopg prepares

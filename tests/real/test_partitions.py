@@ -37,7 +37,7 @@ NOW = datetime.now(UTC).timestamp()
 def _event(device: str, seq: int, made: float) -> Envelope:
     return Envelope(
         v=1,
-        id=uuid7(int(made * 1000)),
+        id=str(uuid7(int(made * 1000))),
         device=device,
         site="canteen-001",
         seq=seq,
