@@ -32,6 +32,12 @@ def _iso(ts: datetime) -> str:
     )  # fmt: skip
 
 
+_COLUMNS = ("id", "device", "site", "seq", "ts", "kind", "data", "received")
+
+
+_COLUMNS = ("id", "device", "site", "seq", "ts", "kind", "data", "received")
+
+
 class Events:
     def __init__(self, db: Db, dedupe_days: float = 62) -> None:
         self.db = db
@@ -67,9 +73,9 @@ class Events:
         duplicates; each device's row is made or touched here (its site, when last heard)."""
         if not events:
             return
-        conn.executemany(
-            "INSERT INTO events (id, device, site, seq, ts, kind, data, received)"
-            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        conn.append(  # new once each, under the devices' locks (``new``)
+            "events",
+            _COLUMNS,
             [(e.id, e.device, e.site, e.seq, _iso(e.ts), e.kind, _data(e.data), now) for e in new],
         )
         seqs: dict[str, list[int]] = {}

@@ -32,6 +32,12 @@ class Conn(Protocol):
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor: ...
 
+    def append(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+        """Insert rows the caller knows are new, the fastest way the database has
+        (PostgreSQL: ``COPY``, a third quicker than a batched insert). SQLite skips a row
+        whose key is there already; PostgreSQL's ``COPY`` checks no conflict, and fails on
+        a unique key."""
+
     def lock(self, *keys: str) -> None:
         """Serialise with other writers (other collectors) on these names until commit.
         SQLite has one writer at a time already, so there it does nothing."""

@@ -3,8 +3,9 @@
 Several collectors may write at once. What must not interleave is serialised with
 transaction-scoped advisory locks, taken in sorted order so two writers never wait on each
 other in a circle: one per device (its sequence ranges, counters and status), and one named
-``alerts`` for the alert engine (one open alert per key, the district incidents). Events
-themselves need no lock: ``INSERT ... ON CONFLICT DO NOTHING`` on the event id is atomic.
+``alerts`` for the alert engine (one open alert per key, the district incidents). Events are
+looked for and appended under their device's lock (``cloud.events``): ``events`` is
+partitioned by month, so no unique index spans it.
 """
 
 from __future__ import annotations
@@ -114,6 +115,13 @@ class PostgresConn:
             statement = placeholders(head + ",".join([group] * len(chunk)) + tail)
             cur.execute(statement, [v for row in chunk for v in row])
         return cur
+
+    def append(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self.raw.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(text_safe(row))
 
     def lock(self, *keys: str) -> None:
         wanted = sorted(set(keys) - self._held)

@@ -26,6 +26,13 @@ class SqliteConn:
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
         return self.raw.executemany(sql, params)
 
+    def append(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+        marks = ",".join("?" * len(columns))
+        self.raw.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
     def lock(self, *keys: str) -> None:
         return None
 
