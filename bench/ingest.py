@@ -6,6 +6,8 @@ collector: what the collector's writer does for each transaction, without the ne
 raw: the same rows put into the same table (the collector's schema, migrated: on PostgreSQL,
     events by month) with one ``executemany`` per transaction of the same size, with the same
     durability (SQLite WAL + synchronous=FULL; PostgreSQL synchronous_commit=on).
+raw COPY (PostgreSQL): the same rows by ``COPY``, as the collector now puts its events in,
+    for what the database does at its quickest (the ratio stays against ``executemany``).
 Both on a fresh database each run; medians of the runs, the ratio collector / raw.
 
 Used by bench/city.py; alone: ``python bench/ingest.py --json``.
@@ -135,12 +137,31 @@ def raw_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]]) -> float:
     return len(rows) / elapsed
 
 
+def raw_copy_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]]) -> float:
+    import psycopg
+
+    same_table(url)
+    rows = [(*r, time.time()) for m in msgs for r in m]
+    per = PER_TX * PER_MESSAGE
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), per):
+            with conn.transaction(), conn.cursor().copy(COPY) as copy:
+                for row in rows[i : i + per]:
+                    copy.write_row(row)
+        elapsed = time.perf_counter() - t0
+    return len(rows) / elapsed
+
+
+COPY = "COPY events (id, device, site, seq, ts, kind, data, received) FROM STDIN"
+
+
 def measure(new_pg_db: Callable[[], str] | None, events: int, runs: int) -> dict[str, Any]:
     """Both backends (PostgreSQL when ``new_pg_db`` gives fresh database URLs)."""
     out: dict[str, Any] = {}
     backends = ["sqlite"] + (["postgresql"] if new_pg_db else [])
     for backend in backends:
-        coll, raw = [], []
+        coll, raw, copy = [], [], []
         for _ in range(runs):  # alternate, so drift of a shared machine hits both alike
             msgs = workload(events)
             incoming = as_incoming(msgs)
@@ -153,6 +174,7 @@ def measure(new_pg_db: Callable[[], str] | None, events: int, runs: int) -> dict
                     assert new_pg_db is not None
                     raw.append(raw_rate_postgres(new_pg_db(), msgs))
                     coll.append(collector_rate(new_pg_db(), incoming, t / "snaps"))
+                    copy.append(raw_copy_rate_postgres(new_pg_db(), msgs))
         c, r = statistics.median(coll), statistics.median(raw)
         out[backend] = {
             "collector_events_per_s": round(c),
@@ -160,6 +182,9 @@ def measure(new_pg_db: Callable[[], str] | None, events: int, runs: int) -> dict
             "ratio": round(c / r, 3),
             "runs": {"collector": [round(x) for x in coll], "raw": [round(x) for x in raw]},
         }
+        if copy:
+            out[backend]["raw_copy_events_per_s"] = round(statistics.median(copy))
+            out[backend]["runs"]["raw_copy"] = [round(x) for x in copy]
     return out
 
 

@@ -35,9 +35,6 @@ def _iso(ts: datetime) -> str:
 _COLUMNS = ("id", "device", "site", "seq", "ts", "kind", "data", "received")
 
 
-_COLUMNS = ("id", "device", "site", "seq", "ts", "kind", "data", "received")
-
-
 class Events:
     def __init__(self, db: Db, dedupe_days: float = 62) -> None:
         self.db = db
