@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from cloud import ranges
 from cloud.batch import WriteResult
 from cloud.db import Conn, Db
 from cloud.ranges import add_seqs, select_in
@@ -47,16 +48,23 @@ class Events:
         On PostgreSQL ``events`` is partitioned by month (``cloud.db.partitions``), so no
         unique index spans it: a redelivery is looked for among the events received in the
         last ``dedupe_days`` (a box gives up an unconfirmed event after its outbox's
-        ``max_age_s``, 30 days by default), which reads only those months. The devices'
-        locks, taken before, keep two collectors from storing one event together. SQLite's
-        one table keeps its primary key and looks everywhere."""
+        ``max_age_s``, 30 days by default), which reads only those months, and only for
+        events whose seq their device's ranges hold: an event is sent again with its seq, so
+        one with a seq never received is new (an id sent again under another seq, which no
+        box does, would be stored twice). The devices' locks, taken before, keep two
+        collectors from storing one event together. SQLite's one table keeps its primary key
+        and looks everywhere."""
         if not events:
             return []
         ids = [e.id for e in events]
-        sql, since = "SELECT id FROM events", []
+        sql, since, maybe = "SELECT id FROM events", [], ids
         if conn.dialect == "postgresql":
             sql, since = sql + " WHERE received >= ? AND", [now - self.dedupe_s]
-        seen = {r[0] for r in select_in(conn, sql, "id", ids, since)}
+            # A redelivery has a seq received before (its ranges hold every seq stored):
+            # only those are looked for, none at all while boxes simply stream.
+            held = ranges.read(conn, {e.device for e in events})
+            maybe = [e.id for e in events if ranges.covers(held[e.device], e.seq)]
+        seen = {r[0] for r in select_in(conn, sql, "id", maybe, since)} if maybe else set()
         fresh: dict[str, Envelope] = {}
         for i, e in zip(ids, events, strict=True):
             if i not in seen:

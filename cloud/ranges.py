@@ -3,7 +3,9 @@ the gaps. Pure functions, and their table (``seq_ranges``) read and written set-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cloud.db import Conn
@@ -60,17 +62,31 @@ def select_in(
     return out
 
 
+def read(conn: Conn, devices: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
+    """Each of ``devices``' ranges, sorted (an empty list for a device never heard)."""
+    out: dict[str, list[tuple[int, int]]] = {d: [] for d in devices}
+    for device, lo, hi in select_in(
+        conn, "SELECT device, lo, hi FROM seq_ranges", "device", list(out)
+    ):
+        out[device].append((lo, hi))
+    for got in out.values():
+        got.sort()
+    return out
+
+
+def covers(ranges: list[tuple[int, int]], seq: int) -> bool:
+    """Whether sorted ``ranges`` hold ``seq``."""
+    i = bisect.bisect_right(ranges, (seq, math.inf)) - 1
+    return i >= 0 and ranges[i][1] >= seq
+
+
 def add_seqs(conn: Conn, seqs: dict[str, list[int]]) -> dict[str, list[tuple[int, int]]]:
     """Add each device's seqs to its ranges; return the holes that did not exist before
     (only those past what was received already: a late arrival fills, not opens, a gap)."""
-    old: dict[str, list[tuple[int, int]]] = {d: [] for d in seqs}
-    for device, lo, hi in select_in(
-        conn, "SELECT device, lo, hi FROM seq_ranges", "device", list(seqs)
-    ):
-        old[device].append((lo, hi))
+    old = read(conn, seqs)
     gone, added, gaps = [], [], {}
     for device, got in seqs.items():
-        before = sorted(old[device])
+        before = old[device]
         after = merge_ranges(before, got)
         if after == before:
             continue
