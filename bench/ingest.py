@@ -121,7 +121,8 @@ def raw_rate_sqlite(path: Path, msgs: list[list[tuple[Any, ...]]]) -> float:
     return len(rows) / elapsed
 
 
-def raw_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]]) -> float:
+def raw_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]], copy: bool = False) -> float:
+    """The raw batched insert (``executemany``); with ``copy``, the same rows by ``COPY``."""
     import psycopg
 
     same_table(url)
@@ -132,23 +133,12 @@ def raw_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]]) -> float:
         t0 = time.perf_counter()
         for i in range(0, len(rows), per):
             with conn.transaction():
-                cur.executemany(INSERT + "(%s,%s,%s,%s,%s,%s,%s,%s)", rows[i : i + per])
-        elapsed = time.perf_counter() - t0
-    return len(rows) / elapsed
-
-
-def raw_copy_rate_postgres(url: str, msgs: list[list[tuple[Any, ...]]]) -> float:
-    import psycopg
-
-    same_table(url)
-    rows = [(*r, time.time()) for m in msgs for r in m]
-    per = PER_TX * PER_MESSAGE
-    with psycopg.connect(url, autocommit=True) as conn:
-        t0 = time.perf_counter()
-        for i in range(0, len(rows), per):
-            with conn.transaction(), conn.cursor().copy(COPY) as copy:
-                for row in rows[i : i + per]:
-                    copy.write_row(row)
+                if not copy:
+                    cur.executemany(INSERT + "(%s,%s,%s,%s,%s,%s,%s,%s)", rows[i : i + per])
+                    continue
+                with cur.copy(COPY) as writer:
+                    for row in rows[i : i + per]:
+                        writer.write_row(row)
         elapsed = time.perf_counter() - t0
     return len(rows) / elapsed
 
@@ -174,7 +164,7 @@ def measure(new_pg_db: Callable[[], str] | None, events: int, runs: int) -> dict
                     assert new_pg_db is not None
                     raw.append(raw_rate_postgres(new_pg_db(), msgs))
                     coll.append(collector_rate(new_pg_db(), incoming, t / "snaps"))
-                    copy.append(raw_copy_rate_postgres(new_pg_db(), msgs))
+                    copy.append(raw_rate_postgres(new_pg_db(), msgs, copy=True))
         c, r = statistics.median(coll), statistics.median(raw)
         out[backend] = {
             "collector_events_per_s": round(c),

@@ -13,7 +13,7 @@ from pydantic_core import to_json
 from cloud import ranges
 from cloud.batch import WriteResult
 from cloud.db import Conn, Db
-from cloud.ranges import add_seqs, select_in
+from cloud.ranges import Ranges, add_seqs, select_in
 from shared.models import Envelope
 
 
@@ -41,7 +41,9 @@ class Events:
         self.db = db
         self.dedupe_s = dedupe_days * 86400
 
-    def new(self, conn: Conn, events: list[Envelope], now: float) -> list[Envelope]:
+    def new(
+        self, conn: Conn, events: list[Envelope], now: float, held: dict[str, Ranges]
+    ) -> list[Envelope]:
         """The events of a batch not stored before, once each (a redelivery raises no alert
         twice and is not inserted again).
 
@@ -53,7 +55,7 @@ class Events:
         one with a seq never received is new (an id sent again under another seq, which no
         box does, would be stored twice). The devices' locks, taken before, keep two
         collectors from storing one event together. SQLite's one table keeps its primary key
-        and looks everywhere."""
+        and looks everywhere. ``held``: the devices' ranges (``ranges.read``)."""
         if not events:
             return []
         ids = [e.id for e in events]
@@ -62,7 +64,6 @@ class Events:
             sql, since = sql + " WHERE received >= ? AND", [now - self.dedupe_s]
             # A redelivery has a seq received before (its ranges hold every seq stored):
             # only those are looked for, none at all while boxes simply stream.
-            held = ranges.read(conn, {e.device for e in events})
             maybe = [e.id for e in events if ranges.covers(held[e.device], e.seq)]
         seen = {r[0] for r in select_in(conn, sql, "id", maybe, since)} if maybe else set()
         fresh: dict[str, Envelope] = {}
@@ -72,7 +73,13 @@ class Events:
         return list(fresh.values())
 
     def add(
-        self, conn: Conn, events: list[Envelope], new: list[Envelope], now: float, res: WriteResult
+        self,
+        conn: Conn,
+        events: list[Envelope],
+        new: list[Envelope],
+        now: float,
+        res: WriteResult,
+        held: dict[str, Ranges],
     ) -> None:
         """Insert ``new`` (the events of ``events`` not stored before) and count the rest as
         duplicates; each device's row is made or touched here (its site, when last heard)."""
@@ -103,7 +110,7 @@ class Events:
             " devices.max_seq > excluded.max_seq THEN devices.max_seq ELSE excluded.max_seq END",
             counts,
         )
-        res.new_gaps = add_seqs(conn, seqs)
+        res.new_gaps = add_seqs(conn, seqs, held)
 
     def list(
         self, device: str | None = None, kind: str | None = None, limit: int = 50

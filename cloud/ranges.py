@@ -10,6 +10,9 @@ from typing import Any
 
 from cloud.db import Conn
 
+Ranges = list[tuple[int, int]]
+"""A device's received seqs as sorted inclusive ranges ``(lo, hi)``."""
+
 
 def merge_ranges(ranges: list[tuple[int, int]], seqs: list[int]) -> list[tuple[int, int]]:
     """Merge sequence numbers into sorted, non-overlapping, non-adjacent ranges."""
@@ -62,9 +65,9 @@ def select_in(
     return out
 
 
-def read(conn: Conn, devices: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
+def read(conn: Conn, devices: Iterable[str]) -> dict[str, Ranges]:
     """Each of ``devices``' ranges, sorted (an empty list for a device never heard)."""
-    out: dict[str, list[tuple[int, int]]] = {d: [] for d in devices}
+    out: dict[str, Ranges] = {d: [] for d in devices}
     for device, lo, hi in select_in(
         conn, "SELECT device, lo, hi FROM seq_ranges", "device", list(out)
     ):
@@ -74,16 +77,16 @@ def read(conn: Conn, devices: Iterable[str]) -> dict[str, list[tuple[int, int]]]
     return out
 
 
-def covers(ranges: list[tuple[int, int]], seq: int) -> bool:
+def covers(ranges: Ranges, seq: int) -> bool:
     """Whether sorted ``ranges`` hold ``seq``."""
     i = bisect.bisect_right(ranges, (seq, math.inf)) - 1
     return i >= 0 and ranges[i][1] >= seq
 
 
-def add_seqs(conn: Conn, seqs: dict[str, list[int]]) -> dict[str, list[tuple[int, int]]]:
-    """Add each device's seqs to its ranges; return the holes that did not exist before
-    (only those past what was received already: a late arrival fills, not opens, a gap)."""
-    old = read(conn, seqs)
+def add_seqs(conn: Conn, seqs: dict[str, list[int]], old: dict[str, Ranges]) -> dict[str, Ranges]:
+    """Add each device's seqs to its ranges (``old``, as ``read`` gives them in this
+    transaction); return the holes that did not exist before (only those past what was
+    received already: a late arrival fills, not opens, a gap)."""
     gone, added, gaps = [], [], {}
     for device, got in seqs.items():
         before = old[device]

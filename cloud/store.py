@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud import purchases
+from cloud import purchases, ranges
 from cloud.alerts.engine import AlertEngine
 from cloud.alerts.repo import Alerts, Webhooks
 from cloud.batch import DeadLetter, Snapshot, WriteResult
@@ -108,14 +108,15 @@ class Store:
         devices = {e.device for e in ok.events} | {st.device for st in ok.statuses}
         res = WriteResult()
         with self.db.tx(locks=[f"device:{d}" for d in devices]) as conn:
-            new_events = self.events.new(conn, ok.events, now)
+            held = ranges.read(conn, {e.device for e in ok.events})  # read once, used twice
+            new_events = self.events.new(conn, ok.events, now, held)
             accepted = ok.events
             refused = self.tickets.claim(conn, new_events, dead)
             if refused:
                 accepted = [e for e in ok.events if e.id not in refused]
                 new_events = [e for e in new_events if e.id not in refused]
             if accepted:
-                self.events.add(conn, accepted, new_events, now, res)
+                self.events.add(conn, accepted, new_events, now, res, held)
                 self.tickets.insert(conn, new_events, now)
                 purchases.insert(conn, new_events, now)
             changed = self.devices.statuses(conn, ok.statuses, now)

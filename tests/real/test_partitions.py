@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cloud import ranges
 from cloud.alerts.engine import AlertEngine
 from cloud.config import AlertSettings, StoreSettings
 from cloud.console import centre, readings, sites
@@ -201,7 +202,8 @@ def test_the_queries_read_their_months_by_index(tmp_path: Path, postgres_url: st
     engine = AlertEngine(AlertSettings())
     with rec.tx() as conn:
         engine.tick(conn, NOW)  # the morning checks not made
-        store.events.new(conn, [_event("box-7", 1, NOW)], NOW)  # redeliveries
+        held = ranges.read(conn, ["box-7"])
+        store.events.new(conn, [_event("box-7", 1, NOW)], NOW, held)  # redeliveries
     Events(db).list(device="box-7")  # shian-cloud events
     assert len(rec.seen) >= 8, rec.seen
     old, full = months[0].table, set(_months(store.db))
